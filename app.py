@@ -1,0 +1,32 @@
+"""Sakuga Hub: `python app.py [--config PATH] [--host HOST] [--port PORT]`.
+
+This file only wires: config -> context (engine, database) -> UI -> launch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from hub.config import load_config
+from hub.ui import build_app, launch_kwargs
+from hub.ui.context import create_context
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Start the Sakuga Hub web app.")
+    parser.add_argument("--config", default=None, help="config file (default: spaces_config.yaml or $HUB_CONFIG)")
+    parser.add_argument("--host", default=None, help="address to listen on (default: Gradio's, or $GRADIO_SERVER_NAME)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: 7860, or $GRADIO_SERVER_PORT)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    config = load_config(args.config)
+    context = create_context(config)
+    demo = build_app(context)
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs(context))
+
+
+if __name__ == "__main__":
+    main()

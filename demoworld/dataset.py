@@ -1,0 +1,151 @@
+"""Prompt/image pairs of the demo world, in every language.
+
+Images are rendered once (in parallel processes) into a uint8 array together with what was drawn
+(character, expression, background); prompts are drawn per training step from a pre-tokenised table,
+so any language and any wording (with or without "a portrait of", expression, background) pairs with
+every image.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from demoworld import catalog as cat
+from demoworld.renderer import Attributes, character_attributes, random_original, render
+
+BACKGROUND_KEYS = list(cat.BACKGROUNDS)
+
+
+@dataclass
+class RenderedSet:
+    images: np.ndarray        # (N, S, S, 3) uint8
+    character: np.ndarray     # (N,) index into catalog.CHARACTERS, -1 for a random original look
+    expression: np.ndarray    # (N,) index into catalog.EXPRESSIONS
+    background: np.ndarray    # (N,) index into BACKGROUND_KEYS
+    attributes: list[Attributes]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def save(self, path: str | Path) -> None:
+        np.savez(path, images=self.images, character=self.character, expression=self.expression,
+                 background=self.background)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RenderedSet":
+        data = np.load(path)
+        attrs = []
+        for ci, ei, bi in zip(data["character"], data["expression"], data["background"]):
+            if ci >= 0:
+                attrs.append(character_attributes(cat.CHARACTERS[ci], BACKGROUND_KEYS[bi], cat.EXPRESSIONS[ei]))
+            else:
+                attrs.append(None)  # a random original's attributes are not kept in the cache
+        return cls(data["images"], data["character"], data["expression"], data["background"], attrs)
+
+
+def sample_attributes(n: int, seed: int, characters: Sequence[cat.Character],
+                      original_fraction: float = 0.0) -> list[Attributes]:
+    """n scene attributes: catalog characters (uniformly) with random expression and background,
+    plus a fraction of random original looks (no character tag) for the tagger."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        bg, expr = rng.choice(BACKGROUND_KEYS), rng.choice(cat.EXPRESSIONS)
+        if rng.random() < original_fraction:
+            out.append(random_original(rng).with_scene(bg, expr))
+        else:
+            out.append(character_attributes(rng.choice(list(characters)), bg, expr))
+    return out
+
+
+def _render_chunk(args) -> np.ndarray:
+    attrs, seeds, size = args
+    return np.stack([np.asarray(render(a, s, size)) for a, s in zip(attrs, seeds)])
+
+
+def render_set(attrs: list[Attributes], seed: int, size: int = 64, workers: int = 1) -> RenderedSet:
+    seeds = [seed * 1_000_003 + i for i in range(len(attrs))]
+    if workers > 1 and len(attrs) > 256:
+        chunk = (len(attrs) + workers * 4 - 1) // (workers * 4)
+        jobs = [(attrs[i:i + chunk], seeds[i:i + chunk], size) for i in range(0, len(attrs), chunk)]
+        with get_context("fork").Pool(workers) as pool:
+            images = np.concatenate(pool.map(_render_chunk, jobs))
+    else:
+        images = _render_chunk((attrs, seeds, size))
+    index = {c.tag: i for i, c in enumerate(cat.CHARACTERS)}
+    return RenderedSet(
+        images=images,
+        character=np.asarray([index[a.character] if a.character else -1 for a in attrs], dtype=np.int64),
+        expression=np.asarray([cat.EXPRESSIONS.index(a.expression) for a in attrs], dtype=np.int64),
+        background=np.asarray([BACKGROUND_KEYS.index(a.background) for a in attrs], dtype=np.int64),
+        attributes=attrs,
+    )
+
+
+# --- prompts -----------------------------------------------------------------------------------
+
+N_VARIANTS = 2 * (len(cat.EXPRESSIONS) + 1) * (len(BACKGROUND_KEYS) + 1)
+
+
+def variant_index(portrait: int, expression: int | None, background: int | None) -> int:
+    e = 0 if expression is None else expression + 1
+    b = 0 if background is None else background + 1
+    return (portrait * (len(cat.EXPRESSIONS) + 1) + e) * (len(BACKGROUND_KEYS) + 1) + b
+
+
+def variant_text(character: cat.Character, lang: str, v: int) -> str:
+    b = v % (len(BACKGROUND_KEYS) + 1)
+    e = (v // (len(BACKGROUND_KEYS) + 1)) % (len(cat.EXPRESSIONS) + 1)
+    p = v // ((len(BACKGROUND_KEYS) + 1) * (len(cat.EXPRESSIONS) + 1))
+    return cat.scene_prompt(character, lang, None if e == 0 else cat.EXPRESSIONS[e - 1],
+                            None if b == 0 else BACKGROUND_KEYS[b - 1], portrait=bool(p))
+
+
+class PromptTable:
+    """Token ids of every prompt variant: ids[character, language, variant] -> (77,) int64."""
+
+    def __init__(self, tokenizer, languages: Sequence[str]):
+        import torch
+
+        self.languages = list(languages)
+        texts = [variant_text(c, lang, v) for c in cat.CHARACTERS for lang in self.languages for v in range(N_VARIANTS)]
+        ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids
+        self.ids = ids.reshape(len(cat.CHARACTERS), len(self.languages), N_VARIANTS, -1)
+        self.empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
+                               return_tensors="pt").input_ids[0]
+        self.torch = torch
+
+    def sample(self, character, expression, background, generator, p_expression=0.7, p_background=0.7,
+               p_portrait=0.5, p_empty=0.1):
+        """Token ids for a batch of rendered samples (index tensors on CPU), in random languages/wordings."""
+        torch = self.torch
+        n = character.shape[0]
+        lang = torch.randint(0, len(self.languages), (n,), generator=generator)
+        portrait = (torch.rand(n, generator=generator) < p_portrait).long()
+        e = torch.where(torch.rand(n, generator=generator) < p_expression, expression + 1, torch.zeros_like(expression))
+        b = torch.where(torch.rand(n, generator=generator) < p_background, background + 1, torch.zeros_like(background))
+        v = (portrait * (len(cat.EXPRESSIONS) + 1) + e) * (len(BACKGROUND_KEYS) + 1) + b
+        ids = self.ids[character, lang, v]
+        drop = torch.rand(n, generator=generator) < p_empty
+        ids[drop] = self.empty
+        return ids
+
+
+def iter_pairs(n: int, seed: int = 0, size: int = 64, languages: Sequence[str] = cat.LANGUAGES,
+               include_held_out: bool = False) -> Iterator[tuple["object", str, str, Attributes]]:
+    """(PIL image, prompt, language, attributes) pairs, for inspection and small tests."""
+    chars = cat.CHARACTERS if include_held_out else cat.trained_characters()
+    rng = random.Random(seed)
+    for i, attrs in enumerate(sample_attributes(n, seed, chars)):
+        lang = rng.choice(list(languages))
+        character = cat.CHARACTER_BY_ID[attrs.character]
+        text = cat.scene_prompt(character, lang, attrs.expression if rng.random() < 0.7 else None,
+                                attrs.background if rng.random() < 0.7 else None, portrait=rng.random() < 0.5)
+        yield render(attrs, seed * 1_000_003 + i, size), text, lang, attrs

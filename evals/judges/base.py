@@ -1,0 +1,121 @@
+"""What every judge shares: where its weights come from, which device it runs on, image helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from hub.errors import HubInputError
+
+
+class JudgeLoadError(HubInputError):
+    """A judge's weights or files could not be loaded; the message names the judge and the file."""
+
+
+@dataclass(frozen=True)
+class JudgeInfo:
+    """Identity recorded next to every score: which judge, which version."""
+
+    id: str
+    kind: str
+    version: str
+
+
+def resolve_source(source: str | Path, required: Sequence[str], judge_id: str = "judge") -> Path:
+    """A local folder holding `required` files, from `folder:PATH`, `hub:ORG/NAME` or a bare path.
+
+    Hub ids are downloaded with only the listed files (safetensors weights, never pickles); a bare
+    string that is not an existing folder is taken as a Hub id.
+    """
+    text = str(source)
+    kind, sep, value = text.partition(":")
+    if sep and kind == "folder":
+        folder = Path(value).expanduser()
+    elif sep and kind == "hub":
+        folder = _download(value, required, judge_id)
+    elif Path(text).expanduser().is_dir():
+        folder = Path(text).expanduser()
+    elif sep and kind in ("file", "builtin"):
+        raise JudgeLoadError(f"judge '{judge_id}': source {text!r} must be a folder or a Hub id")
+    else:
+        folder = _download(text, required, judge_id)
+    if not folder.is_dir():
+        raise JudgeLoadError(f"judge '{judge_id}': folder {folder} not found")
+    for name in required:
+        if not (folder / name).is_file():
+            raise JudgeLoadError(f"judge '{judge_id}': {folder / name} is missing")
+    return folder
+
+
+def _download(repo_id: str, required: Sequence[str], judge_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+
+        patterns = list(required) + ["*.json", "*.txt", "*.model", "*.safetensors", "*.csv"]
+        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+    except Exception as exc:  # offline, gated, missing repo: all the same to the user
+        raise JudgeLoadError(f"judge '{judge_id}': cannot fetch '{repo_id}' from the Hub ({type(exc).__name__})") from exc
+
+
+def pick_device(device: str | None = None) -> Any:
+    import torch
+
+    if device and device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def to_rgb_on_white(image: Image.Image) -> Image.Image:
+    """RGB with any transparency composited onto white (palette and LA images included)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        canvas.alpha_composite(rgba)
+        return canvas.convert("RGB")
+    return image.convert("RGB")
+
+
+def pad_square_white(image: Image.Image) -> Image.Image:
+    """Pad the shorter side with white so the image is square, content centred."""
+    width, height = image.size
+    side = max(width, height)
+    if width == height:
+        return image
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    canvas.paste(image, ((side - width) // 2, (side - height) // 2))
+    return canvas
+
+
+def load_image(image: Image.Image | str | Path) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    with Image.open(image) as opened:
+        opened.load()
+        return opened.copy()
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def batched(items: Sequence[Any], size: int):
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]
+
+
+def pooled(output: Any) -> Any:
+    """Transformers 5 returns model outputs from get_*_features; older versions return tensors."""
+    if hasattr(output, "pooler_output"):
+        return output.pooler_output
+    return output

@@ -1,0 +1,113 @@
+"""SigLIP 2 image-text judge through transformers (AutoModel / AutoProcessor).
+
+Text is tokenised with `padding="max_length", max_length=64` (how SigLIP was trained); the score of an
+(image, text) pair is sigmoid(exp(logit_scale) * cos + logit_bias), a probability in [0, 1]. Image
+embeddings (L2-normalised) serve cross-lingual cosine and the reference judge. SigLIP (1) and the
+NaFlex SigLIP 2 variants load through the same code: whatever the processor returns is passed on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from evals.judges.base import (
+    JudgeInfo,
+    JudgeLoadError,
+    batched,
+    l2_normalize,
+    load_image,
+    pick_device,
+    pooled,
+    resolve_source,
+    to_rgb_on_white,
+)
+
+TEXT_MAX_LENGTH = 64
+
+
+class SiglipJudge:
+    kind = "siglip"
+
+    def __init__(self, model: Any, processor: Any, *, info: JudgeInfo | None = None, device: Any = None, batch_size: int = 16):
+        import torch
+
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.model = model.eval().to(self.device)
+        self.processor = processor
+        self.info = info or JudgeInfo("siglip", "siglip", "1")
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, source: str | Path, *, info: JudgeInfo | None = None, device: Any = None, batch_size: int = 16) -> "SiglipJudge":
+        from transformers import AutoModel, AutoProcessor
+
+        judge_id = info.id if info else "siglip"
+        folder = resolve_source(source, ("config.json",), judge_id)
+        try:
+            # use_safetensors: refuse pickled weights; remote code is never trusted.
+            model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True, trust_remote_code=False)
+            processor = AutoProcessor.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+        except Exception as exc:
+            raise JudgeLoadError(f"judge '{judge_id}': cannot load SigLIP from {folder} ({type(exc).__name__}: {exc})") from exc
+        if not hasattr(model, "logit_scale") or not hasattr(model, "get_text_features"):
+            raise JudgeLoadError(f"judge '{judge_id}': {folder} is not a SigLIP model ({type(model).__name__})")
+        return cls(model, processor, info=info, device=device, batch_size=batch_size)
+
+    # ----------------------------------------------------------------------------------- inputs
+    def tokenize(self, texts: Sequence[str]) -> dict[str, Any]:
+        return self.processor(
+            text=list(texts), padding="max_length", max_length=TEXT_MAX_LENGTH, truncation=True, return_tensors="pt"
+        )
+
+    def _image_inputs(self, images: Sequence[Any]) -> dict[str, Any]:
+        rgb = [to_rgb_on_white(load_image(im)) for im in images]
+        return self.processor(images=rgb, return_tensors="pt")
+
+    # -------------------------------------------------------------------------------- embeddings
+    def text_embeddings(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for chunk in batched(list(texts), batch_size or self.batch_size):
+                inputs = {k: v.to(self.device) for k, v in self.tokenize(chunk).items() if k in ("input_ids", "attention_mask")}
+                out.append(pooled(self.model.get_text_features(**inputs)).float().cpu().numpy())
+        return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
+
+    def image_embeddings(self, images: Sequence[Image.Image | str | Path], batch_size: int | None = None) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for chunk in batched(list(images), batch_size or self.batch_size):
+                inputs = {k: v.to(self.device) for k, v in self._image_inputs(chunk).items()}
+                out.append(pooled(self.model.get_image_features(**inputs)).float().cpu().numpy())
+        return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
+
+    embed = image_embeddings
+
+    # ------------------------------------------------------------------------------------ scores
+    def logits_from_embeddings(self, image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+        scale = float(self.model.logit_scale.detach().float().exp().cpu())
+        bias = float(self.model.logit_bias.detach().float().cpu())
+        return scale * np.sum(image_emb * text_emb, axis=-1) + bias
+
+    def scores(self, images: Sequence[Any], texts: Sequence[str]) -> np.ndarray:
+        """Paired scores: sigmoid(exp(logit_scale) * cos(image_i, text_i) + logit_bias)."""
+        if len(images) != len(texts):
+            raise ValueError(f"{len(images)} images but {len(texts)} texts")
+        if not len(images):
+            return np.zeros(0, np.float32)
+        return self.scores_from_embeddings(self.image_embeddings(images), texts)
+
+    def scores_from_embeddings(self, image_emb: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        text_emb = self.text_embeddings(texts)
+        logits = self.logits_from_embeddings(image_emb, text_emb)
+        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+    text_scores = scores
+

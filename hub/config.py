@@ -1,0 +1,252 @@
+"""The hub's deployment config: `spaces_config.yaml`, validated.
+
+Every checkpoint, LoRA and judge the hub may load is declared here; nothing else can be loaded
+from the UI. A wrong or missing key raises `ConfigError` naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = REPO_ROOT / "spaces_config.yaml"
+
+# Ids become file names, adapter names and URL parts: keep them boring.
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+Family = Literal["sd15", "sdxl", "instruct-pix2pix", "flux2-klein", "z-image", "qwen-image-edit"]
+SOURCE_KINDS = ("hub", "folder", "file", "builtin")
+
+
+class ConfigError(ValueError):
+    """The config file is wrong; the message names the file and the key."""
+
+
+def check_id(value: str, what: str = "id") -> str:
+    if not isinstance(value, str) or not ID_PATTERN.match(value) or ".." in value:
+        raise ValueError(f"{what} {value!r} must be lowercase letters, digits, '.', '_' or '-' (max 64)")
+    return value
+
+
+def parse_source(source: str) -> tuple[str, str]:
+    """`hub:org/name`, `folder:path`, `file:path.safetensors` or `builtin:name` -> (kind, value)."""
+    kind, sep, value = source.partition(":")
+    if not sep or kind not in SOURCE_KINDS or not value:
+        raise ValueError(f"source {source!r} must look like one of {', '.join(k + ':...' for k in SOURCE_KINDS)}")
+    if kind == "file" and not value.endswith(".safetensors"):
+        raise ValueError(f"source {source!r}: single-file weights must be .safetensors")
+    return kind, value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerationDefaults(_Strict):
+    width: int = Field(512, ge=16, le=4096)
+    height: int = Field(512, ge=16, le=4096)
+    steps: int = Field(25, ge=1, le=200)
+    cfg: float = Field(7.0, ge=0.0, le=50.0)
+    sampler: str = "euler_a"
+    negative_prompt: str = ""
+    quality_prefix: str = ""  # prepended by the UI's "quality tags" toggle, never silently
+    quality_suffix: str = ""
+
+
+class CheckpointSpec(_Strict):
+    id: str
+    name: str
+    family: Family
+    source: str
+    description: str = ""
+    requires_gpu: bool = False
+    prediction_type: Literal["epsilon", "v_prediction"] | None = None
+    is_demo: bool = False
+    defaults: GenerationDefaults = GenerationDefaults()
+    size_presets: list[tuple[int, int]] = []
+
+    _id = field_validator("id")(check_id)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        parse_source(value)
+        return value
+
+    @property
+    def source_kind(self) -> str:
+        return parse_source(self.source)[0]
+
+    @property
+    def source_value(self) -> str:
+        return parse_source(self.source)[1]
+
+
+class LoraSpec(_Strict):
+    id: str
+    name: str
+    source: str
+    base_family: Family
+    trigger_words: list[str] = []
+    preview: str | None = None
+    default_weight: float = Field(0.8, ge=-2.0, le=2.0)
+    description: str = ""
+
+    _id = field_validator("id")(check_id)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        kind, _ = parse_source(value)
+        if kind == "builtin":
+            raise ValueError("LoRAs cannot be builtin")
+        return value
+
+
+class JudgeSpec(_Strict):
+    id: str
+    kind: Literal["tagger", "siglip", "clip", "reference"]
+    source: str
+    version: str = "1"
+    requires_gpu: bool = False
+    thresholds: dict[str, float] = {}
+    options: dict[str, Any] = {}
+
+    _id = field_validator("id")(check_id)
+
+
+class Limits(_Strict):
+    max_prompt_chars: int = Field(1000, ge=1)
+    min_size: int = Field(32, ge=8)
+    max_size: int = Field(1536, ge=16)
+    max_pixels: int = Field(1536 * 1536, ge=256)
+    max_steps: int = Field(100, ge=1)
+    max_cfg: float = Field(30.0, gt=0)
+    max_batch: int = Field(4, ge=1)
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_upload_pixels: int = Field(4096 * 4096, ge=256)
+    max_loras: int = Field(4, ge=0)
+    votes_per_minute: int = Field(30, ge=1)
+    battles_per_minute: int = Field(10, ge=1)
+    battle_ttl_minutes: int = Field(60, ge=1)
+    lora_upload_min_images: int = Field(4, ge=1)
+    lora_upload_max_images: int = Field(40, ge=1)
+
+
+class EngineSettings(_Strict):
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+    cpu_cache_gb: float = Field(16.0, ge=0)  # non-resident checkpoints kept in CPU memory
+    max_loaded_loras: int = Field(8, ge=1)
+    max_batch_images: int = Field(8, ge=1)  # how many images one batched pipeline call may hold
+    batch_window_ms: int = Field(15, ge=0)  # how long the worker waits for compatible requests
+    compile: bool = False  # torch.compile the denoiser (GPU deployments, not ZeroGPU)
+    lora_hotswap_rank: int = Field(64, ge=1)
+    cpu_offload: bool = False
+
+
+class HubConfig(_Strict):
+    title: str = "Sakuga Hub"
+    default_checkpoint: str
+    checkpoints: list[CheckpointSpec]
+    loras: list[LoraSpec] = []
+    judges: list[JudgeSpec] = []
+    default_judges: dict[str, str] = {}  # role ("tagger", "image_text", "reference") -> judge id
+    database_url: str | None = None
+    data_dir: str = "hub_data"
+    engine: EngineSettings = EngineSettings()
+    limits: Limits = Limits()
+    arena_checkpoints: list[str] = []  # empty: every available checkpoint of a generation family
+    source_path: str | None = None  # where this config was read from (set by the loader)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "HubConfig":
+        for kind, items in (("checkpoint", self.checkpoints), ("lora", self.loras), ("judge", self.judges)):
+            seen: set[str] = set()
+            for item in items:
+                if item.id in seen:
+                    raise ValueError(f"duplicate {kind} id {item.id!r}")
+                seen.add(item.id)
+        ids = {c.id for c in self.checkpoints}
+        if self.default_checkpoint not in ids:
+            raise ValueError(f"default_checkpoint {self.default_checkpoint!r} is not a listed checkpoint")
+        for cid in self.arena_checkpoints:
+            if cid not in ids:
+                raise ValueError(f"arena_checkpoints: {cid!r} is not a listed checkpoint")
+        judge_ids = {j.id for j in self.judges}
+        for role, jid in self.default_judges.items():
+            if jid not in judge_ids:
+                raise ValueError(f"default_judges.{role}: {jid!r} is not a listed judge")
+        return self
+
+    # -- lookups -------------------------------------------------------------------------------
+    def checkpoint(self, checkpoint_id: str) -> CheckpointSpec:
+        for spec in self.checkpoints:
+            if spec.id == checkpoint_id:
+                return spec
+        raise KeyError(checkpoint_id)
+
+    def lora(self, lora_id: str) -> LoraSpec:
+        for spec in self.loras:
+            if spec.id == lora_id:
+                return spec
+        raise KeyError(lora_id)
+
+    def judge(self, judge_id: str) -> JudgeSpec:
+        for spec in self.judges:
+            if spec.id == judge_id:
+                return spec
+        raise KeyError(judge_id)
+
+    @property
+    def data_path(self) -> Path:
+        return resolve_path(os.environ.get("HUB_DATA_DIR") or self.data_dir)
+
+    @property
+    def resolved_database_url(self) -> str:
+        url = os.environ.get("HUB_DATABASE_URL") or self.database_url
+        if url:
+            return url
+        return f"sqlite:///{self.data_path / 'hub.sqlite3'}"
+
+
+def resolve_path(value: str | os.PathLike[str]) -> Path:
+    """Relative paths in the config are relative to the repository root, not the working dir."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _format_validation_error(err: ValidationError, path: Path) -> str:
+    lines = []
+    for item in err.errors():
+        loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        msg = item["msg"]
+        if item["type"] == "missing":
+            msg = "required key is missing"
+        elif item["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{path}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> HubConfig:
+    """Read and validate the hub config (default: `spaces_config.yaml`, or `HUB_CONFIG`)."""
+    config_path = Path(path or os.environ.get("HUB_CONFIG") or DEFAULT_CONFIG_PATH)
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{config_path}: config file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{config_path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: the top level must be a mapping of keys")
+    raw["source_path"] = str(config_path)
+    try:
+        return HubConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, config_path)) from None

@@ -1,0 +1,178 @@
+"""Arena tab: blind battles between two checkpoints, one vote each; identities shown after the vote.
+
+API endpoints (gradio_client):
+- `/battle(prompt) -> (battle_id, image_a, image_b)`: no model name anywhere (ids are random tokens, image
+  files have random names and carry no metadata at all: even an anonymous recipe's steps or size can
+  fingerprint a model).
+- `/vote(battle_id, outcome) -> (model_a, model_b)`: outcome is one of model_a | model_b | tie |
+  tie (bothbad); refused with a clear message for a second vote, an unknown or expired battle, a battle
+  served to another session, an unknown outcome, or too many votes.
+
+Sessions are Gradio session hashes plus the client IP, stored only as salted hashes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from hub.engine import GenerationRequest
+from hub.errors import HubInputError
+from hub.ui.common import gpu_event_options, gpu_function
+from hub.ui.context import HubContext
+from leaderboards.arena import Arena, ArenaLimits, SessionHasher, load_salt
+from leaderboards.boards import sampling_table
+from leaderboards.schema import VOTE_OUTCOMES
+
+log = logging.getLogger(__name__)
+
+VOTE_BUTTONS = (("👈 A is better", "model_a"), ("👉 B is better", "model_b"), ("🤝 Tie", "tie"), ("👎 Both bad", "tie (bothbad)"))
+
+
+def client_ip(request: gr.Request | None) -> str | None:
+    """The client's IP: the first X-Forwarded-For hop behind a proxy (Spaces), else the socket peer."""
+    if request is None:
+        return None
+    headers = getattr(request, "headers", None) or {}
+    forwarded = headers.get("x-forwarded-for", "") if hasattr(headers, "get") else ""
+    if forwarded:
+        return forwarded.split(",")[0].strip() or None
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None)
+
+
+def session_id(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def _load(path: Any) -> Image.Image:
+    with Image.open(path) as image:
+        image.load()
+        image.info = {}
+        return image
+
+
+def arena_candidates(ctx: HubContext) -> list[str]:
+    """Checkpoints that may appear in battles: the configured list, or every available text2img one."""
+    available = ctx.engine.checkpoint_ids(available_only=True, task="text2img")
+    wanted = list(getattr(ctx.config, "arena_checkpoints", []) or [])
+    return [c for c in wanted if c in available] if wanted else available
+
+
+def make_arena(ctx: HubContext) -> Arena:
+    """The process's Arena for this context (kept on the context so tabs and tests share it)."""
+    existing = getattr(ctx, "_arena", None)
+    if existing is not None:
+        return existing
+    # One common size for every battle: different sizes would tell the models apart.
+    specs = [ctx.config.checkpoint(c) for c in ctx.engine.checkpoint_ids(available_only=False, task="text2img")]
+    width = min((s.defaults.width for s in specs), default=None)
+    height = min((s.defaults.height for s in specs), default=None)
+
+    def generate(checkpoint_id: str, prompt: str, seed: int) -> tuple[Any, Any]:
+        images = ctx.engine.generate(
+            GenerationRequest(prompt=prompt, checkpoint=checkpoint_id, seed=seed, width=width, height=height)
+        )
+        return images[0].image, None  # no recipe: arena images carry pixels only
+
+    arena = Arena(
+        ctx.db,
+        ctx.data_dir / "arena",
+        SessionHasher(load_salt(ctx.data_dir)),
+        candidates=lambda: arena_candidates(ctx),
+        generate=generate,
+        limits=ArenaLimits.from_config(ctx.config.limits),
+    )
+    ctx._arena = arena  # type: ignore[attr-defined]
+    return arena
+
+
+def build_tab(ctx: HubContext) -> None:
+    arena = make_arena(ctx)
+
+    @gpu_function
+    def battle(prompt: str, request: gr.Request) -> tuple[str, Image.Image, Image.Image]:
+        try:
+            served = arena.create_battle(prompt, session_id(request), client_ip(request))
+        except HubInputError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        # Returned as pixels: Gradio stores them under content-hash names (the data dir is not served).
+        return served.battle_id, _load(served.image_a), _load(served.image_b)
+
+    def vote(battle_id: str, outcome: str, request: gr.Request) -> tuple[str, str]:
+        try:
+            result = arena.record_vote(battle_id, outcome, session_id(request), client_ip(request))
+        except HubInputError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        return result.name_a, result.name_b
+
+    def vote_from_button(battle_id: str, outcome: str, request: gr.Request) -> tuple[Any, ...]:
+        if not battle_id:
+            raise gr.Error("Start a battle first.")
+        name_a, name_b = vote(battle_id, outcome, request)
+        label = dict((o, t) for t, o in VOTE_BUTTONS)[outcome]
+        message = f"Thanks! You voted **{label}**. A was **{name_a}**, B was **{name_b}**."
+        disabled = [gr.update(interactive=False) for _ in VOTE_BUTTONS]
+        return (message, name_a, name_b, *disabled)
+
+    def rates() -> Any:
+        return sampling_table(ctx.db)
+
+    gr.Markdown(
+        "### Blind arena\nTwo anonymous checkpoints draw your prompt. Vote for the better image; "
+        "the names appear after your vote. One vote per battle."
+    )
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt", placeholder="1girl, silver hair, school uniform, cherry blossoms", scale=4)
+        start = gr.Button("⚔️ New battle", variant="primary", scale=1)
+    battle_id = gr.Textbox(visible=False, label="battle id")
+    outcome_box = gr.Textbox(visible=False, label="outcome")
+    with gr.Row():
+        image_a = gr.Image(label="A", type="filepath", format="png", interactive=False, buttons=["fullscreen"])
+        image_b = gr.Image(label="B", type="filepath", format="png", interactive=False, buttons=["fullscreen"])
+    with gr.Row():
+        buttons = [gr.Button(text, interactive=False) for text, _ in VOTE_BUTTONS]
+    result = gr.Markdown()
+    with gr.Row():
+        name_a = gr.Textbox(label="Model A", info="revealed after the vote", interactive=False)
+        name_b = gr.Textbox(label="Model B", info="revealed after the vote", interactive=False)
+    with gr.Accordion("Sampling rates (how often each checkpoint is served)", open=False):
+        rates_table = gr.Dataframe(interactive=False)
+        refresh_rates = gr.Button("Refresh", size="sm")
+    # Hidden trigger behind the public /vote endpoint (the buttons use their own private events).
+    vote_trigger = gr.Button(visible=False)
+
+    reset = (lambda: ("", "", "", *[gr.update(interactive=True) for _ in VOTE_BUTTONS]))
+    start.click(
+        battle,
+        inputs=[prompt],
+        outputs=[battle_id, image_a, image_b],
+        api_name="battle",
+        **gpu_event_options(ctx),
+    ).success(reset, outputs=[result, name_a, name_b, *buttons], api_visibility="private", queue=False)
+    def button_handler(outcome: str):  # noqa: ANN202
+        def handler(bid: str, request: gr.Request) -> tuple[Any, ...]:
+            return vote_from_button(bid, outcome, request)
+
+        return handler
+
+    for button, (_, outcome) in zip(buttons, VOTE_BUTTONS, strict=True):
+        button.click(
+            button_handler(outcome),
+            inputs=[battle_id],
+            outputs=[result, name_a, name_b, *buttons],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
+    vote_trigger.click(
+        vote,
+        inputs=[battle_id, outcome_box],
+        outputs=[name_a, name_b],
+        api_name="vote",
+        api_description=f"Vote on a served battle. outcome: one of {', '.join(VOTE_OUTCOMES)}. Returns (model_a, model_b).",
+        concurrency_limit=None,
+    )
+    refresh_rates.click(rates, outputs=[rates_table], api_visibility="private", concurrency_limit=None)

@@ -1,0 +1,71 @@
+"""What every tab needs: the config, the one engine, the database, and where files go."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hub.config import HubConfig
+from hub.engine import Engine, GeneratedImage, get_engine
+from hub.recipe import save_png
+from leaderboards.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HubContext:
+    config: HubConfig
+    engine: Engine
+    db: Database
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_path
+
+    def save_outputs(self, images: list[GeneratedImage], folder: str = "outputs") -> list[str]:
+        """Write images as PNGs with their recipes, under random names; return the paths."""
+        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        paths = []
+        for item in images:
+            path = self.data_dir / folder / day / f"{uuid.uuid4().hex}.png"
+            save_png(item.image, item.recipe, path)
+            paths.append(str(path))
+        return paths
+
+
+def sync_checkpoints(ctx: HubContext) -> None:
+    """Every configured checkpoint is on record in the database (never deleted)."""
+    from leaderboards.results import upsert_checkpoint
+
+    status = ctx.engine.availability()
+    with ctx.db.write_session() as session:
+        for spec in ctx.config.checkpoints:
+            upsert_checkpoint(
+                session,
+                spec.id,
+                display_name=spec.name,
+                family=spec.family,
+                source=spec.source,
+                sha256=None,
+                is_demo=spec.is_demo,
+                status="available" if status[spec.id].available else "registered",
+            )
+
+
+def create_context(config: HubConfig, engine: Engine | None = None, db: Database | None = None) -> HubContext:
+    """Build the engine and open (creating or upgrading) the database."""
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    ctx = HubContext(
+        config=config,
+        engine=engine or get_engine(config),
+        db=db or Database(config.resolved_database_url, migrate=True),
+    )
+    try:
+        sync_checkpoints(ctx)
+    except Exception:  # noqa: BLE001 - the hub still serves generation if the records lag
+        log.exception("could not record the configured checkpoints")
+    return ctx

@@ -1,0 +1,127 @@
+"""Checks on request values, shared by the UI, the API and the eval runner.
+
+Each check raises `HubInputError` with a short message naming the problem; nothing is changed
+before every check has passed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from hub.config import ID_PATTERN, Limits
+from hub.errors import HubInputError
+
+SAMPLERS = ("euler_a", "euler", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "default")
+MAX_SEED = 2**32 - 1
+
+
+def check_prompt(prompt: Any, limits: Limits, *, required: bool = True, what: str = "prompt") -> str:
+    if prompt is None:
+        prompt = ""
+    if not isinstance(prompt, str):
+        raise HubInputError(f"The {what} must be text.")
+    if required and not prompt.strip():
+        raise HubInputError(f"The {what} is empty.")
+    if len(prompt) > limits.max_prompt_chars:
+        raise HubInputError(f"The {what} has {len(prompt):,} characters; the limit is {limits.max_prompt_chars:,}.")
+    if "\x00" in prompt:
+        raise HubInputError(f"The {what} contains a NUL character.")
+    return prompt
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or value is None or value == "":
+        raise HubInputError(f"{name} must be a number.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise HubInputError(f"{name} must be a number.") from None
+    if math.isnan(number) or math.isinf(number):
+        raise HubInputError(f"{name} must be a finite number, not {value}.")
+    return number
+
+
+def check_int(value: Any, name: str, low: int, high: int) -> int:
+    number = _number(value, name)
+    if number != int(number):
+        raise HubInputError(f"{name} must be a whole number, not {value}.")
+    number = int(number)
+    if not low <= number <= high:
+        raise HubInputError(f"{name} must be between {low} and {high}, not {number}.")
+    return number
+
+
+def check_float(value: Any, name: str, low: float, high: float) -> float:
+    number = _number(value, name)
+    if not low <= number <= high:
+        raise HubInputError(f"{name} must be between {low:g} and {high:g}, not {number:g}.")
+    return number
+
+
+def check_size(width: Any, height: Any, limits: Limits) -> tuple[int, int]:
+    w = check_int(width, "Width", limits.min_size, limits.max_size)
+    h = check_int(height, "Height", limits.min_size, limits.max_size)
+    if w % 8 or h % 8:
+        raise HubInputError(f"Width and height must be multiples of 8 (got {w}x{h}).")
+    if w * h > limits.max_pixels:
+        raise HubInputError(f"{w}x{h} is over the limit of {limits.max_pixels:,} pixels.")
+    return w, h
+
+
+def check_seed(value: Any) -> int:
+    return check_int(value, "Seed", 0, MAX_SEED)
+
+
+def check_sampler(value: Any) -> str:
+    if value not in SAMPLERS:
+        raise HubInputError(f"Unknown sampler {value!r}; choose one of {', '.join(SAMPLERS)}.")
+    return value
+
+
+def check_id_format(value: Any, what: str) -> str:
+    """Ids come from a registry; anything that looks like a path is refused before any lookup."""
+    if not isinstance(value, str) or not value:
+        raise HubInputError(f"No {what} was given.")
+    if not ID_PATTERN.match(value) or ".." in value:
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise HubInputError(f"{what.capitalize()} {shown!r} is not a valid id.")
+    return value
+
+
+def parse_lora_list(value: Any, limits: Limits) -> tuple[tuple[str, float], ...]:
+    """`"id:0.8, other:0.5"` (or a list of [id, weight] pairs) -> ((id, weight), ...)."""
+    if value is None or value == "" or value == []:
+        return ()
+    pairs: list[tuple[Any, Any]] = []
+    if isinstance(value, str):
+        for item in re.split(r"[,\n]", value):
+            item = item.strip()
+            if not item:
+                continue
+            name, sep, weight = item.rpartition(":")
+            if not sep:
+                name, weight = item, "1.0"
+            pairs.append((name.strip(), weight.strip()))
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, (list, tuple)) and len(item) == 2:
+                pairs.append((item[0], item[1]))
+            elif isinstance(item, str):
+                pairs.append((item, 1.0))
+            else:
+                raise HubInputError("LoRAs must be given as 'id:weight, id:weight'.")
+    else:
+        raise HubInputError("LoRAs must be given as 'id:weight, id:weight'.")
+    if len(pairs) > limits.max_loras:
+        raise HubInputError(f"At most {limits.max_loras} LoRAs at once (got {len(pairs)}).")
+    result: list[tuple[str, float]] = []
+    seen: set[str] = set()
+    for name, weight in pairs:
+        lora_id = check_id_format(name, "LoRA")
+        if lora_id in seen:
+            raise HubInputError(f"LoRA {lora_id!r} is listed twice.")
+        seen.add(lora_id)
+        result.append((lora_id, check_float(weight, f"Weight of LoRA {lora_id!r}", -2.0, 2.0)))
+    return tuple(result)

@@ -1,0 +1,102 @@
+"""Board plots (matplotlib, headless Agg backend): figures the UI shows with `gr.Plot`.
+
+Every function returns a Figure, also for an empty board (with a short "no data" note), and never
+calls pyplot's global state, so figures can be built from several threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def _empty(message: str) -> Figure:
+    fig = Figure(figsize=(6, 2))
+    ax = fig.subplots()
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, color="#666")
+    return fig
+
+
+def rating_interval_plot(board: pd.DataFrame, title: str = "Arena rating (95% interval)") -> Figure:
+    """Horizontal dot-and-whisker plot: rating with its bootstrap interval, best on top."""
+    if board is None or board.empty:
+        return _empty("No votes yet: ratings appear after the first arena votes.")
+    data = board.sort_values("rating", ascending=True)
+    labels = [str(x) for x in data.get("name", data["checkpoint"])]
+    y = np.arange(len(data))
+    rating = data["rating"].to_numpy(dtype=float)
+    lower = data["lower"].to_numpy(dtype=float)
+    upper = data["upper"].to_numpy(dtype=float)
+    provisional = data["provisional"].to_numpy(dtype=bool) if "provisional" in data else np.zeros(len(data), bool)
+    fig = Figure(figsize=(7, max(2.0, 0.45 * len(data) + 1.0)))
+    ax = fig.subplots()
+    ax.errorbar(
+        rating, y, xerr=[rating - lower, upper - rating], fmt="none", ecolor="#4C72B0", elinewidth=2, capsize=3
+    )
+    ax.scatter(rating[~provisional], y[~provisional], color="#4C72B0", zorder=3, label="rated")
+    if provisional.any():
+        ax.scatter(rating[provisional], y[provisional], facecolors="white", edgecolors="#DD8452", zorder=3, label="provisional")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_yticks(y, labels)
+    ax.axvline(1000, color="#999", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("rating (1000 = average; +400 = 10x odds)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def language_heatmap(board: pd.DataFrame, metric: str, value: str = "gap_to_english") -> Figure:
+    """Language-by-checkpoint heatmap of one multilingual metric (default: the gap to English)."""
+    if board is None or board.empty or metric not in set(board["metric"]):
+        return _empty("No multilingual results yet: run the multilingual suite to fill this board.")
+    data = board[board["metric"] == metric].pivot_table(index="checkpoint", columns="language", values=value)
+    matrix = data.to_numpy(dtype=float)
+    fig = Figure(figsize=(max(5.0, 0.7 * data.shape[1] + 3), max(2.0, 0.45 * data.shape[0] + 1.5)))
+    ax = fig.subplots()
+    finite = matrix[np.isfinite(matrix)]
+    if value == "gap_to_english":
+        bound = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
+        image = ax.imshow(matrix, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
+    else:
+        image = ax.imshow(matrix, cmap="viridis", aspect="auto")
+    ax.set_xticks(np.arange(data.shape[1]), [str(c) for c in data.columns])
+    ax.set_yticks(np.arange(data.shape[0]), [str(i) for i in data.index])
+    for (i, j), v in np.ndenumerate(matrix):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:+.2f}" if value == "gap_to_english" else f"{v:.2f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(image, ax=ax, label=f"{metric}: {value.replace('_', ' ')}")
+    ax.set_title(f"{metric} by prompt language")
+    fig.tight_layout()
+    return fig
+
+
+def tier_bars(board: pd.DataFrame, language: str = "all") -> Figure:
+    """Grouped bars: character hit rate per tier for each checkpoint, with 95% interval whiskers."""
+    if board is None or board.empty:
+        return _empty("No character results yet: run the character suite to fill this board.")
+    data = board[board["language"] == language] if language in set(board["language"]) else board
+    if language not in set(board["language"]):  # no totals computed: average over languages
+        data = data.groupby(["checkpoint", "tier"], as_index=False).agg(
+            hit_rate=("hit_rate", "mean"), lower=("lower", "mean"), upper=("upper", "mean")
+        )
+    data = data[data["tier"] != "all"] if (data["tier"] != "all").any() else data
+    checkpoints = sorted(data["checkpoint"].unique())
+    tiers = sorted(data["tier"].unique())
+    width = 0.8 / max(1, len(checkpoints))
+    fig = Figure(figsize=(max(5.0, 1.6 * len(tiers) + 2), 3.5))
+    ax = fig.subplots()
+    for k, checkpoint in enumerate(checkpoints):
+        rows = data[data["checkpoint"] == checkpoint].set_index("tier").reindex(tiers)
+        x = np.arange(len(tiers)) + (k - (len(checkpoints) - 1) / 2) * width
+        rate = rows["hit_rate"].to_numpy(dtype=float)
+        err = np.vstack([rate - rows["lower"].to_numpy(dtype=float), rows["upper"].to_numpy(dtype=float) - rate])
+        ax.bar(x, rate, width, label=checkpoint, yerr=np.nan_to_num(err), capsize=2)
+    ax.set_xticks(np.arange(len(tiers)), tiers)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("character hit rate")
+    ax.set_title("Character recognition by tier (95% interval)")
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig

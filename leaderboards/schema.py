@@ -1,0 +1,280 @@
+"""The hub's SQL schema (SQLAlchemy 2 ORM).
+
+One module so Alembic's autogenerate/compare sees every table. Table and column names are a stable
+interface: evals writes `prompt_suites`, `prompts`, `eval_runs`, `samples` and `scores`; the arena writes
+`battles`, `votes` and `vote_tallies`. Add columns through a new migration in
+`leaderboards/migrations/versions/`; `tests/test_schema_migrations.py` fails when this file and the
+migrations drift apart.
+
+Privacy: sessions and client IPs are stored only as salted hashes (`session_hash`, `ip_hash`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Deterministic constraint names: Alembic needs them to alter constraints (SQLite batch mode too).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+VOTE_OUTCOMES = ("model_a", "model_b", "tie", "tie (bothbad)")
+CHECKPOINT_STATUSES = ("registered", "available", "failed", "retired")
+RUN_STATUSES = ("queued", "running", "complete", "failed")
+BATTLE_KINDS = ("generate", "edit")
+
+
+def utcnow() -> dt.datetime:
+    """Timezone-aware UTC now (SQLite drops the zone; compare through `as_utc`)."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """Attach UTC to naive datetimes read back from SQLite."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _in_list(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        dt.datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+    }
+
+
+class Checkpoint(Base):
+    """Every checkpoint ever registered or shown. Rows are never deleted (status 'retired' instead)."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (CheckConstraint(_in_list("status", CHECKPOINT_STATUSES), name="status"),)
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    family: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(1000))
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="registered")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Adapter(Base):
+    """A LoRA (or other adapter) known to the hub."""
+
+    __tablename__ = "adapters"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    base_family: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(1000))
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    trigger_words: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PromptSuite(Base):
+    """A versioned prompt suite: the same name with new content gets a new row (new version_hash)."""
+
+    __tablename__ = "prompt_suites"
+    __table_args__ = (UniqueConstraint("name", "version_hash", name="uq_prompt_suites_name_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    prompts: Mapped[list[Prompt]] = relationship(back_populates="suite")
+
+
+class Prompt(Base):
+    """One prompt of a suite in one language (`meta` carries e.g. {'tier': 'popular'})."""
+
+    __tablename__ = "prompts"
+    __table_args__ = (
+        UniqueConstraint("suite_id", "item_id", "language", name="uq_prompts_suite_item_language"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    suite_id: Mapped[int] = mapped_column(ForeignKey("prompt_suites.id"))
+    item_id: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    suite: Mapped[PromptSuite] = relationship(back_populates="prompts")
+
+
+class EvalRun(Base):
+    """One (checkpoint, suite, adapters, judge, settings) evaluation; queued runs survive restarts."""
+
+    __tablename__ = "eval_runs"
+    __table_args__ = (
+        CheckConstraint(_in_list("status", RUN_STATUSES), name="status"),
+        Index("ix_eval_runs_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    checkpoint_id: Mapped[str] = mapped_column(ForeignKey("checkpoints.id"), index=True)
+    suite_id: Mapped[int | None] = mapped_column(ForeignKey("prompt_suites.id"), nullable=True)
+    suite_name: Mapped[str] = mapped_column(String(200))
+    adapters: Mapped[str] = mapped_column(String(1000), default="")
+    judge_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    judge_version: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    settings_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    n_generated: Mapped[int] = mapped_column(Integer, default=0)
+    n_reused: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class Sample(Base):
+    """One generated image, keyed by `cache_key` (checkpoint hash, adapters, prompt, seed, settings)."""
+
+    __tablename__ = "samples"
+    __table_args__ = (
+        Index("ix_samples_checkpoint_suite", "checkpoint_id", "suite_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cache_key: Mapped[str] = mapped_column(String(128), unique=True)
+    checkpoint_id: Mapped[str] = mapped_column(ForeignKey("checkpoints.id"))
+    adapters: Mapped[str] = mapped_column(String(1000), default="")
+    suite_id: Mapped[int] = mapped_column(ForeignKey("prompt_suites.id"))
+    prompt_id: Mapped[int | None] = mapped_column(ForeignKey("prompts.id"), nullable=True)
+    item_id: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(16))
+    prompt_text: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    settings_hash: Mapped[str] = mapped_column(String(64))
+    image_path: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Score(Base):
+    """One metric of one sample by one judge."""
+
+    __tablename__ = "scores"
+    __table_args__ = (
+        UniqueConstraint("sample_id", "judge_id", "metric", name="uq_scores_sample_judge_metric"),
+        Index("ix_scores_metric", "metric"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id"))
+    judge_id: Mapped[str] = mapped_column(String(200))
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+
+
+class Battle(Base):
+    """A served arena pair. `model_a` is the left image as served. `id` is an unguessable token."""
+
+    __tablename__ = "battles"
+    __table_args__ = (
+        CheckConstraint(_in_list("kind", BATTLE_KINDS), name="kind"),
+        CheckConstraint("model_a <> model_b", name="distinct_models"),
+        Index("ix_battles_session_created", "session_hash", "created_at"),
+        Index("ix_battles_ip_created", "ip_hash", "created_at"),
+        Index("ix_battles_model_a", "model_a"),
+        Index("ix_battles_model_b", "model_b"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="generate")
+    model_a: Mapped[str] = mapped_column(ForeignKey("checkpoints.id"))
+    model_b: Mapped[str] = mapped_column(ForeignKey("checkpoints.id"))
+    prompt: Mapped[str] = mapped_column(Text)
+    image_a: Mapped[str] = mapped_column(String(1000))
+    image_b: Mapped[str] = mapped_column(String(1000))
+    session_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ip_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Where the images came from: 'generated' (engine call) or 'samples' (reused eval samples).
+    image_source: Mapped[str] = mapped_column(String(16), default="generated")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+
+
+class Vote(Base):
+    """One vote per battle, enforced by UNIQUE(battle_id); outcomes restricted by a CHECK."""
+
+    __tablename__ = "votes"
+    __table_args__ = (
+        CheckConstraint(_in_list("outcome", VOTE_OUTCOMES), name="outcome"),
+        Index("ix_votes_session_created", "session_hash", "created_at"),
+        Index("ix_votes_ip_created", "ip_hash", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    battle_id: Mapped[str] = mapped_column(ForeignKey("battles.id"), unique=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    session_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ip_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class VoteTally(Base):
+    """Running count of votes per (model_a, model_b, outcome), updated in the vote's transaction.
+
+    The arena board reads these few hundred rows instead of scanning every vote, which keeps the
+    board query fast with millions of votes. `arena.rebuild_tallies` recomputes it from `votes`.
+    """
+
+    __tablename__ = "vote_tallies"
+    __table_args__ = (CheckConstraint(_in_list("outcome", VOTE_OUTCOMES), name="outcome"),)
+
+    model_a: Mapped[str] = mapped_column(ForeignKey("checkpoints.id"), primary_key=True)
+    model_b: Mapped[str] = mapped_column(ForeignKey("checkpoints.id"), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+__all__ = [
+    "Adapter",
+    "Base",
+    "Battle",
+    "Checkpoint",
+    "EvalRun",
+    "Prompt",
+    "PromptSuite",
+    "Sample",
+    "Score",
+    "Vote",
+    "VoteTally",
+    "BATTLE_KINDS",
+    "CHECKPOINT_STATUSES",
+    "RUN_STATUSES",
+    "VOTE_OUTCOMES",
+    "as_utc",
+    "utcnow",
+]

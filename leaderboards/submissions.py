@@ -1,0 +1,287 @@
+"""Model authors' submissions: register a checkpoint, queue eval runs, read their status.
+
+A checkpoint source is written like the hub config's sources:
+- `hub:<org>/<name>`: a Hugging Face Hub repository (fetched later, on a deployment that has a network);
+- `folder:<path>`: a local diffusers folder (`model_index.json`, weights only as `.safetensors`);
+- `file:<path>.safetensors`: a single-file checkpoint (its SHA-256 is recorded).
+
+Local paths must resolve (symlinks followed) inside one of the allowed roots; `..`, NUL bytes, `~` and
+links that leave the root are refused. Folders holding pickle-based weights (`.bin`, `.pt`, `.ckpt`,
+...) are refused. Every refusal raises `HubInputError` with the reason. Queued runs are database rows,
+so they survive a restart; `claim_next_run` hands each to exactly one worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hub.errors import HubInputError
+from leaderboards.db import Database
+from leaderboards.schema import Checkpoint, EvalRun, utcnow
+
+CHECKPOINT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+UNSAFE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz", ".h5", ".msgpack")
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+ADAPTERS_PATTERN = re.compile(r"^([a-z0-9][a-z0-9._-]{0,63}:-?\d+(\.\d+)?)(,[a-z0-9][a-z0-9._-]{0,63}:-?\d+(\.\d+)?)*$")
+
+
+@dataclass(frozen=True)
+class CheckedSource:
+    kind: str  # hub | folder | file
+    source: str  # canonical "kind:value"
+    sha256: str | None
+
+
+def check_checkpoint_id(checkpoint_id: str) -> str:
+    checkpoint_id = (checkpoint_id or "").strip()
+    if not CHECKPOINT_ID.match(checkpoint_id) or ".." in checkpoint_id:
+        raise HubInputError(
+            f"Checkpoint id {checkpoint_id[:80]!r} must be 1-64 lowercase letters, digits, '.', '_' or '-'."
+        )
+    return checkpoint_id
+
+
+def _resolve_inside(raw: str, roots: Sequence[Path]) -> Path:
+    if not roots:
+        raise HubInputError("Local paths are not accepted here (no upload folder is configured).")
+    if "\x00" in raw or raw.startswith("~"):
+        raise HubInputError("That path is not allowed.")
+    candidate = Path(raw)
+    if ".." in candidate.parts:
+        raise HubInputError("Paths with '..' are not allowed.")
+    resolved_roots = [Path(r).resolve() for r in roots]
+    full = candidate if candidate.is_absolute() else resolved_roots[0] / candidate
+    resolved = full.resolve()  # follows symlinks: a link out of the root is caught below
+    if not any(resolved == root or root in resolved.parents for root in resolved_roots):
+        raise HubInputError(
+            "Local checkpoints must be inside the upload folder(s): " + ", ".join(str(r) for r in resolved_roots)
+        )
+    if not resolved.exists():
+        raise HubInputError(f"Nothing found at {raw!r}.")
+    return resolved
+
+
+def check_safetensors_file(path: Path) -> None:
+    """A real safetensors file: 8-byte little-endian header length, then a JSON header."""
+    try:
+        with path.open("rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) != 8:
+                raise HubInputError(f"{path.name} is not a safetensors file (too short).")
+            (length,) = struct.unpack("<Q", prefix)
+            if length <= 0 or length > MAX_SAFETENSORS_HEADER:
+                raise HubInputError(f"{path.name} is not a safetensors file (bad header length).")
+            header = json.loads(handle.read(length))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        if isinstance(err, HubInputError):
+            raise
+        raise HubInputError(f"{path.name} is not a safetensors file ({type(err).__name__}).") from None
+    if not isinstance(header, dict):
+        raise HubInputError(f"{path.name} is not a safetensors file (header is not a mapping).")
+
+
+def sha256_file(path: Path, chunk: int = 8 * 1024 * 1024) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_source(source: str, allowed_roots: Sequence[Path] = ()) -> CheckedSource:
+    """Validate a checkpoint source (see module docstring); returns its canonical form."""
+    source = (source or "").strip()
+    kind, sep, value = source.partition(":")
+    if not sep or not value:
+        raise HubInputError("Source must be hub:<org>/<name>, folder:<path> or file:<path>.safetensors.")
+    if kind == "hub":
+        if not HUB_REPO_ID.match(value) or ".." in value or "--" in value:
+            raise HubInputError(f"{value[:100]!r} is not a Hugging Face repository id (org/name).")
+        return CheckedSource("hub", f"hub:{value}", None)
+    if kind == "file":
+        if not value.lower().endswith(".safetensors"):
+            raise HubInputError("Single-file checkpoints must be .safetensors (pickle formats are refused).")
+        path = _resolve_inside(value, allowed_roots)
+        if not path.is_file() or path.suffix.lower() != ".safetensors":
+            raise HubInputError("Single-file checkpoints must be a .safetensors file.")
+        check_safetensors_file(path)
+        return CheckedSource("file", f"file:{path}", sha256_file(path))
+    if kind == "folder":
+        path = _resolve_inside(value, allowed_roots)
+        if not path.is_dir():
+            raise HubInputError(f"{value!r} is not a folder.")
+        if not (path / "model_index.json").is_file():
+            raise HubInputError("A diffusers folder needs a model_index.json.")
+        roots = [Path(r).resolve() for r in allowed_roots]
+        files = [p for p in path.rglob("*") if p.is_file()]
+        for file in files:
+            real = file.resolve()
+            if not any(root in real.parents for root in roots):
+                raise HubInputError(f"{file.relative_to(path)} links outside the upload folder.")
+        unsafe = sorted(str(f.relative_to(path)) for f in files if f.suffix.lower() in UNSAFE_WEIGHT_SUFFIXES)
+        if unsafe:
+            raise HubInputError(
+                "Only .safetensors weights are accepted; found: " + ", ".join(unsafe[:5]) + ("..." if len(unsafe) > 5 else "")
+            )
+        weights = [f for f in files if f.suffix.lower() == ".safetensors"]
+        if not weights:
+            raise HubInputError("No .safetensors weights in that folder.")
+        for weight in weights:
+            check_safetensors_file(weight)
+        return CheckedSource("folder", f"folder:{path}", None)
+    raise HubInputError(f"Unknown source kind {kind[:20]!r}: use hub:, folder: or file:.")
+
+
+def register_checkpoint(
+    db: Database,
+    checkpoint_id: str,
+    source: str,
+    family: str,
+    *,
+    families: Collection[str],
+    display_name: str | None = None,
+    allowed_roots: Sequence[Path] = (),
+) -> Checkpoint:
+    """Register a new checkpoint (status 'registered'). Refuses duplicates of id, source or weights."""
+    checkpoint_id = check_checkpoint_id(checkpoint_id)
+    family = (family or "").strip()
+    if family not in families:
+        raise HubInputError(f"Unknown family {family[:40]!r}: choose one of {', '.join(sorted(families))}.")
+    checked = check_source(source, allowed_roots)
+    name = (display_name or "").strip() or checkpoint_id
+    if len(name) > 200:
+        raise HubInputError("The display name is too long (max 200 characters).")
+    try:
+        with db.write_session() as session:
+            if session.get(Checkpoint, checkpoint_id) is not None:
+                raise HubInputError(f"Checkpoint id {checkpoint_id!r} is already registered.")
+            same_source = session.execute(select(Checkpoint.id).where(Checkpoint.source == checked.source)).scalar()
+            if same_source:
+                raise HubInputError(f"That source is already registered as {same_source!r}.")
+            if checked.sha256:
+                same_weights = session.execute(select(Checkpoint.id).where(Checkpoint.sha256 == checked.sha256)).scalar()
+                if same_weights:
+                    raise HubInputError(f"The same weights are already registered as {same_weights!r}.")
+            row = Checkpoint(
+                id=checkpoint_id,
+                display_name=name,
+                family=family,
+                source=checked.source,
+                sha256=checked.sha256,
+                is_demo=False,
+                status="registered",
+            )
+            session.add(row)
+    except IntegrityError:  # registered concurrently
+        raise HubInputError(f"Checkpoint id {checkpoint_id!r} is already registered.") from None
+    return row
+
+
+def canonical_adapters(adapters: str) -> str:
+    """'id:weight,...' sorted by id with weights as plain floats, or '' (the eval tables' format)."""
+    adapters = (adapters or "").replace(" ", "")
+    if not adapters:
+        return ""
+    if not ADAPTERS_PATTERN.match(adapters):
+        raise HubInputError("Adapters must look like 'lora-id:0.8,other-id:1.0'.")
+    parts = sorted((name, float(weight)) for name, weight in (p.split(":") for p in adapters.split(",")))
+    if len({n for n, _ in parts}) != len(parts):
+        raise HubInputError("An adapter is listed twice.")
+    return ",".join(f"{n}:{w:g}" for n, w in parts)
+
+
+def queue_eval(
+    db: Database,
+    checkpoint_id: str,
+    suite_name: str,
+    *,
+    known_suites: Collection[str] | None = None,
+    adapters: str = "",
+    settings: dict[str, Any] | None = None,
+) -> EvalRun:
+    """Queue an eval run; refuses unknown/retired checkpoints, unknown suites and duplicate queued runs."""
+    suite_name = (suite_name or "").strip()
+    if known_suites is not None and suite_name not in known_suites:
+        raise HubInputError(f"Unknown suite {suite_name[:60]!r}: choose one of {', '.join(sorted(known_suites))}.")
+    if not suite_name:
+        raise HubInputError("Choose a suite.")
+    adapters = canonical_adapters(adapters)
+    with db.write_session() as session:
+        checkpoint = session.get(Checkpoint, checkpoint_id)
+        if checkpoint is None:
+            raise HubInputError(f"Unknown checkpoint {checkpoint_id[:80]!r}: register it first.")
+        if checkpoint.status == "retired":
+            raise HubInputError(f"Checkpoint {checkpoint_id!r} is retired.")
+        pending = session.execute(
+            select(EvalRun.id).where(
+                EvalRun.checkpoint_id == checkpoint_id,
+                EvalRun.suite_name == suite_name,
+                EvalRun.adapters == adapters,
+                EvalRun.status.in_(("queued", "running")),
+            )
+        ).scalar()
+        if pending:
+            raise HubInputError(f"The same run is already queued or running (run {pending}).")
+        run = EvalRun(
+            checkpoint_id=checkpoint_id, suite_name=suite_name, adapters=adapters, settings=dict(settings or {}), status="queued"
+        )
+        session.add(run)
+        session.flush()
+    return run
+
+
+def claim_next_run(db: Database) -> EvalRun | None:
+    """Mark the oldest queued run 'running' and return it; each run goes to exactly one caller."""
+    for _ in range(20):
+        with db.write_session() as session:
+            run = session.execute(
+                select(EvalRun).where(EvalRun.status == "queued").order_by(EvalRun.created_at, EvalRun.id).limit(1)
+            ).scalar()
+            if run is None:
+                return None
+            claimed = session.execute(
+                update(EvalRun)
+                .where(EvalRun.id == run.id, EvalRun.status == "queued")
+                .values(status="running", started_at=utcnow())
+            ).rowcount
+            if claimed == 1:
+                session.refresh(run)
+                return run
+    return None
+
+
+def runs_table(db: Database, limit: int = 200, checkpoint_id: str | None = None) -> pd.DataFrame:
+    columns = ["run", "checkpoint", "suite", "adapters", "status", "generated", "reused", "created", "started", "finished", "error"]
+    with db.session() as session:
+        query = select(EvalRun).order_by(EvalRun.id.desc()).limit(limit)
+        if checkpoint_id:
+            query = query.where(EvalRun.checkpoint_id == checkpoint_id)
+        rows = [
+            (r.id, r.checkpoint_id, r.suite_name, r.adapters, r.status, r.n_generated, r.n_reused,
+             r.created_at, r.started_at, r.finished_at, (r.error or "")[:200])
+            for r in session.execute(query).scalars()
+        ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def checkpoints_table(db: Database) -> pd.DataFrame:
+    columns = ["checkpoint", "name", "family", "source", "status", "demo", "sha256", "registered"]
+    with db.session() as session:
+        rows = [
+            (c.id, c.display_name, c.family, c.source, c.status, c.is_demo, (c.sha256 or "")[:12], c.created_at)
+            for c in session.execute(select(Checkpoint).order_by(Checkpoint.created_at, Checkpoint.id)).scalars()
+        ]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,270 @@
+"""The eval runner on the tiny random demo pipeline and the tiny random tagger.
+
+Runs go through the real engine, database (migrations) and judges; only the sizes are tiny.
+"""
+
+from pathlib import Path
+import textwrap
+
+import pytest
+from sqlalchemy import func, select
+
+from evals.report import build_report
+from evals.runner import EvalError, EvalRunner, RunOptions, cache_key, format_adapters, parse_adapters
+from evals.worker import EvalWorker
+from hub.config import load_config
+from hub.errors import HubInputError
+from leaderboards.db import init_db
+from leaderboards.schema import EvalRun, Prompt, PromptSuite, Sample, Score
+
+SUITES = """\
+suite: tiny-chars
+kind: character_recognition
+languages: [en, ja, es]
+vocabulary: vocab/v.txt
+templates: {en: "{name}, solo", ja: "{name}、ソロ", es: "{name}, en solitario"}
+characters:
+  - {id: miku, name: Hatsune Miku, franchise: Vocaloid, tag: hatsune_miku, tier: popular,
+     names: {en: Hatsune Miku, ja: 初音ミク, es: Hatsune Miku}}
+  - {id: kino, name: Kino, franchise: Kino no Tabi, tag: kino_(kino_no_tabi), tier: niche,
+     names: {en: Kino, ja: キノ, es: Kino}}
+  - {id: shrek, name: Shrek, franchise: Shrek, tag: null, tier: non_anime, names: {en: Shrek, ja: シュレック, es: Shrek}}
+---
+suite: tiny-ml
+kind: multilingual_fidelity
+languages: [en, ja, es]
+vocabulary: vocab/v.txt
+scenes:
+  - id: rainy
+    tags: [1girl, umbrella, rain]
+    texts:
+      en: {text: "a girl with an umbrella in the rain", status: reviewed}
+      ja: {text: "雨の中で傘をさす女の子", status: machine}
+      es: {text: "una chica con un paraguas bajo la lluvia", status: machine}
+  - id: cat
+    tags: [cat, window]
+    texts:
+      en: {text: "a cat by the window", status: reviewed}
+      ja: {text: "窓辺の猫", status: machine}
+      es: {text: "un gato junto a la ventana", status: machine}
+"""
+
+CONFIG = """\
+default_checkpoint: demo-random
+data_dir: {data_dir}
+checkpoints:
+  - id: demo-random
+    name: Demo (random)
+    family: sd15
+    source: builtin:demo-random
+    is_demo: true
+    defaults: {{width: 32, height: 32, steps: 2, cfg: 2.0, sampler: euler_a}}
+judges:
+  - id: demo-random-tagger
+    kind: tagger
+    source: builtin:demo-random-tagger
+    version: random-1
+    thresholds: {{general: 0.35, character: {character_threshold}}}
+  - id: broken-tagger
+    kind: tagger
+    source: folder:{data_dir}/no-such-tagger
+default_judges:
+  tagger: demo-random-tagger
+"""
+
+
+def write_world(root: Path, character_threshold: float = 0.0) -> Path:
+    prompts = root / "prompts"
+    (prompts / "vocab").mkdir(parents=True, exist_ok=True)
+    (prompts / "vocab" / "v.txt").write_text("1girl\numbrella\nrain\ncat\nwindow\nsolo\n", encoding="utf-8")
+    (prompts / "tiny.yaml").write_text(SUITES, encoding="utf-8")
+    config = root / "config.yaml"
+    config.write_text(CONFIG.format(data_dir=root / "data", character_threshold=character_threshold), encoding="utf-8")
+    return config
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Engine, database and runner shared by the tests of this module (building the demo pipeline once)."""
+    from hub.engine import Engine
+
+    root = tmp_path_factory.mktemp("evalworld")
+    # Threshold 0 for character tags: every known tag "hits", so hit rates are predictable with a random tagger.
+    config = load_config(write_world(root, character_threshold=0.0))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HUB_DATA_DIR", str(root / "data"))
+    mp.delenv("HUB_DATABASE_URL", raising=False)
+    engine = Engine(config, device="cpu")
+    db = init_db(f"sqlite:///{root / 'hub.sqlite3'}")
+    runner = EvalRunner(engine, db, config, data_dir=root / "data", prompts_dir=root / "prompts", num_bootstrap=100)
+    yield runner
+    engine.shutdown()
+    db.dispose()
+    mp.undo()
+
+
+def count(db, model, *where) -> int:
+    with db.session() as session:
+        return session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
+
+def test_character_run_writes_samples_scores_and_run_row(world):
+    result = world.run(RunOptions("demo-random", "tiny-chars", seeds=2, batch_size=4), progress=False)
+    assert result.status == "complete"
+    assert result.generated == 3 * 3 * 2 and result.reused == 0
+    db = world.db
+    assert count(db, Sample) == 18
+    # Every sample has its PNG under <data_dir>/samples/, with the recipe inside.
+    with db.session() as session:
+        samples = session.execute(select(Sample)).scalars().all()
+        for s in samples:
+            path = Path(s.image_path)
+            assert path.is_file() and (world.data_dir / "samples") in path.parents
+        run = session.get(EvalRun, result.run_id)
+        assert run.status == "complete" and run.n_generated == 18 and run.finished_at is not None
+        assert run.judge_id == "demo-random-tagger" and run.judge_version == "random-1"
+        assert run.settings_hash and run.settings["suite_version"] and run.settings["seeds"] == 2
+        suite = session.get(PromptSuite, run.suite_id)
+        assert suite.name == "tiny-chars" and len(suite.version_hash) == 64
+        tiers = {p.item_id: p.meta["tier"] for p in session.execute(select(Prompt).where(Prompt.suite_id == suite.id)).scalars()}
+        assert tiers == {"miku": "popular", "kino": "niche", "shrek": "non_anime"}
+        # character_hit only where a judge can decide: the tagger knows miku and kino, nobody judges shrek.
+        hits = session.execute(
+            select(Sample.item_id, Score.value).join(Score, Score.sample_id == Sample.id).where(Score.metric == "character_hit")
+        ).all()
+    assert sorted({item for item, _ in hits}) == ["kino", "miku"]
+    assert len(hits) == 12 and all(v == 1.0 for _, v in hits)  # threshold 0: every known tag hits
+    assert result.unjudged == 6
+
+
+def test_rerun_generates_nothing(world):
+    before = count(world.db, Sample)
+    result = world.run(RunOptions("demo-random", "tiny-chars", seeds=2), progress=False)
+    assert (result.generated, result.reused, result.scored) == (0, 18, 0)
+    assert count(world.db, Sample) == before
+    # More seeds: only the new seed is generated.
+    result = world.run(RunOptions("demo-random", "tiny-chars", seeds=3, languages=("en",)), progress=False)
+    assert (result.generated, result.reused) == (3, 6)
+
+
+def test_report_per_tier_and_language(world):
+    report = build_report(world.db, "demo-random", "tiny-chars", num_bootstrap=50)
+    suite = report["suites"]["tiny-chars"]
+    assert suite["kind"] == "character_recognition"
+    # The latest complete run is the seeds=3 English-only one; its samples share settings with the
+    # first run, so every stored sample of the suite counts.
+    assert set(suite["by_language"]) == {"en", "ja", "es"}
+    en = suite["by_language"]["en"]
+    assert en["hit_rate"]["mean"] == 1.0 and en["gap_to_english"]["mean"] == 0.0
+    assert set(suite["by_tier"]) == {"popular", "niche"}
+    assert suite["by_tier"]["popular"]["by_language"]["ja"]["hit_rate"]["mean"] == 1.0
+    with pytest.raises(HubInputError, match="no complete eval of 'nope'"):
+        build_report(world.db, "nope")
+
+
+def test_multilingual_run_paired_metrics(world):
+    result = world.run(RunOptions("demo-random", "tiny-ml", seeds=1, languages=("ja",)), progress=False)
+    # English was added: the paired metrics need the English image of each scene.
+    assert result.generated == 2 * 2
+    with world.db.session() as session:
+        rows = session.execute(
+            select(Sample.item_id, Sample.language, Score.metric, Score.value).join(Score, Score.sample_id == Sample.id)
+            .where(Sample.item_id.in_(["rainy", "cat"]))
+        ).all()
+    metrics = {(item, lang, metric): value for item, lang, metric, value in rows}
+    for item in ("rainy", "cat"):
+        assert metrics[(item, "en", "anchored_alignment")] == 1.0
+        assert metrics[(item, "en", "crosslingual_cosine")] == pytest.approx(1.0)
+        ratio = metrics[(item, "ja", "anchor_text_score")] / metrics[(item, "en", "anchor_text_score")]
+        assert metrics[(item, "ja", "anchored_alignment")] == pytest.approx(ratio)
+        assert -1.0 <= metrics[(item, "ja", "crosslingual_cosine")] <= 1.0
+        assert 0.0 <= metrics[(item, "ja", "tag_recall")] <= 1.0
+    report = build_report(world.db, "demo-random", "tiny-ml", num_bootstrap=50)["suites"]["tiny-ml"]
+    ja = report["by_language"]["ja"]
+    assert set(ja) == {"tag_recall", "anchored_alignment", "crosslingual_cosine"}
+    assert ja["anchored_alignment"]["gap_to_english"]["mean"] == pytest.approx(ja["anchored_alignment"]["mean"] - 1.0)
+    # The boards read the same rows.
+    from leaderboards.results import multilingual_board
+
+    with world.db.session() as session:
+        board = multilingual_board(session, suite_name="tiny-ml", num_bootstrap=20)
+    assert set(board["language"]) == {"en", "ja"}
+
+
+def test_character_board_reads_runner_rows(world):
+    from leaderboards.results import character_board
+
+    with world.db.session() as session:
+        board = character_board(session, suite_name="tiny-chars", num_bootstrap=20)
+    assert set(board["tier"]) == {"popular", "niche"}
+    assert (board["hit_rate"] == 1.0).all()
+
+
+def test_bad_input_records_nothing_complete(world):
+    runs_before = count(world.db, EvalRun)
+    with pytest.raises(EvalError, match=r"unknown checkpoint 'nope' \(known: demo-random\)"):
+        world.run(RunOptions("nope", "tiny-chars"), progress=False)
+    with pytest.raises(HubInputError, match=r"suite 'tiny-chars' has no language 'ko'"):
+        world.run(RunOptions("demo-random", "tiny-chars", languages=("ko",)), progress=False)
+    with pytest.raises(HubInputError, match=r"unknown suite 'missing'"):
+        world.run(RunOptions("demo-random", "missing"), progress=False)
+    with pytest.raises(EvalError, match=r"unknown LoRA 'ghost'"):
+        world.run(RunOptions("demo-random", "tiny-chars", adapters=(("ghost", 0.8),)), progress=False)
+    assert count(world.db, EvalRun) == runs_before  # refused before a run was recorded
+    # A judge that fails to load: the run is recorded as failed, with the reason, never complete.
+    with pytest.raises(HubInputError, match=r"judge 'broken-tagger'.*not found"):
+        world.run(RunOptions("demo-random", "tiny-chars", judges=("broken-tagger",)), progress=False)
+    with world.db.session() as session:
+        last = session.execute(select(EvalRun).order_by(EvalRun.id.desc()).limit(1)).scalar_one()
+    assert last.status == "failed" and "broken-tagger" in last.error
+
+
+def test_cache_key_covers_its_parts():
+    base = dict(checkpoint_hash="c", adapters="", adapter_hashes=[], prompt="p", seed=0, settings_hash="s")
+    key = cache_key(**base)
+    for field, value in [("checkpoint_hash", "c2"), ("adapters", "lora:0.8"), ("prompt", "p2"), ("seed", 1), ("settings_hash", "s2")]:
+        assert cache_key(**{**base, field: value}) != key
+    assert cache_key(**base) == key
+    assert parse_adapters("a:0.8, b") == (("a", 0.8), ("b", 1.0))
+    assert format_adapters((("a", 0.8), ("b", 1.0))) == "a:0.8,b:1"
+
+
+def test_worker_runs_queued_runs_and_they_survive_restarts(world):
+    run_id = world.queue(RunOptions("demo-random", "tiny-ml", seeds=1, limit=1))
+    with world.db.session() as session:
+        assert session.get(EvalRun, run_id).status == "queued"
+    # A "crash" mid-run: the run was claimed (running) when the process died.
+    worker = EvalWorker(world, poll_seconds=0.05)
+    claimed = worker.claim_next()
+    assert claimed.id == run_id
+    # A new worker after the restart puts it back in the queue and runs it.
+    restarted = EvalWorker(world, poll_seconds=0.05)
+    assert restarted.requeue_running() == 1
+    assert restarted.drain() == [run_id]
+    with world.db.session() as session:
+        run = session.get(EvalRun, run_id)
+    assert run.status == "complete" and run.started_at is not None
+    # A queued run with bad input fails with its reason; the worker keeps going.
+    bad = world.queue(RunOptions("demo-random", "tiny-ml", seeds=1, limit=1))
+    with world.db.write_session() as session:
+        session.get(EvalRun, bad).settings = {"languages": ["xx"]}
+    thread = EvalWorker(world, poll_seconds=0.05).start()
+    import time
+
+    for _ in range(200):
+        with world.db.session() as session:
+            if session.get(EvalRun, bad).status == "failed":
+                break
+        time.sleep(0.05)
+    thread.stop()
+    with world.db.session() as session:
+        failed = session.get(EvalRun, bad)
+    assert failed.status == "failed" and "no language 'xx'" in failed.error
+    assert world.queue.__doc__  # the Submit tab's entry point is documented
+
+
+def test_queue_refuses_bad_input(world):
+    with pytest.raises(HubInputError):
+        world.queue(RunOptions("demo-random", "tiny-chars", languages=("zz",)))
+    with pytest.raises(HubInputError, match="seeds must be at least 1"):
+        world.queue(RunOptions("demo-random", "tiny-chars", seeds=0))

@@ -1,0 +1,179 @@
+"""Votes under load and under failure.
+
+- 32 concurrent gradio_client clients cast 5,000 votes over HTTP against the real app (launched on
+  127.0.0.1): exactly 5,000 vote rows, none duplicated, none lost, tallies equal to the votes; on SQLite
+  and on a real PostgreSQL server started by the test. Battles are pre-created through
+  `leaderboards.arena` (for each client's own session), so the HTTP part is only votes.
+- A process killed while casting votes leaves no partial rows: every vote has its tally, and the
+  database is consistent and writable afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from leaderboards.arena import rebuild_tallies, tallies_frame
+from leaderboards.db import Database, init_db
+from leaderboards.schema import Battle, Vote, VoteTally
+
+try:
+    from tests.pg import postgres_server, postgres_url  # noqa: F401 - fixtures
+    from tests.hub_app import running_app
+except ImportError:  # tests/ is not a package
+    from hub_app import running_app
+    from pg import postgres_server, postgres_url  # noqa: F401
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+N_CLIENTS = 32
+N_VOTES = 5_000
+OUTCOMES = ("model_a", "model_b", "tie", "tie (bothbad)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'votes.sqlite3'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.mark.timeout(300)
+def test_5000_votes_from_32_http_clients(database_url, tmp_path):
+    from gradio_client import Client
+
+    with running_app(tmp_path / "data", database_url, votes_per_minute=10**6) as (url, ctx):
+        from hub.ui.arena_tab import make_arena
+
+        arena = make_arena(ctx)
+        models = [c.id for c in ctx.config.checkpoints if c.id.startswith("demo-random")]
+        assert len(models) >= 2
+        clients = [Client(url, verbose=False) for _ in range(N_CLIENTS)]
+        # Each client votes on battles served to its own session (as if it had called /battle).
+        work: list[list[tuple[str, str]]] = [[] for _ in clients]
+        for i in range(N_VOTES):
+            k = i % N_CLIENTS
+            a, b = (models[0], models[1]) if i % 2 else (models[1], models[0])
+            battle_id = arena.record_battle(
+                a, b, "prompt", "a.png", "b.png", session_hash=arena.hasher.hash(clients[k].session_hash, "session")
+            )
+            work[k].append((battle_id, OUTCOMES[i % 4]))
+
+        results: list[list[tuple[str, str]]] = [[] for _ in clients]
+        errors: list[BaseException] = []
+
+        def cast(k: int) -> None:
+            try:
+                for battle_id, outcome in work[k]:
+                    results[k].append(clients[k].predict(battle_id, outcome, api_name="/vote"))
+            except BaseException as err:  # noqa: BLE001 - reported below
+                errors.append(err)
+
+        threads = [threading.Thread(target=cast, args=(k,)) for k in range(N_CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors[:3]
+        assert sum(len(r) for r in results) == N_VOTES
+        names = {c.name for c in ctx.config.checkpoints}
+        assert all(set(pair) <= names and pair[0] != pair[1] for r in results for pair in r)
+
+        # A second vote on an already voted battle is refused and adds nothing.
+        battle_id, _ = work[0][0]
+        with pytest.raises(Exception, match="already has a vote"):
+            clients[0].predict(battle_id, "model_b", api_name="/vote")
+        # A vote on a battle served to another session is refused too.
+        with pytest.raises(Exception, match="another session|already has a vote"):
+            clients[1].predict(work[0][1][0], "model_b", api_name="/vote")
+
+        db = ctx.db
+        with db.session() as s:
+            assert s.scalar(select(func.count()).select_from(Vote)) == N_VOTES
+            assert s.scalar(select(func.count(func.distinct(Vote.battle_id)))) == N_VOTES
+            unvoted = s.scalar(
+                select(func.count()).select_from(Battle).outerjoin(Vote, Vote.battle_id == Battle.id).where(Vote.id.is_(None))
+            )
+            assert unvoted == 0
+            stored = Counter(dict(((a, b, o), n) for a, b, o, n in tallies_frame(s).itertuples(index=False)))
+            assert sum(stored.values()) == N_VOTES
+            expected = Counter()
+            for k, items in enumerate(work):
+                for battle_id, outcome in items:
+                    battle = s.get(Battle, battle_id)
+                    expected[(battle.model_a, battle.model_b, outcome)] += 1
+            assert stored == expected
+
+
+KILLED_VOTER = textwrap.dedent(
+    """
+    import sys
+    from leaderboards.arena import Arena, ArenaLimits, SessionHasher
+    from leaderboards.db import Database
+    db = Database(sys.argv[1])
+    arena = Arena(db, sys.argv[2], SessionHasher(b"salt"), candidates=lambda: [],
+                  limits=ArenaLimits(votes_per_minute=10**6))
+    for line in sys.stdin:
+        battle_id = line.strip()
+        arena.record_vote(battle_id, "model_a", session_id="voter")
+        print("voted", flush=True)
+    """
+)
+
+
+def test_killed_voter_leaves_no_partial_rows(tmp_path):
+    from leaderboards.arena import Arena, ArenaLimits, SessionHasher
+    from leaderboards.results import upsert_checkpoint
+
+    url = f"sqlite:///{tmp_path / 'kill.sqlite3'}"
+    db = init_db(url)
+    with db.session() as s:
+        upsert_checkpoint(s, "x", "X", "sd15", "builtin:x", None, True)
+        upsert_checkpoint(s, "y", "Y", "sd15", "builtin:y", None, True)
+    hasher = SessionHasher(b"salt")
+    arena = Arena(db, tmp_path, hasher, candidates=lambda: [], limits=ArenaLimits(votes_per_minute=10**6))
+    battles = [arena.record_battle("x", "y", "p", "a", "b", session_hash=hasher.hash("voter")) for _ in range(3000)]
+    db.dispose()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_VOTER, url, str(tmp_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        feeder = threading.Thread(target=lambda: (proc.stdin.write("\n".join(battles) + "\n"), proc.stdin.flush()), daemon=True)
+        feeder.start()
+        seen = 0
+        while seen < 200:  # let it get going, then kill it between (or inside) transactions
+            assert proc.stdout.readline().startswith("voted")
+            seen += 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    db = Database(url)
+    try:
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        with db.session() as s:
+            votes = s.scalar(select(func.count()).select_from(Vote))
+            tally = s.scalar(select(func.coalesce(func.sum(VoteTally.n), 0)))
+            assert seen <= votes < len(battles)
+            assert tally == votes  # vote and tally committed together, or neither
+            before = sorted(tallies_frame(s).itertuples(index=False))
+        with db.write_session() as s:
+            rebuild_tallies(s)
+        with db.session() as s:
+            assert sorted(tallies_frame(s).itertuples(index=False)) == before
+        arena = Arena(db, tmp_path, hasher, candidates=lambda: [], limits=ArenaLimits(votes_per_minute=10**6))
+        arena.record_vote(battles[-1], "tie", session_id="voter")  # still writable
+    finally:
+        db.dispose()
