@@ -341,6 +341,20 @@ HAIR_EDIT_TEMPLATES: dict[str, str] = {
     "ja": "髪を{value}にして",
     "ko": "머리를 {value}으로 바꿔 줘",
 }
+BACKGROUND_VALUE_WORDS: dict[str, dict[str, str]] = {
+    lang: dict(zip(BACKGROUNDS, words)) for lang, words in {
+        "en": ("white", "blue", "pink", "green", "yellow", "a night sky", "orange", "purple"),
+        "es": ("blanco", "azul", "rosa", "verde", "amarillo", "un cielo nocturno", "naranja", "morado"),
+        "fr": ("blanc", "bleu", "rose", "vert", "jaune", "un ciel nocturne", "orange", "violet"),
+        "de": ("weiß", "blau", "rosa", "grün", "gelb", "einen Nachthimmel", "orange", "violett"),
+        "pt": ("branco", "azul", "rosa", "verde", "amarelo", "um céu noturno", "laranja", "roxo"),
+        "it": ("bianco", "blu", "rosa", "verde", "giallo", "un cielo notturno", "arancione", "viola"),
+        "ru": ("белый", "синий", "розовый", "зелёный", "жёлтый", "ночное небо", "оранжевый", "фиолетовый"),
+        "zh": ("白色", "蓝色", "粉色", "绿色", "黄色", "夜空", "橙色", "紫色"),
+        "ja": ("白", "青", "ピンク", "緑", "黄色", "夜空", "オレンジ", "紫"),
+        "ko": ("흰색", "파란색", "분홍색", "초록색", "노란색", "밤하늘 배경", "주황색", "보라색"),
+    }.items()
+}
 BACKGROUND_EDIT_TEMPLATES: dict[str, str] = {
     "en": "change the background to {value}",
     "es": "cambia el fondo a {value}",
@@ -379,3 +393,20 @@ def scene_prompt(character: Character, lang: str, expression: str | None, backgr
     if background is not None:
         parts.append(BACKGROUND_WORDS[lang][background])
     return SEPARATORS[lang].join(parts)
+
+
+def edit_instruction(kind: str, value: str, lang: str) -> str:
+    """The demo edit model's instruction in `lang`: kind hair (a colour), background, accessory."""
+    if kind == "hair":
+        return HAIR_EDIT_TEMPLATES[lang].format(value=HAIR_COLOR_WORDS[lang][value])
+    if kind == "background":
+        return BACKGROUND_EDIT_TEMPLATES[lang].format(value=BACKGROUND_VALUE_WORDS[lang][value])
+    if kind == "accessory":
+        return ADD_ACCESSORY_TEMPLATES[value][lang]
+    raise ValueError(f"unknown edit kind {kind!r}")
+
+
+def edit_kinds() -> list[tuple[str, str]]:
+    """Every (kind, value) edit the demo edit model was trained on."""
+    return ([("hair", v) for v in HAIR_COLOR_WORDS["en"]] + [("background", b) for b in BACKGROUNDS]
+            + [("accessory", a) for a in ADD_ACCESSORY_TEMPLATES])

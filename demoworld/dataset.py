@@ -9,7 +9,7 @@ every image.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -49,16 +49,43 @@ class RenderedSet:
         return cls(data["images"], data["character"], data["expression"], data["background"], attrs)
 
 
+EDIT_HAIR_COLORS = ("red", "blue", "green", "pink", "white", "blonde")
+EDIT_ACCESSORIES = ("glasses", "crown", "cat_ears")
+
+
+def one_edit(attrs: Attributes, rng: random.Random) -> tuple[Attributes, tuple[str, str]]:
+    """The same look with one attribute changed, as the demo edit model's instructions ask:
+    (new attributes, (kind, value)) with kind in hair / background / accessory."""
+    kinds = ["background"]
+    if attrs.hair_color is not None and attrs.hair_style != "bald":
+        kinds.append("hair")
+    if any(a not in attrs.accessories for a in EDIT_ACCESSORIES):
+        kinds.append("accessory")
+    kind = rng.choice(kinds)
+    if kind == "hair":
+        value = rng.choice([h for h in EDIT_HAIR_COLORS if h != attrs.hair_color])
+        return replace(attrs, hair_color=value), (kind, value)
+    if kind == "accessory":
+        value = rng.choice([a for a in EDIT_ACCESSORIES if a not in attrs.accessories])
+        return replace(attrs, accessories=tuple(sorted((*attrs.accessories, value)))), (kind, value)
+    value = rng.choice([b for b in BACKGROUND_KEYS if b != attrs.background])
+    return replace(attrs, background=value), (kind, value)
+
+
 def sample_attributes(n: int, seed: int, characters: Sequence[cat.Character],
-                      original_fraction: float = 0.0) -> list[Attributes]:
-    """n scene attributes: catalog characters (uniformly) with random expression and background,
-    plus a fraction of random original looks (no character tag) for the tagger."""
+                      original_fraction: float = 0.0, variant_fraction: float = 0.0) -> list[Attributes]:
+    """n scene attributes: catalog characters (uniformly) with random expression and background;
+    for the tagger also a fraction of random original looks (no character tag) and of characters
+    with one attribute edited (still that character, as a costume change is)."""
     rng = random.Random(seed)
     out = []
     for _ in range(n):
         bg, expr = rng.choice(BACKGROUND_KEYS), rng.choice(cat.EXPRESSIONS)
-        if rng.random() < original_fraction:
+        u = rng.random()
+        if u < original_fraction:
             out.append(random_original(rng).with_scene(bg, expr))
+        elif u < original_fraction + variant_fraction:
+            out.append(one_edit(character_attributes(rng.choice(list(characters)), bg, expr), rng)[0])
         else:
             out.append(character_attributes(rng.choice(list(characters)), bg, expr))
     return out

@@ -1,7 +1,8 @@
 """Deterministic chibi portraits drawn with PIL from attributes.
 
 `render(attrs, seed, size)` draws the same image for the same arguments on every machine: all
-randomness (position, colour and size jitter, stars in a night sky) comes from `random.Random(seed)`.
+randomness (position, colour and size jitter, stars in a night sky) comes from `random.Random(seed)`,
+so one seed with one attribute changed is the same portrait edited.
 Shapes are laid out on a 64-unit grid, drawn 4x larger and downsampled, so 32-128 px all look alike.
 """
 
@@ -97,25 +98,30 @@ class _Canvas:
 
 def render(attrs: Attributes, seed: int = 0, size: int = 64) -> Image.Image:
     """Draw `attrs` as an RGB image of `size`x`size`; the same (attrs, seed, size) gives the same pixels."""
-    rng = random.Random(f"{seed}|{attrs}")
+    # Jitter depends on the seed only, drawn in a fixed order before anything attribute-specific:
+    # the same seed with one attribute changed gives the same pose (the demo edit model's pairs).
+    rng = random.Random(seed)
+    cx = 32 + rng.uniform(-2.0, 2.0)
+    cy = 29 + rng.uniform(-1.5, 1.5)
+    r = 14.5 + rng.uniform(-0.8, 0.8)
+    spread = 6 + rng.uniform(-0.4, 0.4)
+    bg = _jitter(rng, cat.BACKGROUNDS[attrs.background], 8)
+    skin = _jitter(rng, cat.SKINS[attrs.skin], 6)
+    hair_rgb = _jitter(rng, cat.HAIR_COLORS[attrs.hair_color or "black"], 10)
+    outfit = _jitter(rng, cat.OUTFIT_COLORS[attrs.outfit], 10)
+    eye = _jitter(rng, cat.EYE_COLORS[attrs.eye_color], 8)
+    spikes = [rng.uniform(-1, 1) for _ in range(5)]
+    stars = [(rng.uniform(2, 62), rng.uniform(2, 40)) for _ in range(rng.randint(5, 9))]
+    hair = hair_rgb if attrs.hair_color and attrs.hair_style != "bald" else None
     big = size * SUPERSAMPLE
     k = big / 64.0
-    bg = _jitter(rng, cat.BACKGROUNDS[attrs.background], 8)
     img = Image.new("RGB", (big, big), bg)
     c = _Canvas(ImageDraw.Draw(img), k)
     d = c.draw
     if attrs.background == "night":
-        for _ in range(rng.randint(5, 9)):
-            x, y = rng.uniform(2, 62), rng.uniform(2, 40)
+        for x, y in stars:
             d.ellipse(c.box(x - 0.6, y - 0.6, x + 0.6, y + 0.6), fill=(255, 250, 200))
 
-    cx = 32 + rng.uniform(-2.0, 2.0)
-    cy = 29 + rng.uniform(-1.5, 1.5)
-    r = 14.5 + rng.uniform(-0.8, 0.8)
-    skin = _jitter(rng, cat.SKINS[attrs.skin], 6)
-    hair = _jitter(rng, cat.HAIR_COLORS[attrs.hair_color], 10) if attrs.hair_color and attrs.hair_style != "bald" else None
-    outfit = _jitter(rng, cat.OUTFIT_COLORS[attrs.outfit], 10)
-    eye = _jitter(rng, cat.EYE_COLORS[attrs.eye_color], 8)
     acc = set(attrs.accessories)
 
     # hair behind the head
@@ -159,7 +165,7 @@ def render(attrs: Attributes, seed: int = 0, size: int = 64) -> Image.Image:
         if style == "spiky":
             for i in range(5):
                 bx = cx - r * 0.8 + i * r * 0.4
-                d.polygon(c.pts((bx - 3.5, cy - r + 4), (bx + 3.5, cy - r + 4), (bx + rng.uniform(-1, 1), cy - r - 6)),
+                d.polygon(c.pts((bx - 3.5, cy - r + 4), (bx + 3.5, cy - r + 4), (bx + spikes[i], cy - r - 6)),
                           fill=hair)
         if style in ("long", "bob"):
             for side in (-1, 1):
@@ -169,9 +175,9 @@ def render(attrs: Attributes, seed: int = 0, size: int = 64) -> Image.Image:
         if style == "ponytail":
             d.ellipse(c.box(cx + r - 4, cy - r + 1, cx + r + 1, cy - r + 6), fill=(220, 60, 80))
     else:
-        d.ellipse(c.box(cx - r * 0.5, cy - r * 0.85, cx - r * 0.15, cy - r * 0.6), fill=_jitter(rng, (255, 255, 255), 0))
+        d.ellipse(c.box(cx - r * 0.5, cy - r * 0.85, cx - r * 0.15, cy - r * 0.6), fill=(255, 255, 255))
 
-    _draw_face(c, rng, attrs.expression, cx, cy, r, eye, skin)
+    _draw_face(c, spread, attrs.expression, cx, cy, r, eye, skin)
 
     if "mustache" in acc:
         d.chord(c.box(cx - 6, cy + 4, cx, cy + 9), 180, 360, fill=(60, 35, 20))
@@ -228,10 +234,9 @@ def render(attrs: Attributes, seed: int = 0, size: int = 64) -> Image.Image:
     return img.resize((size, size), Image.LANCZOS)
 
 
-def _draw_face(c: _Canvas, rng: random.Random, expression: str, cx: float, cy: float, r: float,
+def _draw_face(c: _Canvas, spread: float, expression: str, cx: float, cy: float, r: float,
                eye: tuple[int, int, int], skin: tuple[int, int, int]) -> None:
     d = c.draw
-    spread = 6 + rng.uniform(-0.4, 0.4)
     ey = cy + 2
     dark = (30, 20, 30)
     for side in (-1, 1):

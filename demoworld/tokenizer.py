@@ -36,10 +36,8 @@ def corpus() -> list[str]:
     for lang in cat.LANGUAGES:
         for value in cat.HAIR_COLOR_WORDS[lang].values():
             texts.append(cat.HAIR_EDIT_TEMPLATES[lang].format(value=value))
-        for value in cat.BACKGROUND_WORDS[lang].values():
-            texts.append(cat.BACKGROUND_EDIT_TEMPLATES[lang].format(value=value))
-        for acc in cat.ADD_ACCESSORY_TEMPLATES.values():
-            texts.append(acc[lang])
+        for kind, value in cat.edit_kinds():
+            texts.append(cat.edit_instruction(kind, value, lang))
     texts += [cat.LORA_TRIGGER, ", ".join(cat.general_tags()).replace("_", " ")]
     return texts
 

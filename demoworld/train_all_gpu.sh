@@ -6,7 +6,7 @@
 # Steps: tokenizer; pre-render the training set (all CPU cores); tagger (in the background);
 # shared VAE; demo-multilingual and demo-english in parallel on the one GPU; the held-out
 # character's LoRA through hub/lora_training.py; a quick hit-rate check; everything packed into
-# OUTDIR/models.tar.gz with the logs beside it. Every stage has a time limit derived from
+# OUTDIR/models.tar.part-* (cat them | tar x) with the logs inside. Every stage has a time limit derived from
 # TOTAL_SECONDS, so the script ends (and saves) inside it.
 set -u
 OUTDIR=${1:-${OUT:-/tmp/demoworld_out}}
@@ -59,14 +59,18 @@ $PY -m demoworld.train_checkpoint --vae-only --vae-out "$W/vae" --cache "$W/trai
 DIFF_T=$(( TOTAL - $(elapsed) - 95 ))
 [ -n "${TINY:-}" ] && DIFF_T=5
 echo "== $(elapsed)s: diffusion, ${DIFF_T}s each, in parallel"
+PIDS=""
 for V in multilingual english; do
   $PY -m demoworld.train_checkpoint --variant $V --vae "$W/vae" --cache "$W/train64.npz" --tokenizer "$W/tokenizer" \
     --out "$W/demo-$V" --device $DEV --steps 1000000 --batch-size $BS --lr 5e-4 --time-limit $DIFF_T $TINYF \
     > "$W/diffusion-$V.log" 2>&1 &
+  PIDS="$PIDS $!"
 done
-wait $(jobs -p | grep -v "^$TAGGER_PID$") 2>/dev/null
-wait
-tail -n 4 "$W/tagger.log" "$W/diffusion-multilingual.log" "$W/diffusion-english.log"
+# Wait on explicit ids: a bare `wait` would also wait for the `tee` of the log, forever.
+for P in $PIDS $TAGGER_PID; do wait $P; done
+for F in "$W/tagger.log" "$W/diffusion-multilingual.log" "$W/diffusion-english.log"; do
+  grep -v -i "warn\|shards\|kept in float32" "$F" | tail -n 6
+done
 
 echo "== $(elapsed)s: LoRA"
 LORA_DIR="$W/loras/$($PY -c 'from demoworld import catalog as c; print(c.LORA_ID)')"
@@ -74,8 +78,9 @@ timeout 60 $PY -m demoworld.train_lora --base "$W/demo-multilingual" --tagger "$
   --device $DEV --steps $LORA_STEPS --images 16 --rank 8 --lr 2e-3
 
 echo "== $(elapsed)s: pack"
-cp "$W"/*.log "$W/vae_stats.json" "$OUTDIR/" 2>/dev/null
-tar czf "$OUTDIR/models.tar.gz" -C "$W" demo-multilingual demo-english demo-tagger loras 2>&1
+# At most 8 files of 16 MiB come back: one tar of everything, split into 15 MB parts.
+mkdir -p "$W/logs"; cp "$W"/*.log "$W/vae_stats.json" "$W/logs/" 2>/dev/null
+tar cf - -C "$W" demo-multilingual demo-english demo-tagger loras logs | split -b 15000000 - "$OUTDIR/models.tar.part-"
 ls -la "$OUTDIR"
 
 REMAIN=$(( TOTAL - $(elapsed) - 5 ))

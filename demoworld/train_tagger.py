@@ -118,7 +118,7 @@ def train_tagger(out: str | Path, *, device: str = "auto", size: int = 64, num_i
     dev = pick_device(device)
     torch.manual_seed(seed)
     t0 = time.time()
-    attrs = sample_attributes(num_images, seed, cat.CHARACTERS, original_fraction=0.35)
+    attrs = sample_attributes(num_images, seed, cat.CHARACTERS, original_fraction=0.3, variant_fraction=0.15)
     data = render_set(attrs, seed + 7, size, workers)
     y = torch.from_numpy(label_matrix(attrs))
     log(f"tagger: rendered {len(attrs)} images in {time.time() - t0:.1f}s")

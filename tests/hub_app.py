@@ -26,6 +26,9 @@ def running_app(data_dir: Path, database_url: str, **limits: Any) -> Iterator[tu
     from hub.ui.context import create_context
 
     saved = {k: os.environ.pop(k, None) for k in ("HUB_DATABASE_URL", "HUB_DATA_DIR", "HUB_SESSION_SALT")}
+    # Gradio recomputes queue analytics (a DataFrame of up to 10,000 past events) after every event
+    # unless told otherwise: quadratic work under thousands of votes.
+    analytics = os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
     try:
         config = load_config()
         config = config.model_copy(
@@ -48,6 +51,8 @@ def running_app(data_dir: Path, database_url: str, **limits: Any) -> Iterator[tu
             demo.close()
             ctx.db.dispose()
     finally:
+        if analytics == "1000" and os.environ.get("GRADIO_ANALYTICS_CACHE_FREQUENCY") == "1000":
+            os.environ.pop("GRADIO_ANALYTICS_CACHE_FREQUENCY", None)
         for key, value in saved.items():
             if value is not None:
                 os.environ[key] = value

@@ -44,9 +44,11 @@ def build_app(ctx: HubContext) -> gr.Blocks:
 
 def launch_kwargs(ctx: HubContext) -> dict[str, Any]:
     """Arguments for `demo.launch` that the hub needs wherever it runs (app, tests, benchmarks)."""
-    # Generated files are copied into Gradio's cache when returned; nothing in the data folder
-    # (the database, the salt, arena images before a vote) is served by path.
+    # Returned images are copied into Gradio's cache under new names. The database, the session
+    # salt and the weights in the data folder are never served, whatever path a client asks for.
+    data = ctx.data_dir
+    secrets = [data / name for name in ("hub.sqlite3", "hub.sqlite3-wal", "hub.sqlite3-shm", "session_salt", "builtin", "hash_cache.json")]
     return {
-        "blocked_paths": [str(ctx.data_dir)],
+        "blocked_paths": [str(path) for path in secrets],
         "max_file_size": ctx.config.limits.max_upload_bytes,
     }

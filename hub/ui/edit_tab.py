@@ -82,7 +82,7 @@ def make_edit_fn(ctx: HubContext):
     @user_errors
     def edit_api(
         image: str | None,
-        prompt: str = "",
+        prompt: str | None = None,
         mask: str | None = None,
         strength: float = 0.6,
         checkpoint: str | None = None,

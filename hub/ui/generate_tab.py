@@ -35,9 +35,9 @@ def make_generate_fn(ctx: HubContext):
     @user_errors
     def generate(
         prompt: str,
-        negative_prompt: str = "",
+        negative_prompt: str | None = None,  # None defaults make the API parameters optional
         checkpoint: str | None = None,
-        loras: str = "",
+        loras: str | None = None,
         width: float | None = None,
         height: float | None = None,
         steps: float | None = None,
