@@ -48,8 +48,7 @@ def bench_tagger(args, images) -> float:
         folder = build_random_tagger(Path(tmp) / "t", tags, architecture=args.arch, input_size=args.size, model_args=model_args)
         judge = TaggerJudge.load(folder, device=args.device)
         if args.half and args.device.startswith("cuda"):
-            judge.model.half()
-            judge.preprocess = (lambda orig: (lambda ims: orig(ims).half()))(judge.preprocess)
+            judge.model.half()  # inputs follow the model's dtype
         judge.predict(images[:2], batch_size=2)  # warm-up
         sync(args.device)
 

@@ -106,9 +106,26 @@ def build_report(
                 sample_ids.add(sid)
                 records.append({"item_id": item, "language": lang, "tier": tiers.get(pid, "unknown"), "metric": metric, "value": float(value)})
             if kind == "character_recognition":
-                summary = character.summarize(
-                    [r for r in records if r["metric"] == character.HIT], anchor=anchor, num_bootstrap=num_bootstrap, seed=seed
+                hits = [r for r in records if r["metric"] == character.HIT]
+                summary = character.summarize(hits, anchor=anchor, num_bootstrap=num_bootstrap, seed=seed)
+                # Characters no judge could decide (no tag in the tagger, no reference gallery): listed,
+                # never counted as misses.
+                sampled = set(
+                    session.execute(
+                        select(Sample.item_id)
+                        .join(PromptSuite, PromptSuite.id == Sample.suite_id)
+                        .where(
+                            Sample.checkpoint_id == checkpoint,
+                            PromptSuite.name == run.suite_name,
+                            Sample.adapters == (run.adapters or ""),
+                            Sample.settings_hash == run.settings_hash,
+                        )
+                        .distinct()
+                    ).scalars()
                 )
+                if current_items is not None:
+                    sampled &= current_items
+                summary["unjudged_items"] = sorted(sampled - {r["item_id"] for r in hits})
             else:
                 summary = multilingual.summarize(
                     [r for r in records if r["metric"] in multilingual.REPORTED], anchor=anchor, num_bootstrap=num_bootstrap, seed=seed
@@ -157,6 +174,8 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(f"{'tier':<10}{'hit rate (95% CI)':<28}{'characters':>10}")
             for tier, e in s["by_tier"].items():
                 lines.append(f"{tier:<10}{_fmt(e['hit_rate']):<28}{e['n_characters']:>10}")
+            if s.get("unjudged_items"):
+                lines.append(f"not judged (no tagger tag, no reference gallery): {', '.join(s['unjudged_items'])}")
         else:
             header = f"{'language':<10}" + "".join(f"{m:<34}" for m in multilingual.REPORTED)
             lines.append(header)

@@ -158,6 +158,7 @@ def test_report_per_tier_and_language(world):
     assert en["hit_rate"]["mean"] == 1.0 and en["gap_to_english"]["mean"] == 0.0
     assert set(suite["by_tier"]) == {"popular", "niche"}
     assert suite["by_tier"]["popular"]["by_language"]["ja"]["hit_rate"]["mean"] == 1.0
+    assert suite["unjudged_items"] == ["shrek"]  # listed, not counted as a miss
     with pytest.raises(HubInputError, match="no complete eval of 'nope'"):
         build_report(world.db, "nope")
 
@@ -268,3 +269,41 @@ def test_queue_refuses_bad_input(world):
         world.queue(RunOptions("demo-random", "tiny-chars", languages=("zz",)))
     with pytest.raises(HubInputError, match="seeds must be at least 1"):
         world.queue(RunOptions("demo-random", "tiny-chars", seeds=0))
+
+
+def test_character_scoring_routes_samples_to_tagger_or_reference_judge(tmp_path):
+    """A known tag -> the tagger decides at its character threshold; no tag but a gallery -> the
+    reference judge; neither -> no score (unjudged, not a miss)."""
+    import numpy as np
+    from PIL import Image
+
+    from evals import character
+    from evals.judges.reference import ReferenceJudge
+    from evals.judges.tagger import TaggerJudge, build_random_tagger
+    from evals.judgeset import JudgeSet
+    from evals.samples import SampleView
+
+    tagger = TaggerJudge.load(build_random_tagger(tmp_path / "t", [("hatsune_miku", 4)], input_size=16), device="cpu",
+                              thresholds={"character": 0.0})
+
+    class MeanColour:
+        def image_embeddings(self, images):
+            v = np.stack([np.asarray(im.convert("RGB"), np.float32).reshape(-1, 3).mean(0) + 1e-3 for im in images])
+            return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    gallery = tmp_path / "refs"
+    gallery.mkdir()
+    Image.new("RGB", (8, 8), (0, 200, 0)).save(gallery / "a.png")
+    judges = JudgeSet(tagger=tagger, reference=ReferenceJudge(MeanColour(), threshold=0.95))
+    green, red = Image.new("RGB", (8, 8), (0, 210, 0)), Image.new("RGB", (8, 8), (220, 0, 0))
+    samples = [
+        SampleView(1, "miku", "en", 0, "", "", {"tag": "hatsune_miku"}, red),
+        SampleView(2, "shrek", "en", 0, "", "", {"tag": None, "references": str(gallery)}, green),
+        SampleView(3, "shrek", "ja", 0, "", "", {"tag": None, "references": str(gallery)}, red),
+        SampleView(4, "bean", "en", 0, "", "", {"tag": None}, red),
+    ]
+    rows = {(r.sample_id, r.metric): (r.judge_id, r.value) for r in character.score_samples(samples, judges)}
+    assert rows[(1, "character_hit")] == ("tagger", 1.0)  # threshold 0: the tag always "hits"
+    assert rows[(2, "character_hit")] == ("reference", 1.0)
+    assert rows[(3, "character_hit")] == ("reference", 0.0)
+    assert not any(sid == 4 for sid, _ in rows)

@@ -98,7 +98,26 @@ def build_judge(
         return judge
 
 
+def _with_dtype(judge: Any, dtype: str | None) -> Any:
+    """`options.dtype: float16|bfloat16` runs a judge's model in half precision on CUDA (about 2x faster
+    for a WD v3 ViT at 448 px on an H100); on a CPU judges always stay in float32."""
+    if not dtype or dtype == "float32":
+        return judge
+    import torch
+
+    if dtype not in ("float16", "bfloat16"):
+        raise JudgeLoadError(f"judge '{judge.info.id}': options.dtype must be float32, float16 or bfloat16, got {dtype!r}")
+    model = getattr(judge, "model", None)
+    if model is not None and getattr(judge, "device", None) is not None and judge.device.type == "cuda":
+        model.to(getattr(torch, dtype))
+    return judge
+
+
 def _build(kind, source, info, thresholds, options, data_dir, device, others, prompts_dir) -> Any:
+    return _with_dtype(_build_fp32(kind, source, info, thresholds, options, data_dir, device, others, prompts_dir), options.get("dtype"))
+
+
+def _build_fp32(kind, source, info, thresholds, options, data_dir, device, others, prompts_dir) -> Any:
     src_kind, sep, value = source.partition(":")
     if sep and src_kind == "folder":
         source = "folder:" + _local(value)

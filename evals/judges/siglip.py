@@ -84,7 +84,11 @@ class SiglipJudge:
         out = []
         with torch.inference_mode():
             for chunk in batched(list(images), batch_size or self.batch_size):
-                inputs = {k: v.to(self.device) for k, v in self._image_inputs(chunk).items()}
+                dtype = next(self.model.parameters()).dtype  # half precision when options.dtype says so
+                inputs = {
+                    k: v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device)
+                    for k, v in self._image_inputs(chunk).items()
+                }
                 out.append(pooled(self.model.get_image_features(**inputs)).float().cpu().numpy())
         return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -32,6 +33,19 @@ from evals.judges.base import (
     resolve_source,
     to_rgb_on_white,
 )
+
+_POOLS: dict[bool, Any] = {}
+
+
+def _pool(prefetch: bool = False) -> Any:
+    """Process-wide thread pools: one for per-image work, one (single thread) to prefetch the next chunk."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if prefetch not in _POOLS:
+        workers = 1 if prefetch else max(1, min(8, os.cpu_count() or 1))
+        _POOLS[prefetch] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tagger-prep")
+    return _POOLS[prefetch]
+
 
 CATEGORY_NAMES = {9: "rating", 0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "meta"}
 DEFAULT_THRESHOLDS = {"general": 0.35, "character": 0.85}
@@ -153,19 +167,60 @@ class TaggerJudge:
         )
 
     # ------------------------------------------------------------------------------ preprocessing
-    def preprocess_array(self, image: Image.Image | str | Path) -> np.ndarray:
-        """One image -> (3, S, S) float32, normalised, channels in BGR order."""
+    def resized_pixels(self, image: Image.Image | str | Path) -> np.ndarray:
+        """One image -> (S, S, 3) uint8 RGB: onto white, padded square with white, resized (bicubic)."""
         image = pad_square_white(to_rgb_on_white(load_image(image)))
         if image.size != (self.input_size, self.input_size):
             image = image.resize((self.input_size, self.input_size), Image.Resampling.BICUBIC)
-        array = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
-        array = (array - self.mean) / self.std
-        return np.ascontiguousarray(array[::-1])  # RGB -> BGR
+        return np.asarray(image, dtype=np.uint8)
 
-    def preprocess(self, images: Sequence[Image.Image | str | Path]) -> Any:
+    def _normalise(self, pixels: Any) -> Any:
+        """(N, S, S, 3) uint8 tensor -> (N, 3, S, S) float, scaled to [0, 1], mean/std-normalised, BGR."""
         import torch
 
-        return torch.from_numpy(np.stack([self.preprocess_array(im) for im in images]))
+        x = pixels.permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.as_tensor(self.mean.reshape(1, 3, 1, 1), device=x.device)
+        std = torch.as_tensor(self.std.reshape(1, 3, 1, 1), device=x.device)
+        return ((x - mean) / std).flip(1)  # RGB -> BGR
+
+    def preprocess_array(self, image: Image.Image | str | Path) -> np.ndarray:
+        """One image -> (3, S, S) float32, normalised, channels in BGR order (the model's input)."""
+        import torch
+
+        return self._normalise(torch.from_numpy(self.resized_pixels(image)[None].copy()))[0].numpy()
+
+    def _pixels(self, images: Sequence[Any]) -> np.ndarray:
+        # PIL's resize releases the GIL: a batch's images are prepared in parallel threads.
+        if len(images) == 1:
+            return self.resized_pixels(images[0])[None].copy()  # writable, for torch.from_numpy
+        return np.stack(list(_pool().map(self.resized_pixels, images)))
+
+    def preprocess(self, images: Sequence[Image.Image | str | Path]) -> Any:
+        """Model input for a batch on the judge's device. Only uint8 pixels cross to the device;
+        scaling, normalisation and the channel flip run there."""
+        import torch
+
+        pixels = torch.from_numpy(self._pixels(images)).to(self.device, non_blocking=True)
+        return self._normalise(pixels).to(self._dtype)
+
+    @property
+    def _dtype(self) -> Any:
+        return next(self.model.parameters()).dtype
+
+    def _chunks(self, images: list[Any], batch_size: int):
+        """Model inputs chunk by chunk; the next chunk is prepared on the CPU while the model runs."""
+        chunks = list(batched(images, batch_size))
+        if len(chunks) == 1:
+            yield chunks[0], self.preprocess(chunks[0])
+            return
+        pending = _pool(prefetch=True).submit(self._pixels, chunks[0])
+        for i, chunk in enumerate(chunks):
+            pixels = pending.result()
+            if i + 1 < len(chunks):
+                pending = _pool(prefetch=True).submit(self._pixels, chunks[i + 1])
+            import torch
+
+            yield chunk, self._normalise(torch.from_numpy(pixels).to(self.device, non_blocking=True)).to(self._dtype)
 
     # ---------------------------------------------------------------------------------- inference
     def predict(self, images: Sequence[Image.Image | str | Path], batch_size: int | None = None) -> np.ndarray:
@@ -177,8 +232,8 @@ class TaggerJudge:
             return np.zeros((0, len(self.tags)), dtype=np.float32)
         out = []
         with torch.inference_mode():
-            for chunk in batched(images, batch_size or self.batch_size):
-                logits = self.model(self.preprocess(chunk).to(self.device))
+            for _, x in self._chunks(images, batch_size or self.batch_size):
+                logits = self.model(x)
                 out.append(torch.sigmoid(logits.float()).cpu().numpy())
         return np.concatenate(out)
 
@@ -189,8 +244,7 @@ class TaggerJudge:
         images = list(images)
         out = []
         with torch.inference_mode():
-            for chunk in batched(images, batch_size or self.batch_size):
-                x = self.preprocess(chunk).to(self.device)
+            for chunk, x in self._chunks(images, batch_size or self.batch_size):
                 features = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
                 out.append(features.float().reshape(len(chunk), -1).cpu().numpy())
         return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)

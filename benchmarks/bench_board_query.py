@@ -1,0 +1,122 @@
+"""Benchmark: the arena board query with 1,000,000 votes stored (goal: <= 200 ms).
+
+Measures, on the same database in the same run:
+- the board's query: `vote_tallies` (a few rows per pair) -> counts;
+- the baseline query: GROUP BY over every vote joined to its battle (what a board without tallies does);
+- the whole board cold (query + Bradley–Terry with 100 bootstrap rounds) and warm (cached fit).
+
+    python benchmarks/bench_board_query.py [--votes 1000000] [--models 50] [--db URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, insert, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from leaderboards.arena import rebuild_tallies, tallies_frame  # noqa: E402
+from leaderboards.boards import ArenaBoard  # noqa: E402
+from leaderboards.db import init_db  # noqa: E402
+from leaderboards.results import upsert_checkpoint  # noqa: E402
+from leaderboards.schema import VOTE_OUTCOMES, Battle, Vote  # noqa: E402
+
+
+def timed(fn, repeat: int = 5) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def populate(db, n_votes: int, n_models: int) -> None:
+    rng = np.random.default_rng(0)
+    names = [f"model-{i:02d}" for i in range(n_models)]
+    strength = rng.normal(0, 1, n_models)
+    with db.session() as s:
+        for name in names:
+            upsert_checkpoint(s, name, name.title(), "sdxl", f"hub:org/{name}", None, False)
+    now = dt.datetime.now(dt.timezone.utc)
+    chunk = 100_000
+    for offset in range(0, n_votes, chunk):
+        n = min(chunk, n_votes - offset)
+        a = rng.integers(0, n_models, n)
+        b = (a + rng.integers(1, n_models, n)) % n_models
+        p = 1 / (1 + np.exp(strength[b] - strength[a]))
+        u = rng.random(n)
+        outcome = np.where(u < 0.1, 2, np.where(u < 0.13, 3, np.where(rng.random(n) < p, 0, 1)))
+        ids = [secrets.token_urlsafe(24) for _ in range(n)]
+        with db.session() as s:
+            s.execute(insert(Battle), [
+                {"id": ids[i], "kind": "generate", "model_a": names[a[i]], "model_b": names[b[i]], "prompt": "p",
+                 "image_a": "a.png", "image_b": "b.png", "image_source": "samples", "created_at": now, "expires_at": now}
+                for i in range(n)
+            ])
+            s.execute(insert(Vote), [
+                {"battle_id": ids[i], "outcome": VOTE_OUTCOMES[outcome[i]], "created_at": now} for i in range(n)
+            ])
+        print(f"  stored {offset + n:,} votes", flush=True)
+    with db.write_session() as s:
+        rebuild_tallies(s)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--votes", type=int, default=1_000_000)
+    parser.add_argument("--models", type=int, default=50)
+    parser.add_argument("--db", default=None)
+    args = parser.parse_args()
+    url = args.db or f"sqlite:///{Path(tempfile.mkdtemp(prefix='bench-board-')) / 'board.sqlite3'}"
+    db = init_db(url)
+    with db.session() as s:
+        stored = s.scalar(select(func.count()).select_from(Vote))
+    if stored < args.votes:
+        print(f"storing {args.votes:,} votes among {args.models} models in {url.split(':')[0]} ...")
+        populate(db, args.votes - stored, args.models)
+
+    def tallies() -> pd.DataFrame:
+        with db.session() as s:
+            return tallies_frame(s)
+
+    def baseline() -> pd.DataFrame:
+        with db.session() as s:
+            rows = s.execute(
+                select(Battle.model_a, Battle.model_b, Vote.outcome, func.count())
+                .join(Vote, Vote.battle_id == Battle.id)
+                .group_by(Battle.model_a, Battle.model_b, Vote.outcome)
+            ).all()
+        return pd.DataFrame(rows, columns=["model_a", "model_b", "winner", "count"])
+
+    query_s, counts = timed(tallies)
+    baseline_s, base_counts = timed(baseline, repeat=3)
+    assert int(counts["count"].sum()) == int(base_counts["count"].sum())
+    board = ArenaBoard(db)
+    cold_s, table = timed(lambda: ArenaBoard(db).table(with_elo=False), repeat=3)
+    board.table(with_elo=False)
+    warm_s, _ = timed(lambda: board.table(with_elo=False))
+    start = time.perf_counter()
+    board.table(with_elo=True)
+    elo_first_s = time.perf_counter() - start
+    elo_warm_s, _ = timed(lambda: board.table(with_elo=True))
+    print(f"{int(counts['count'].sum()):,} votes, {len(counts)} tally rows, {len(table)} models")
+    print(f"board query (vote_tallies):            {query_s * 1000:8.1f} ms  [goal <= 200 ms]")
+    print(f"baseline query (GROUP BY over votes):  {baseline_s * 1000:8.1f} ms")
+    print(f"ratio (baseline / board query):        {baseline_s / query_s:8.1f}x")
+    print(f"whole board, cold (query + BT, 100 bootstrap rounds): {cold_s * 1000:.1f} ms; warm (cached fit): {warm_s * 1000:.1f} ms")
+    print(f"display Elo: first load replays all votes {elo_first_s * 1000:.0f} ms, then incremental {elo_warm_s * 1000:.1f} ms")
+    db.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""Arena logic (leaderboards.arena) with PIL-made images: blind serving, balanced pairs, sample reuse,
+vote refusals, rate limits, salted hashing, the database's one-vote rule under a race, the board."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import stat
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image, PngImagePlugin
+from sqlalchemy import func, select, text
+
+from hub.errors import HubInputError
+from leaderboards.arena import Arena, ArenaLimits, SessionHasher, load_salt, rebuild_tallies, sampling_rates, tallies_frame
+from leaderboards.boards import ArenaBoard, arena_board_from_counts
+from leaderboards.db import init_db
+from leaderboards.ratings import bradley_terry
+from leaderboards.results import get_or_create_suite, upsert_checkpoint
+from leaderboards.schema import Battle, Sample, Vote, utcnow
+
+try:
+    from tests.pg import postgres_server, postgres_url  # noqa: F401 - fixtures
+except ImportError:
+    from pg import postgres_server, postgres_url  # noqa: F401
+
+MODELS = {"secret-model-alpha": "Alpha XL", "secret-model-beta": "Beta Turbo", "secret-model-gamma": "Gamma", "secret-model-delta": "Delta"}
+COLOURS = {m: (40 * i, 200 - 40 * i, 90) for i, m in enumerate(MODELS)}
+
+
+class FakeGenerator:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+
+    def __call__(self, checkpoint: str, prompt: str, seed: int):
+        self.calls.append((checkpoint, prompt, seed))
+        image = Image.new("RGB", (16, 16), COLOURS[checkpoint])
+        image.info["parameters"] = f"Model: {checkpoint}"  # would leak if copied into the file
+        return image, {"model": checkpoint}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture(params=["sqlite"])
+def db(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'arena.sqlite3'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    database = init_db(url)
+    with database.session() as s:
+        for cid, name in MODELS.items():
+            upsert_checkpoint(s, cid, name, "sdxl", f"builtin:{cid}", None, False)
+    yield database
+    database.dispose()
+
+
+def make_arena(db, tmp_path, **limits) -> tuple[Arena, FakeGenerator, Clock]:
+    generator, clock = FakeGenerator(), Clock()
+    arena = Arena(
+        db, tmp_path / "arena", SessionHasher(b"test-salt"), candidates=lambda: list(MODELS), generate=generator,
+        limits=ArenaLimits(**{"votes_per_minute": 1000, "battles_per_minute": 1000, **limits}),
+        rng=random.Random(7), now=clock,
+    )
+    return arena, generator, clock
+
+
+def test_served_battle_names_no_model(db, tmp_path):
+    arena, generator, _ = make_arena(db, tmp_path)
+    served = arena.create_battle("1girl, red scarf", session_id="sess-1", client_ip="10.0.0.1")
+    assert len(served.battle_id) >= 32
+    assert served.image_a.parent == served.image_b.parent == tmp_path / "arena"
+    for path in (served.image_a, served.image_b):
+        assert len(path.stem) == 32 and all(c in "0123456789abcdef" for c in path.stem)
+        data = path.read_bytes()
+        assert not any(m.encode() in data or MODELS[m].encode() in data for m in MODELS)
+        with Image.open(path) as image:
+            assert not getattr(image, "text", {}) and "parameters" not in image.info
+    with db.session() as s:
+        battle = s.get(Battle, served.battle_id)
+        assert battle.model_a != battle.model_b and battle.image_source == "generated"
+        assert {battle.model_a, battle.model_b} == {c for c, _, _ in generator.calls}
+        assert generator.calls[0][2] == generator.calls[1][2]  # same seed for both sides
+        # Only salted hashes are stored: the raw session id and IP appear nowhere in the database.
+        assert battle.session_hash == SessionHasher(b"test-salt").hash("sess-1") != "sess-1"
+        assert battle.ip_hash not in (None, "10.0.0.1")
+    dump = "\n".join(db.engine.raw_connection().driver_connection.iterdump()) if db.is_sqlite else ""
+    assert "sess-1" not in dump and "10.0.0.1" not in dump
+
+
+def test_pairs_are_balanced_and_sides_random(db, tmp_path):
+    arena, _, _ = make_arena(db, tmp_path)
+    for _ in range(60):
+        arena.create_battle("prompt", session_id="s")
+    with db.session() as s:
+        rows = s.execute(select(Battle.model_a, Battle.model_b)).all()
+    per_pair = Counter(frozenset(r) for r in rows)
+    assert len(per_pair) == 6 and set(per_pair.values()) == {10}  # 4 models: 6 pairs, 10 each
+    left = Counter(a for a, _ in rows)
+    assert all(8 <= left[m] <= 22 for m in MODELS)  # each model ~15 times on the left
+    rates = sampling_rates_of(db)
+    assert rates.set_index("checkpoint")["battles_served"].to_dict() == {m: 30 for m in MODELS}
+    assert rates["share"].sum() == pytest.approx(1.0)
+
+
+def sampling_rates_of(db) -> pd.DataFrame:
+    with db.session() as s:
+        return sampling_rates(s)
+
+
+def test_stored_eval_samples_are_reused_without_generation(db, tmp_path):
+    arena, generator, _ = make_arena(db, tmp_path)
+    prompt = "1girl, hatsune miku, twintails"
+    sample_dir = tmp_path / "samples" / "secret-model-alpha"  # a path that names the model
+    sample_dir.mkdir(parents=True)
+    with db.session() as s:
+        suite = get_or_create_suite(s, "characters", "h", [{"item_id": "miku", "language": "en", "text": prompt}])
+        for model in ("secret-model-alpha", "secret-model-beta"):
+            for seed in (1, 2):
+                path = sample_dir / f"{model}-{seed}.png"
+                info = PngImagePlugin.PngInfo()
+                info.add_text("parameters", f"Model: {model}")
+                Image.new("RGB", (8, 8), COLOURS[model]).save(path, pnginfo=info)
+                s.add(Sample(cache_key=f"{model}-{seed}", checkpoint_id=model, adapters="", suite_id=suite.id, item_id="miku",
+                             language="en", prompt_text=prompt, seed=seed, settings_hash="x", image_path=str(path)))
+    served = arena.create_battle(prompt, session_id="s")
+    assert generator.calls == []
+    with db.session() as s:
+        battle = s.get(Battle, served.battle_id)
+    assert battle.image_source == "samples"
+    assert {battle.model_a, battle.model_b} == {"secret-model-alpha", "secret-model-beta"}
+    for path, model in ((served.image_a, battle.model_a), (served.image_b, battle.model_b)):
+        with Image.open(path) as image:
+            assert image.getpixel((0, 0))[:3] == COLOURS[model]
+            assert "parameters" not in image.info
+        assert b"secret-model" not in path.read_bytes()
+    arena.create_battle("a prompt with no samples", session_id="s")
+    assert len(generator.calls) == 2
+
+
+def test_vote_records_once_and_reveals_names(db, tmp_path):
+    arena, _, _ = make_arena(db, tmp_path)
+    served = arena.create_battle("prompt", session_id="s1")
+    result = arena.record_vote(served.battle_id, "tie (bothbad)", session_id="s1")
+    with db.session() as s:
+        battle = s.get(Battle, served.battle_id)
+    assert (result.model_a, result.model_b) == (battle.model_a, battle.model_b)
+    assert (result.name_a, result.name_b) == (MODELS[battle.model_a], MODELS[battle.model_b])
+    with pytest.raises(HubInputError, match="already has a vote"):
+        arena.record_vote(served.battle_id, "model_a", session_id="s1")
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Vote)) == 1
+        assert tallies_frame(s).to_dict("records") == [
+            {"model_a": battle.model_a, "model_b": battle.model_b, "winner": "tie (bothbad)", "count": 1}
+        ]
+
+
+@pytest.mark.parametrize(
+    "battle_id, outcome, message",
+    [
+        ("A" * 32, "model_a", "Unknown battle"),  # well-formed but forged
+        ("../../etc/passwd", "model_a", "Unknown battle"),
+        ("", "model_a", "Unknown battle"),
+        (None, "model_a", "Unknown battle"),
+        ("VALID", "bothbad", "Unknown outcome"),
+        ("VALID", "tie(bothbad)", "Unknown outcome"),
+        ("VALID", "", "Unknown outcome"),
+    ],
+)
+def test_bad_votes_are_refused(db, tmp_path, battle_id, outcome, message):
+    arena, _, _ = make_arena(db, tmp_path)
+    served = arena.create_battle("prompt", session_id="s")
+    with pytest.raises(HubInputError, match=message):
+        arena.record_vote(served.battle_id if battle_id == "VALID" else battle_id, outcome, session_id="s")
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Vote)) == 0
+
+
+def test_expired_battle_and_other_session_are_refused(db, tmp_path):
+    arena, _, clock = make_arena(db, tmp_path, battle_ttl_minutes=5)
+    served = arena.create_battle("prompt", session_id="owner")
+    with pytest.raises(HubInputError, match="another session"):
+        arena.record_vote(served.battle_id, "model_a", session_id="intruder")
+    clock.now += dt.timedelta(minutes=6)
+    with pytest.raises(HubInputError, match="expired"):
+        arena.record_vote(served.battle_id, "model_a", session_id="owner")
+
+
+def test_rate_limits_per_session_and_ip(db, tmp_path):
+    arena, _, clock = make_arena(db, tmp_path, votes_per_minute=3, battles_per_minute=4, ip_multiplier=2)
+    battles = [arena.create_battle("p", session_id="s1", client_ip="1.1.1.1") for _ in range(4)]
+    with pytest.raises(HubInputError, match="Too many new battles"):
+        arena.create_battle("p", session_id="s1", client_ip="1.1.1.1")
+    for served in battles[:3]:
+        arena.record_vote(served.battle_id, "model_a", session_id="s1", client_ip="1.1.1.1")
+    with pytest.raises(HubInputError, match="Too many votes: at most 3 per minute"):
+        arena.record_vote(battles[3].battle_id, "model_a", session_id="s1", client_ip="1.1.1.1")
+    # Same IP, other sessions: the per-IP limit (3 x 2) still applies.
+    others = [arena.create_battle("p", session_id=f"o{i}", client_ip="1.1.1.1") for i in range(4)]
+    for served, session in zip(others[:3], ("o0", "o1", "o2"), strict=True):
+        arena.record_vote(served.battle_id, "model_b", session_id=session, client_ip="1.1.1.1")
+    with pytest.raises(HubInputError, match="at most 6 per minute"):
+        arena.record_vote(others[3].battle_id, "model_b", session_id="o3", client_ip="1.1.1.1")
+    clock.now += dt.timedelta(seconds=61)  # the window moves on
+    arena.record_vote(battles[3].battle_id, "model_a", session_id="s1", client_ip="1.1.1.1")
+
+
+def test_prompt_is_checked(db, tmp_path):
+    arena, _, _ = make_arena(db, tmp_path, max_prompt_chars=20)
+    with pytest.raises(HubInputError, match="Enter a prompt"):
+        arena.create_battle("   ", session_id="s")
+    with pytest.raises(HubInputError, match="too long"):
+        arena.create_battle("x" * 21, session_id="s")
+    few = Arena(db, tmp_path, SessionHasher(b"s"), candidates=lambda: ["secret-model-alpha"], generate=FakeGenerator())
+    with pytest.raises(HubInputError, match="at least two"):
+        few.create_battle("p")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_simultaneous_votes_on_one_battle_store_exactly_one(backend, tmp_path, request):
+    url = f"sqlite:///{tmp_path / 'race.sqlite3'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    database = init_db(url)
+    try:
+        with database.session() as s:
+            for cid, name in MODELS.items():
+                upsert_checkpoint(s, cid, name, "sdxl", f"builtin:{cid}", None, False)
+        arena, _, _ = make_arena(database, tmp_path)
+        battle_ids = [arena.record_battle("secret-model-alpha", "secret-model-beta", "p", "a", "b") for _ in range(20)]
+        outcomes: list[str] = []
+        barrier = threading.Barrier(8)
+
+        def voter(k: int) -> None:
+            for battle_id in battle_ids:
+                try:
+                    barrier.wait(timeout=30)
+                    arena.record_vote(battle_id, ("model_a", "model_b", "tie", "tie (bothbad)")[k % 4])
+                    outcomes.append("ok")
+                except HubInputError as err:
+                    outcomes.append("dup" if "already has a vote" in str(err) else str(err))
+
+        threads = [threading.Thread(target=voter, args=(k,)) for k in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert Counter(outcomes) == {"ok": 20, "dup": 140}
+        with database.session() as s:
+            assert s.scalar(select(func.count()).select_from(Vote)) == 20
+            assert s.scalar(text("SELECT SUM(n) FROM vote_tallies")) == 20
+    finally:
+        database.dispose()
+
+
+def test_salt_file_is_created_once_and_private(tmp_path, monkeypatch):
+    monkeypatch.delenv("HUB_SESSION_SALT", raising=False)
+    salt = load_salt(tmp_path)
+    assert salt == load_salt(tmp_path) and len(salt) == 64
+    assert stat.S_IMODE((tmp_path / "session_salt").stat().st_mode) == 0o600
+    monkeypatch.setenv("HUB_SESSION_SALT", "from-env")
+    assert load_salt(tmp_path) == b"from-env"
+    assert SessionHasher(b"a").hash("s") != SessionHasher(b"b").hash("s")
+    assert SessionHasher(b"a").hash("s", "session") != SessionHasher(b"a").hash("s", "ip")
+    assert SessionHasher(b"a").hash(None) is None
+
+
+def test_board_from_tallies_matches_ratings_on_votes(db, tmp_path):
+    arena, _, _ = make_arena(db, tmp_path)
+    rng = random.Random(3)
+    strength = {"secret-model-alpha": 1200, "secret-model-beta": 1000, "secret-model-gamma": 900, "secret-model-delta": 800}
+    rows = []
+    for _ in range(400):
+        served = arena.create_battle("p", session_id="s")
+        with db.session() as s:
+            battle = s.get(Battle, served.battle_id)
+        p = 1 / (1 + 10 ** ((strength[battle.model_b] - strength[battle.model_a]) / 400))
+        outcome = "tie" if rng.random() < 0.1 else ("model_a" if rng.random() < p else "model_b")
+        arena.record_vote(served.battle_id, outcome, session_id="s")
+        rows.append((battle.model_a, battle.model_b, outcome))
+    board = ArenaBoard(db, min_battles=50).table()
+    direct = bradley_terry(pd.DataFrame(rows, columns=["model_a", "model_b", "winner"]), min_battles=50)
+    assert list(board["checkpoint"]) == list(direct.index) == sorted(strength, key=strength.get, reverse=True)
+    assert list(board["rating"]) == [round(r) for r in direct["rating"]]
+    assert list(board["name"]) == [MODELS[m] for m in board["checkpoint"]]
+    assert board["elo"].notna().all() and not board["provisional"].any()
+    with db.session() as s:
+        before = tallies_frame(s).sort_values(["model_a", "model_b", "winner"]).reset_index(drop=True)
+    with db.write_session() as s:
+        rebuild_tallies(s)
+    with db.session() as s:
+        after = tallies_frame(s).sort_values(["model_a", "model_b", "winner"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)
+    assert arena_board_from_counts(before.iloc[0:0]).empty
