@@ -206,6 +206,9 @@ class EvalRunner:
         known = [c.id for c in self.config.checkpoints]
         if options.checkpoint not in known:
             raise EvalError(f"unknown checkpoint '{options.checkpoint}' (known: {', '.join(known) or 'none'})")
+        available = getattr(self.engine, "spec", None)
+        if callable(available):
+            available(options.checkpoint)  # e.g. "needs a GPU; this machine has none": refused before recording
         lora_ids = {l.id for l in getattr(self.config, "loras", [])}
         for name, _ in options.adapters:
             if name not in lora_ids:

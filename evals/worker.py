@@ -4,7 +4,8 @@ The Submit tab only records a queued run (`EvalRunner.queue`); this thread claim
 UPDATE (queued -> running, so two workers never take the same run) and runs it through the same
 `EvalRunner` as the CLI. Queued runs live in the database, so they survive restarts; a run left
 'running' by a process that died is put back in the queue when a worker starts (`requeue_stale`), and
-resumes from its cached samples.
+resumes from its cached samples. With several replicas sharing one PostgreSQL database, pass
+`requeue_stale=False` (a run 'running' there may belong to a live replica).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from hub.checkpoints import (
     lora_weight_file,
     pick_device,
 )
-from hub.config import CheckpointSpec, HubConfig
+from hub.config import CheckpointSpec, HubConfig, LoraSpec
 from hub.errors import EngineError, HubInputError
 from hub.families import Family, get_family
 from hub.images import to_rgb
@@ -120,6 +120,7 @@ class _Job:
     strength: float | None = None
     image_guidance: float | None = None
     progress: ProgressCallback | None = None
+    call: Callable[[], Any] | None = None  # exclusive work (task "exclusive")
     future: Future = field(default_factory=Future)
 
     @property
@@ -192,8 +193,53 @@ class Engine:
         self._closed = False
         # Held by the worker for each pipeline call and by direct pipeline access (tests, tools).
         self._gpu_lock = threading.RLock()
+        self._trained_loras: dict[str, LoraSpec] = {}
+        self._load_trained_loras()
         self._worker = threading.Thread(target=self._work, name="hub-engine", daemon=True)
         self._worker.start()
+
+    # -- LoRA registry: the config's LoRAs plus those trained on this hub -------------------------
+    @property
+    def trained_lora_dir(self):
+        return self.config.data_path / "loras"
+
+    def _load_trained_loras(self) -> None:
+        import json
+
+        for info_file in sorted(self.trained_lora_dir.glob("*/registration.json")):
+            try:
+                spec = LoraSpec.model_validate(json.loads(info_file.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                log.warning("skipping unreadable LoRA registration %s", info_file)
+                continue
+            if spec.id not in {lora.id for lora in self.config.loras}:
+                self._trained_loras[spec.id] = spec
+
+    def lora_specs(self) -> list[LoraSpec]:
+        return list(self.config.loras) + list(self._trained_loras.values())
+
+    def lora_spec(self, lora_id: str) -> LoraSpec:
+        for spec in self.lora_specs():
+            if spec.id == lora_id:
+                return spec
+        raise KeyError(lora_id)
+
+    def register_lora(self, spec: LoraSpec) -> None:
+        """Register a LoRA trained here: its folder is under the data dir, its record next to it."""
+        if any(lora.id == spec.id for lora in self.lora_specs()):
+            raise HubInputError(f"A LoRA with id {spec.id!r} already exists.")
+        folder = self.trained_lora_dir / spec.id
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "registration.json.tmp"
+        tmp.write_text(spec.model_dump_json(indent=2), encoding="utf-8")
+        tmp.replace(folder / "registration.json")
+        self._trained_loras[spec.id] = spec
+
+    def run_exclusive(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` on the engine's worker, between pipeline calls (e.g. LoRA training)."""
+        job = _Job(task="exclusive", spec=None, prompt="", negative_prompt="", loras=(), width=0, height=0,  # type: ignore[arg-type]
+                   steps=0, cfg=0.0, sampler="", seed=0, batch=0, call=fn)
+        return self.submit(job).result()
 
     # -- registry ---------------------------------------------------------------------------------
     def availability(self) -> dict[str, Availability]:
@@ -244,7 +290,7 @@ class Engine:
         return hashlib.sha256(spec.source.encode()).hexdigest()
 
     def lora_hash(self, lora_id: str) -> str:
-        folder, name = lora_weight_file(self.config.lora(lora_id))
+        folder, name = lora_weight_file(self.lora_spec(lora_id))
         return self.hashes.file_sha256(folder / name)
 
     # -- request checks ---------------------------------------------------------------------------
@@ -256,7 +302,7 @@ class Engine:
         for lora_id, weight in loras:
             check_id_format(lora_id, "LoRA")
             try:
-                lora = self.config.lora(lora_id)
+                lora = self.lora_spec(lora_id)
             except KeyError:
                 raise HubInputError(f"Unknown LoRA {lora_id!r}.") from None
             if lora.base_family != spec.family:
@@ -440,6 +486,9 @@ class Engine:
                 continue
             try:
                 with self._gpu_lock:
+                    if live[0].task == "exclusive":
+                        live[0].future.set_result(live[0].call())
+                        continue
                     results = self._run(live)
                 for job, images in zip(live, results):
                     job.future.set_result(images)
@@ -528,7 +577,7 @@ class Engine:
         for lora_id, weight in loras:
             name = adapter_name(lora_id)
             if name not in loaded.adapters:
-                folder, weight_name = lora_weight_file(self.config.lora(lora_id))
+                folder, weight_name = lora_weight_file(self.lora_spec(lora_id))
                 base.load_lora_weights(str(folder), weight_name=weight_name, adapter_name=name)
                 self.stats["lora_loads"] += 1
                 loaded.adapters[name] = lora_id

@@ -2,7 +2,7 @@
 
 The arena board reads `vote_tallies` (a few rows per pair of models, whatever the number of votes) and
 fits Bradley–Terry on those counts; the result is cached until the tallies change. Online Elo (display
-only) is updated incrementally from votes newer than the last one seen by this process.
+only) is updated incrementally, in a background thread, from votes newer than the last one seen.
 """
 
 from __future__ import annotations
@@ -45,11 +45,8 @@ ARENA_COLUMNS = [
 
 
 def _fingerprint(counts: pd.DataFrame) -> str:
-    digest = hashlib.sha256()
-    ordered = counts.sort_values(["model_a", "model_b", "winner"])
-    for row in ordered.itertuples(index=False):
-        digest.update(f"{row.model_a}\x1f{row.model_b}\x1f{row.winner}\x1f{row.count}\x1e".encode())
-    return digest.hexdigest()
+    ordered = counts.sort_values(["model_a", "model_b", "winner"]).reset_index(drop=True)
+    return hashlib.sha256(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes()).hexdigest()
 
 
 @dataclass
@@ -68,12 +65,12 @@ class ArenaBoard:
         self._lock = threading.Lock()
         self._cached: tuple[str, pd.DataFrame] | None = None
         self._elo = _EloState()
+        self._elo_thread: threading.Thread | None = None
 
     def table(self, *, with_elo: bool = True) -> pd.DataFrame:
         with self.db.session() as session:
             counts = tallies_frame(session)
             names = dict(session.execute(select(Checkpoint.id, Checkpoint.display_name)).all())
-            elo = self._update_elo(session) if with_elo else {}
         key = _fingerprint(counts)
         with self._lock:
             if self._cached is not None and self._cached[0] == key:
@@ -81,25 +78,57 @@ class ArenaBoard:
             else:
                 board = arena_board_from_counts(counts, self.num_bootstrap, self.min_battles)
                 self._cached = (key, board)
+        if with_elo:
+            self._start_elo_update()
+        elo = self.elo_snapshot()
+        attrs = dict(board.attrs)
         board = board.copy()
         board["name"] = [names.get(m, m) for m in board["checkpoint"]]
         board["elo"] = [round(elo[m]) if m in elo else None for m in board["checkpoint"]]
-        return board[ARENA_COLUMNS]
+        board = board[ARENA_COLUMNS]
+        board.attrs.update(attrs)
+        return board
 
-    def _update_elo(self, session: Session) -> dict[str, float]:
-        # Incremental: only votes after the last one seen. (With several writers a vote committed late
-        # with a smaller id is skipped here; Elo is display-only, the ranked board is Bradley–Terry.)
+    # Online Elo is display-only and sequential over all votes (seconds for millions), so it is
+    # brought up to date in a background thread; the board shows the latest snapshot meanwhile.
+    # With several writers a vote committed late with a smaller id is skipped (display only).
+    def elo_snapshot(self) -> dict[str, float]:
         with self._lock:
-            rows = session.execute(
-                select(Vote.id, Battle.model_a, Battle.model_b, Vote.outcome)
-                .join(Battle, Battle.id == Vote.battle_id)
-                .where(Vote.id > self._elo.last_vote_id)
-                .order_by(Vote.id)
-            ).all()
-            if rows:
-                self._elo.ratings = online_elo(((a, b, o) for _, a, b, o in rows), initial=self._elo.ratings)
-                self._elo.last_vote_id = rows[-1][0]
             return dict(self._elo.ratings)
+
+    def _start_elo_update(self) -> None:
+        with self._lock:
+            if self._elo_thread is not None and self._elo_thread.is_alive():
+                return
+            self._elo_thread = threading.Thread(target=self._update_elo, name="arena-elo", daemon=True)
+            self._elo_thread.start()
+
+    def wait_for_elo(self, timeout: float | None = None) -> None:
+        """Start an Elo update if none is running and wait for it (tests, CLI)."""
+        self._start_elo_update()
+        thread = self._elo_thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _update_elo(self, chunk: int = 200_000) -> None:
+        while True:
+            with self._lock:
+                last_id, ratings = self._elo.last_vote_id, dict(self._elo.ratings)
+            with self.db.session() as session:
+                rows = session.execute(
+                    select(Vote.id, Battle.model_a, Battle.model_b, Vote.outcome)
+                    .join(Battle, Battle.id == Vote.battle_id)
+                    .where(Vote.id > last_id)
+                    .order_by(Vote.id)
+                    .limit(chunk)
+                ).all()
+            if not rows:
+                return
+            ratings = online_elo(((a, b, o) for _, a, b, o in rows), initial=ratings)
+            with self._lock:
+                self._elo = _EloState(last_vote_id=rows[-1][0], ratings=ratings)
+            if len(rows) < chunk:
+                return
 
 
 def arena_board_from_counts(
@@ -128,8 +157,10 @@ def arena_board_from_counts(
 
 
 def arena_board(db: Database, *, num_bootstrap: int = 100, min_battles: int = DEFAULT_MIN_BATTLES) -> pd.DataFrame:
-    """One-off (uncached) arena board."""
-    return ArenaBoard(db, num_bootstrap=num_bootstrap, min_battles=min_battles).table()
+    """One-off (uncached) arena board, Elo included."""
+    board = ArenaBoard(db, num_bootstrap=num_bootstrap, min_battles=min_battles)
+    board.wait_for_elo()
+    return board.table()
 
 
 def character_board(db: Database, **kwargs) -> pd.DataFrame:  # noqa: ANN003

@@ -283,7 +283,9 @@ def test_board_from_tallies_matches_ratings_on_votes(db, tmp_path):
         outcome = "tie" if rng.random() < 0.1 else ("model_a" if rng.random() < p else "model_b")
         arena.record_vote(served.battle_id, outcome, session_id="s")
         rows.append((battle.model_a, battle.model_b, outcome))
-    board = ArenaBoard(db, min_battles=50).table()
+    cached = ArenaBoard(db, min_battles=50)
+    cached.wait_for_elo()
+    board = cached.table()
     direct = bradley_terry(pd.DataFrame(rows, columns=["model_a", "model_b", "winner"]), min_battles=50)
     assert list(board["checkpoint"]) == list(direct.index) == sorted(strength, key=strength.get, reverse=True)
     assert list(board["rating"]) == [round(r) for r in direct["rating"]]

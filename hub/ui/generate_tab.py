@@ -27,7 +27,7 @@ class GenerateTab:
 
 
 def _lora_choices(ctx: HubContext) -> list[tuple[str, str]]:
-    return [(f"{lora.name} ({lora.base_family})", lora.id) for lora in ctx.config.loras]
+    return [(f"{lora.name} ({lora.base_family})", lora.id) for lora in ctx.engine.lora_specs()]
 
 
 def make_generate_fn(ctx: HubContext):
@@ -148,7 +148,7 @@ def build_tab(ctx: HubContext) -> GenerateTab:
     def on_add_lora(current: str, lora_id: str | None):
         if not lora_id:
             return gr.skip(), None
-        weight = config.lora(lora_id).default_weight
+        weight = ctx.engine.lora_spec(lora_id).default_weight
         items = [item.strip() for item in (current or "").split(",") if item.strip()]
         if not any(item.split(":")[0] == lora_id for item in items):
             items.append(f"{lora_id}:{weight:g}")

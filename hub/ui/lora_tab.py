@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+import re
+from pathlib import Path
+
 import gradio as gr
 
-from hub.config import resolve_path
+from hub.config import LoraSpec, resolve_path
 from hub.engine import GenerationRequest
 from hub.errors import HubInputError
 from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, user_errors
 from hub.ui.context import HubContext
-from hub.validation import MAX_SEED, check_id_format
+from hub.images import open_upload
+from hub.validation import MAX_SEED, check_id_format, check_int
+
+log = logging.getLogger(__name__)
 
 
 def _lora_card(ctx: HubContext, lora_id: str | None) -> tuple[str, str | None, str]:
     """(markdown card, preview image path, prompt suggestion) for a registered LoRA."""
     if not lora_id:
         return "No character LoRA selected.", None, ""
-    lora = ctx.config.lora(lora_id)
+    lora = ctx.engine.lora_spec(lora_id)
     triggers = ", ".join(f"`{word}`" for word in lora.trigger_words) or "none"
     card = f"### {lora.name}\nBase family: `{lora.base_family}` · trigger words: {triggers}"
     if lora.description:
@@ -28,10 +35,14 @@ def _lora_card(ctx: HubContext, lora_id: str | None) -> tuple[str, str | None, s
     return card, preview, ", ".join(lora.trigger_words)
 
 
+def _lora_choices(ctx: HubContext) -> list[tuple[str, str]]:
+    return [(f"{lora.name} ({lora.base_family})", lora.id) for lora in ctx.engine.lora_specs()]
+
+
 def _compatible_checkpoints(ctx: HubContext, lora_id: str | None) -> list[tuple[str, str]]:
     if not lora_id:
         return []
-    family = ctx.config.lora(lora_id).base_family
+    family = ctx.engine.lora_spec(lora_id).base_family
     return [(label, cid) for label, cid in checkpoint_choices(ctx, task="text2img") if ctx.config.checkpoint(cid).family == family]
 
 
@@ -49,7 +60,7 @@ def make_compare_fn(ctx: HubContext):
         """The same prompt and seed with and without the LoRA: what the LoRA adds, side by side."""
         check_id_format(lora_id, "LoRA")
         try:
-            ctx.config.lora(lora_id)
+            ctx.engine.lora_spec(lora_id)
         except KeyError:
             raise HubInputError(f"Unknown LoRA {lora_id!r}.") from None
         if not checkpoint:
@@ -69,7 +80,7 @@ def make_compare_fn(ctx: HubContext):
 
 
 def build_tab(ctx: HubContext) -> None:
-    loras = [(f"{lora.name} ({lora.base_family})", lora.id) for lora in ctx.config.loras]
+    loras = _lora_choices(ctx)
     first = loras[0][1] if loras else None
     card, preview, suggestion = _lora_card(ctx, first)
     compatible = _compatible_checkpoints(ctx, first)
@@ -99,14 +110,131 @@ def build_tab(ctx: HubContext) -> None:
         except KeyError:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         choices = _compatible_checkpoints(ctx, lora_id)
-        default_weight = ctx.config.lora(lora_id).default_weight if lora_id else 0.8
+        default_weight = ctx.engine.lora_spec(lora_id).default_weight if lora_id else 0.8
         return card, preview, suggestion, gr.Dropdown(choices=choices, value=choices[0][1] if choices else None), default_weight
 
     lora.change(on_lora, [lora], [card_md, preview_image, prompt, checkpoint, weight], api_visibility="private")
+    lora_training_section(ctx, lora)
     run.click(
         make_compare_fn(ctx),
         inputs=[lora, prompt, checkpoint, weight, seed],
         outputs=[with_image, without_image],
         api_name="lora_compare",
+        **gpu_event_options(ctx),
+    )
+
+
+# -- training a character LoRA from uploads --------------------------------------------------------
+
+TRAINABLE_FAMILIES = ("sd15",)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:48]
+
+
+def _captioner(ctx: HubContext):
+    """Tags for captions from the hub's tagger judge; None (trigger word only) if none loads."""
+    from evals.judgeset import load_judges
+
+    try:
+        tagger = load_judges(ctx.config, ["tagger"], data_dir=ctx.data_dir).tagger
+    except Exception:  # noqa: BLE001 - captions are a nicety; the trigger word still trains
+        log.exception("no tagger for LoRA captions")
+        return None
+    if tagger is None:
+        return None
+    return lambda images: [[tag for tag in found if not tag.startswith("rating")] for found in tagger.tag_images(images)]
+
+
+def make_train_fn(ctx: HubContext):
+    limits = ctx.config.limits
+
+    @gpu_function
+    @user_errors
+    def train(files: list[str] | None, name: str, trigger: str, checkpoint: str, steps: float, progress: gr.Progress = gr.Progress()):
+        from hub.lora_training import LoraTrainingConfig, train_character_lora, validate_trigger_word
+
+        files = [f for f in (files or []) if f]
+        if not limits.lora_upload_min_images <= len(files) <= limits.lora_upload_max_images:
+            raise HubInputError(
+                f"Upload {limits.lora_upload_min_images} to {limits.lora_upload_max_images} images of the character (got {len(files)})."
+            )
+        images = []
+        for path in files:
+            try:
+                images.append(open_upload(path, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels))
+            except HubInputError as err:
+                raise HubInputError(f"{Path(path).name}: {err}") from None
+        if not (name or "").strip():
+            raise HubInputError("Give the LoRA a name.")
+        lora_id = "user-" + _slug(name)
+        check_id_format(lora_id, "LoRA")
+        if any(spec.id == lora_id for spec in ctx.engine.lora_specs()):
+            raise HubInputError(f"A LoRA named {name!r} already exists; choose another name.")
+        trigger = validate_trigger_word(trigger)
+        spec = ctx.engine.spec(checkpoint)
+        if spec.family not in TRAINABLE_FAMILIES:
+            raise HubInputError(f"LoRA training here supports {', '.join(TRAINABLE_FAMILIES)} checkpoints; {spec.id!r} is {spec.family}.")
+        steps_int = check_int(steps, "Training steps", 10, 2000)
+        progress(0, desc="Captioning")
+        captioner = _captioner(ctx)
+        out_dir = ctx.engine.trained_lora_dir / lora_id
+
+        def job():
+            pipe = ctx.engine.pipeline(spec.id)
+            return train_character_lora(
+                pipe,
+                images,
+                trigger,
+                out_dir,
+                config=LoraTrainingConfig(steps=steps_int),
+                tagger=captioner,
+                progress=lambda step, total, loss: progress((step, total), desc=f"Training, loss {loss:.3f}"),
+            )
+
+        progress(0, desc="Waiting for the GPU")
+        result = ctx.engine.run_exclusive(job)
+        images[0].convert("RGB").save(out_dir / "preview.png")
+        ctx.engine.register_lora(
+            LoraSpec(
+                id=lora_id,
+                name=name.strip()[:80],
+                source=f"folder:{out_dir}",
+                base_family=spec.family,
+                trigger_words=[trigger],
+                preview=str(out_dir / "preview.png"),
+                description=f"Trained on this hub from {len(images)} images, {result.steps} steps on {spec.id}.",
+            )
+        )
+        summary = (
+            f"Trained **{lora_id}** on `{spec.id}`: {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.4f}. "
+            f"Use it with the trigger word `{trigger}`."
+        )
+        return summary, gr.Dropdown(choices=_lora_choices(ctx), value=lora_id)
+
+    return train
+
+
+def lora_training_section(ctx: HubContext, lora_dropdown: gr.Dropdown) -> None:
+    trainable = [(label, cid) for label, cid in checkpoint_choices(ctx, task="text2img") if ctx.config.checkpoint(cid).family in TRAINABLE_FAMILIES]
+    with gr.Accordion("Train a new character LoRA", open=False):
+        gr.Markdown(
+            f"Upload {ctx.config.limits.lora_upload_min_images}–{ctx.config.limits.lora_upload_max_images} images of one character. "
+            "Captions come from the hub's tagger plus your trigger word. Training runs in the GPU queue; the new LoRA is registered when it finishes."
+        )
+        files = gr.File(file_count="multiple", file_types=["image"], type="filepath", label="Images of the character")
+        with gr.Row():
+            name = gr.Textbox(label="LoRA name", placeholder="My character")
+            trigger = gr.Textbox(label="Trigger word", placeholder="my_character")
+            checkpoint = gr.Dropdown(choices=trainable, value=trainable[0][1] if trainable else None, label="Base checkpoint", allow_custom_value=True)
+            steps = gr.Slider(10, 1000, value=300, step=10, label="Training steps")
+        train_button = gr.Button("Train LoRA", variant="primary")
+        result = gr.Markdown()
+    train_button.click(
+        make_train_fn(ctx),
+        inputs=[files, name, trigger, checkpoint, steps],
+        outputs=[result, lora_dropdown],
+        api_name="train_lora",
         **gpu_event_options(ctx),
     )
