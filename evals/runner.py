@@ -24,7 +24,7 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import select, update
@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 from evals import character, multilingual
 from evals.judgeset import JudgeSet, load_judges
 from evals.samples import SampleView, ScoreRow
-from evals.suites import PromptRow, Suite, SuiteError, get_suite
+from evals.suites import PromptRow, Suite, get_suite
 from hub.errors import HubInputError
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ class EvalRunner:
 
         suite = self.check(options)
         with self.db.write_session() as session:
-            self._ensure_checkpoint(session, options.checkpoint, with_hash=False)
+            self._ensure_checkpoint(session, options.checkpoint)
             run = EvalRun(
                 checkpoint_id=options.checkpoint,
                 suite_name=suite.name,
@@ -234,11 +234,10 @@ class EvalRunner:
             session.flush()
             return int(run.id)
 
-    def _ensure_checkpoint(self, session: Any, checkpoint_id: str, with_hash: bool = True) -> str | None:
+    def _ensure_checkpoint(self, session: Any, checkpoint_id: str, digest: str | None = None) -> str | None:
         from leaderboards.results import upsert_checkpoint
 
         spec = self.config.checkpoint(checkpoint_id)
-        digest = self.engine.checkpoint_hash(checkpoint_id) if with_hash else None
         upsert_checkpoint(
             session,
             id=spec.id,
@@ -269,7 +268,7 @@ class EvalRunner:
             raise
         if run_id is None:
             with self.db.write_session() as session:
-                self._ensure_checkpoint(session, options.checkpoint, with_hash=False)
+                self._ensure_checkpoint(session, options.checkpoint)
                 run = EvalRun(
                     checkpoint_id=options.checkpoint,
                     suite_name=suite.name,
@@ -338,8 +337,10 @@ class EvalRunner:
         if suite.kind == "multilingual_fidelity":
             anchor_text = {s.id: s.texts[suite.anchor_language] for s in suite.scenes}
 
+        # Hash the weights before taking the write lock: the first hash of a large checkpoint takes a while.
+        checkpoint_hash = self.engine.checkpoint_hash(options.checkpoint) or ""
         with self.db.write_session() as session:
-            checkpoint_hash = self._ensure_checkpoint(session, options.checkpoint) or ""
+            self._ensure_checkpoint(session, options.checkpoint, checkpoint_hash)
             suite_row = get_or_create_suite(
                 session,
                 suite.name,
@@ -390,7 +391,7 @@ class EvalRunner:
 
     def _resolved_settings(self, request: Any) -> dict[str, Any]:
         settings = self.engine.resolve_settings(request)
-        return dict(settings) if not hasattr(settings, "__dict__") or isinstance(settings, dict) else dict(vars(settings))
+        return dict(settings) if isinstance(settings, dict) else dict(vars(settings))
 
     def _plan(self, suite: Suite, options: RunOptions, rows: Sequence[PromptRow], checkpoint_hash: str, prompt_ids: dict) -> list[PlannedSample]:
         from hub.engine import GenerationRequest
@@ -475,6 +476,13 @@ class EvalRunner:
                         }
                     )
                     views.append((p, image.image))
+                # Judge before the transaction (the write lock is held only for the inserts); the
+                # scores carry each sample's position in the batch until its row id is known.
+                samples = [
+                    SampleView(i, p.row.item_id, p.row.language, p.seed, p.row.text, "", self._meta(p, anchor_text), img)
+                    for i, (p, img) in enumerate(views)
+                ]
+                scores = scorer.score_samples(samples, judges)
                 with self.db.write_session() as session:
                     insert_ignore(session, Sample.__table__, records, ["cache_key"])
                     ids = dict(
@@ -482,12 +490,8 @@ class EvalRunner:
                             select(Sample.cache_key, Sample.id).where(Sample.cache_key.in_([r["cache_key"] for r in records]))
                         ).all()
                     )
-                    samples = [
-                        SampleView(ids[p.cache_key], p.row.item_id, p.row.language, p.seed, p.row.text, "", self._meta(p, anchor_text), img)
-                        for p, img in views
-                    ]
-                    scores = scorer.score_samples(samples, judges)
-                    insert_ignore(session, Score.__table__, [s.as_dict() for s in scores], ["sample_id", "judge_id", "metric"])
+                    rows = [{**s.as_dict(), "sample_id": ids[views[s.sample_id][0].cache_key]} for s in scores]
+                    insert_ignore(session, Score.__table__, rows, ["sample_id", "judge_id", "metric"])
                     session.execute(
                         update(EvalRun)
                         .where(EvalRun.id == result.run_id)

@@ -141,6 +141,7 @@ class _Loaded:
     derived: dict[str, Any] = field(default_factory=dict)
     adapters: "OrderedDict[str, str]" = field(default_factory=OrderedDict)  # adapter name -> lora id
     lora_disabled: bool = False
+    is_compiled: bool = False
 
 
 def adapter_name(lora_id: str) -> str:
@@ -176,7 +177,8 @@ def _module_bytes(pipe: Any) -> int:
 
 
 def _is_oom(err: BaseException) -> bool:
-    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+    text = str(err).lower()
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
 class Engine:
@@ -571,7 +573,43 @@ class Engine:
                 loaded.derived[task] = derived
         return loaded.derived[task]
 
+    @property
+    def compiled(self) -> bool:
+        """torch.compile the denoiser: CUDA only (first compile on CPU takes minutes)."""
+        return self.config.engine.compile and self.device == "cuda"
+
+    def _compile(self, loaded: _Loaded) -> None:
+        base = loaded.base
+        if loaded.is_compiled:
+            return
+        if loaded.family.supports_lora and hasattr(base, "enable_lora_hotswap"):
+            # Must precede the first LoRA load: adapters then swap in place without recompiling.
+            base.enable_lora_hotswap(target_rank=self.config.engine.lora_hotswap_rank)
+        # Compile in place (assigning a compiled wrapper breaks set_adapters).
+        getattr(base, loaded.family.denoiser).compile()
+        loaded.is_compiled = True
+
+    def _apply_loras_hotswap(self, loaded: _Loaded, loras: tuple[tuple[str, float], ...]) -> None:
+        """Compiled engines keep one adapter slot and hot-swap LoRA weights into it."""
+        if len(loras) > 1:
+            raise HubInputError("This deployment is compiled for speed and takes one LoRA at a time.")
+        base, slot = loaded.base, "hub_slot"
+        if loras:
+            lora_id, weight = loras[0]
+            current = loaded.adapters.get(slot)
+            if current != lora_id:
+                folder, weight_name = lora_weight_file(self.lora_spec(lora_id))
+                base.load_lora_weights(str(folder), weight_name=weight_name, adapter_name=slot, hotswap=current is not None)
+                self.stats["lora_loads"] += 1
+                loaded.adapters[slot] = lora_id
+            base.set_adapters([slot], adapter_weights=[weight])
+        elif slot in loaded.adapters:
+            base.set_adapters([slot], adapter_weights=[0.0])  # "no LoRA" without unloading (no recompile)
+
     def _apply_loras(self, loaded: _Loaded, loras: tuple[tuple[str, float], ...]) -> None:
+        if self.compiled:
+            self._apply_loras_hotswap(loaded, loras)
+            return
         base = loaded.base
         names, weights = [], []
         for lora_id, weight in loras:
@@ -602,6 +640,8 @@ class Engine:
     def _run(self, jobs: list[_Job]) -> list[list[GeneratedImage]]:
         first = jobs[0]
         loaded = self._ensure_loaded(first.spec)
+        if self.compiled:
+            self._compile(loaded)
         self._apply_loras(loaded, first.loras)
         pipe = self._task_pipeline(loaded, first.task)
         pipe.scheduler = make_scheduler(first.sampler, loaded.base.scheduler)

@@ -174,8 +174,16 @@ def rebuild_tallies(session: Session) -> None:
 
 def tallies_frame(session: Session) -> pd.DataFrame:
     """Vote counts as (model_a, model_b, winner, count) rows: the input of `bradley_terry_from_counts`."""
-    rows = session.execute(select(VoteTally.model_a, VoteTally.model_b, VoteTally.outcome, VoteTally.n)).all()
-    return pd.DataFrame(rows, columns=["model_a", "model_b", "winner", "count"])
+    table = VoteTally.__table__
+    rows = session.connection().execute(select(table.c.model_a, table.c.model_b, table.c.outcome, table.c.n)).all()
+    return rows_frame(rows, ["model_a", "model_b", "winner", "count"])
+
+
+def rows_frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
+    """DataFrame from result rows, column by column (pandas is slow on a list of Row objects)."""
+    if not rows:
+        return pd.DataFrame({c: [] for c in columns})
+    return pd.DataFrame(dict(zip(columns, (list(col) for col in zip(*rows)), strict=True)))
 
 
 def sampling_rates(session: Session) -> pd.DataFrame:

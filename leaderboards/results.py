@@ -27,6 +27,14 @@ ANCHOR_LANGUAGE = "en"
 CHARACTER_COLUMNS = ["checkpoint", "tier", "language", "hit_rate", "lower", "upper", "n"]
 MULTILINGUAL_COLUMNS = ["checkpoint", "language", "metric", "value", "gap_to_english", "lower", "upper"]
 ALL = "all"
+SCORE_ROW_COLUMNS = ["checkpoint_id", "adapters", "item_id", "language", "suite_id", "prompt_id", "metric", "value"]
+
+
+def _rows_frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
+    """DataFrame from result rows, column by column (pandas is slow on a list of Row objects)."""
+    if not rows:
+        return pd.DataFrame({c: [] for c in columns})
+    return pd.DataFrame(dict(zip(columns, (list(col) for col in zip(*rows)), strict=True)))
 
 
 def insert_ignore(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
@@ -167,10 +175,7 @@ def character_board(
 
     `include_totals` adds rows with language 'all' (per tier) and tier 'all' (per language and overall).
     """
-    frame = pd.DataFrame(
-        session.execute(_scores_query([CHARACTER_METRIC], judge_id, suite_name)).all(),
-        columns=["checkpoint_id", "adapters", "item_id", "language", "suite_id", "prompt_id", "metric", "value"],
-    )
+    frame = _rows_frame(session.execute(_scores_query([CHARACTER_METRIC], judge_id, suite_name)).all(), SCORE_ROW_COLUMNS)
     if frame.empty:
         return pd.DataFrame(columns=CHARACTER_COLUMNS)
     frame["tier"] = _tiers(session, frame)
@@ -222,10 +227,7 @@ def multilingual_board(
 ) -> pd.DataFrame:
     """Mean of each multilingual metric per (checkpoint [+ adapters], language), with a 95% bootstrap
     interval of that mean (lower/upper) and its gap to the same checkpoint's English value."""
-    frame = pd.DataFrame(
-        session.execute(_scores_query(MULTILINGUAL_METRICS, judge_id, suite_name)).all(),
-        columns=["checkpoint_id", "adapters", "item_id", "language", "suite_id", "prompt_id", "metric", "value"],
-    )
+    frame = _rows_frame(session.execute(_scores_query(MULTILINGUAL_METRICS, judge_id, suite_name)).all(), SCORE_ROW_COLUMNS)
     if frame.empty:
         return pd.DataFrame(columns=MULTILINGUAL_COLUMNS)
     frame["checkpoint"] = [checkpoint_label(c, a or "") for c, a in zip(frame["checkpoint_id"], frame["adapters"], strict=True)]

@@ -4,7 +4,6 @@ Runs go through the real engine, database (migrations) and judges; only the size
 """
 
 from pathlib import Path
-import textwrap
 
 import pytest
 from sqlalchemy import func, select

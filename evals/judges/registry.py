@@ -8,6 +8,8 @@ judge's image embeddings).
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 from pathlib import Path
 from typing import Any, Mapping
@@ -53,17 +55,22 @@ def suite_tags(prompts_dir: str | Path | None = None) -> list[tuple[str, int]]:
 
 
 def ensure_demo_random_tagger(data_dir: str | Path, prompts_dir: str | Path | None = None) -> Path:
-    from evals.judges.tagger import build_random_tagger
+    """The random demo tagger's folder, built on first use and rebuilt when the suites gain tags."""
+    from evals.judges.tagger import TagTable, build_random_tagger
 
     folder = Path(data_dir) / "judges" / DEMO_RANDOM_TAGGER
-    if not (folder / "model.safetensors").is_file():
-        tmp = folder.with_name(folder.name + ".tmp")
-        build_random_tagger(tmp, suite_tags(prompts_dir), seed=0)
-        if folder.exists():
-            import shutil
-
-            shutil.rmtree(folder)
-        tmp.rename(folder)  # atomic: a half-written tagger is never picked up
+    wanted = suite_tags(prompts_dir)
+    if (folder / "model.safetensors").is_file() and (folder / "selected_tags.csv").is_file():
+        known = set(TagTable.read(folder / "selected_tags.csv").names)
+        if {t for t, _ in wanted} <= known:
+            return folder  # built before and still knows every suite tag
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    build_random_tagger(tmp, wanted, seed=0)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)  # a half-written tagger is never picked up
     return folder
 
 

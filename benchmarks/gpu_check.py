@@ -1,0 +1,177 @@
+"""One short check of the engine on a CUDA machine, printing timings and ratios.
+
+Run where a GPU is lent (never in CI): `python benchmarks/gpu_check.py --out DIR`.
+Checks: device/dtype choice, determinism, batching throughput, LoRA switch vs reload, a real
+out-of-memory error and recovery, and compiled LoRA hot-swap without recompiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+
+def make_config(folder: Path, lora_folders: list[Path], compile_: bool, size: int) -> Path:
+    config = {
+        "default_checkpoint": "demo-random",
+        "data_dir": str(folder / "data"),
+        "engine": {"compile": compile_, "lora_hotswap_rank": 8, "batch_window_ms": 0, "max_batch_images": 8},
+        "checkpoints": [
+            {
+                "id": "demo-random",
+                "name": "demo",
+                "family": "sd15",
+                "source": "builtin:demo-random",
+                "defaults": {"width": size, "height": size, "steps": 20, "cfg": 5.0, "sampler": "euler_a"},
+            }
+        ],
+        "loras": [
+            {"id": f"char-{i}", "name": f"char {i}", "source": f"folder:{path}", "base_family": "sd15"}
+            for i, path in enumerate(lora_folders)
+        ],
+    }
+    path = folder / f"config-{int(compile_)}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def timed(fn, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--size", type=int, default=512)
+    args = parser.parse_args()
+    from diffusers import StableDiffusionPipeline
+
+    from hub.builtin import ensure_builtin_checkpoint
+    from hub.config import load_config
+    from hub.engine import Engine, GenerationRequest
+    from hub.errors import EngineError
+    from tests.tiny_models import save_random_lora
+
+    report: dict[str, object] = {"torch": torch.__version__}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        base_folder = ensure_builtin_checkpoint("demo-random", folder / "data" / "builtin")
+        cpu_pipe = StableDiffusionPipeline.from_pretrained(base_folder, local_files_only=True)
+        loras = [save_random_lora(cpu_pipe, folder / f"lora{i}", seed=i) for i in range(2)]
+        engine = Engine(load_config(make_config(folder, loras, False, args.size)))
+        report["device"], report["dtype"] = engine.device, str(engine.dtype)
+        report["gpu"] = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        print(report, flush=True)
+
+        request = GenerationRequest("1girl, aqua hair", seed=3)
+        first = engine.generate(request)[0]
+        again = engine.generate(request)[0]
+        diff = np.abs(np.asarray(first.image, np.int16) - np.asarray(again.image, np.int16)).max()
+        report["same_seed_max_pixel_diff"] = int(diff)
+        report["generate_s"] = timed(lambda: engine.generate(request))
+
+        # Direct pipeline call with the same settings (the engine's own overhead).
+        pipe = engine.pipeline("demo-random")
+
+        def direct():
+            with torch.inference_mode():
+                pipe(prompt=["1girl, aqua hair"], width=args.size, height=args.size, num_inference_steps=20, guidance_scale=5.0,
+                     generator=[torch.Generator("cpu").manual_seed(3)])
+
+        report["direct_s"] = timed(direct)
+        report["engine_over_direct"] = report["generate_s"] / report["direct_s"]
+
+        # 8 concurrent requests (batched by the engine) vs 8 in a row.
+        requests = [GenerationRequest(f"scene {i}", seed=i) for i in range(8)]
+        sequential = timed(lambda: [engine.generate(r) for r in requests], repeats=2)
+
+        def concurrent():
+            threads = [threading.Thread(target=engine.generate, args=(r,)) for r in requests]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+        parallel = timed(concurrent, repeats=2)
+        report["batch8_sequential_s"], report["batch8_concurrent_s"] = sequential, parallel
+        report["batch8_throughput_ratio"] = sequential / parallel
+
+        # LoRA switching vs reloading the pipeline with the other LoRA.
+        engine.generate(GenerationRequest("x", loras=(("char-0", 0.8),)))
+        engine.generate(GenerationRequest("x", loras=(("char-1", 0.8),)))
+        base = engine.pipeline("demo-random")
+        switch = timed(lambda: base.set_adapters(["lora_char_0"], adapter_weights=[0.8]), repeats=10)
+
+        def reload():
+            fresh = StableDiffusionPipeline.from_pretrained(base_folder, local_files_only=True, dtype=engine.dtype).to(engine.device)
+            fresh.load_lora_weights(str(loras[1]), adapter_name="char1")
+
+        reload_s = timed(reload, repeats=3)
+        report["lora_switch_ms"], report["lora_reload_ms"] = switch * 1000, reload_s * 1000
+        report["lora_reload_over_switch"] = reload_s / switch
+
+        # A real out-of-memory error inside a pipeline call, then the next request.
+        original = base.unet.forward
+
+        def greedy(*a, **k):
+            torch.empty(1 << 42, dtype=torch.uint8, device=engine.device)  # 4 TiB
+            return original(*a, **k)
+
+        base.unet.forward = greedy
+        try:
+            engine.generate(GenerationRequest("oom"))
+            report["oom"] = "no error raised"
+        except EngineError as err:
+            report["oom"] = str(err)
+        finally:
+            base.unet.forward = original
+        report["after_oom_ok"] = len(engine.generate(GenerationRequest("after"))) == 1
+        engine.shutdown()
+
+        # Compiled denoiser with LoRA hot-swap: the second LoRA must not recompile.
+        if torch.cuda.is_available():
+            import torch._dynamo.utils as dynamo_utils
+
+            compiled = Engine(load_config(make_config(folder, loras, True, args.size)))
+            start = time.perf_counter()
+            compiled.generate(GenerationRequest("x", loras=(("char-0", 0.8),)))
+            report["compile_first_call_s"] = time.perf_counter() - start
+            graphs_before = dict(dynamo_utils.counters["stats"])
+            start = time.perf_counter()
+            compiled.generate(GenerationRequest("x", loras=(("char-1", 0.8),)))
+            report["hotswap_call_s"] = time.perf_counter() - start
+            report["compiled_generate_s"] = timed(lambda: compiled.generate(GenerationRequest("x", loras=(("char-1", 0.8),))), repeats=3)
+            report["dynamo_stats_before_swap"] = graphs_before
+            report["dynamo_stats_after_swap"] = dict(dynamo_utils.counters["stats"])
+            compiled.shutdown()
+    text = json.dumps(report, indent=2, default=str)
+    print(text)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "gpu_check.json").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
