@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import re
 import threading
 import time
@@ -197,8 +198,12 @@ class Engine:
         self._gpu_lock = threading.RLock()
         self._trained_loras: dict[str, LoraSpec] = {}
         self._load_trained_loras()
+        # On ZeroGPU the GPU exists only inside the request's `spaces.GPU` call: run work inline
+        # there. Everywhere else one worker thread owns the device and batches the queue.
+        self.inline = bool(os.environ.get("SPACES_ZERO_GPU"))
         self._worker = threading.Thread(target=self._work, name="hub-engine", daemon=True)
-        self._worker.start()
+        if not self.inline:
+            self._worker.start()
 
     # -- LoRA registry: the config's LoRAs plus those trained on this hub -------------------------
     @property
@@ -418,6 +423,9 @@ class Engine:
 
     # -- public calls -----------------------------------------------------------------------------
     def submit(self, job: _Job) -> Future:
+        if self.inline:
+            self._execute([job])
+            return job.future
         with self._cond:
             if self._closed:
                 raise EngineError("The engine is shut down.")
@@ -451,7 +459,8 @@ class Engine:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._worker.join(timeout=30)
+        if self._worker.is_alive():
+            self._worker.join(timeout=30)
 
     # -- the worker -------------------------------------------------------------------------------
     def _take_batch(self) -> list[_Job] | None:
@@ -483,26 +492,31 @@ class Engine:
             batch = self._take_batch()
             if batch is None:
                 return
-            live = [job for job in batch if job.future.set_running_or_notify_cancel()]
-            if not live:
-                continue
-            try:
-                with self._gpu_lock:
-                    if live[0].task == "exclusive":
-                        live[0].future.set_result(live[0].call())
-                        continue
-                    results = self._run(live)
-                for job, images in zip(live, results):
-                    job.future.set_result(images)
-            except BaseException as err:  # every waiting caller must hear back
-                error = err if isinstance(err, (HubInputError, EngineError)) else self._engine_error(err, live[0])
-                for job in live:
-                    if not job.future.done():
-                        job.future.set_exception(error)
+            self._execute(batch)
+
+    def _execute(self, batch: list[_Job]) -> None:
+        live = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            with self._gpu_lock:
+                if live[0].task == "exclusive":
+                    live[0].future.set_result(live[0].call())
+                    return
+                results = self._run(live)
+            for job, images in zip(live, results):
+                job.future.set_result(images)
+        except BaseException as err:  # every waiting caller must hear back
+            error = err if isinstance(err, (HubInputError, EngineError)) else self._engine_error(err, live[0])
+            for job in live:
+                if not job.future.done():
+                    job.future.set_exception(error)
 
     def _engine_error(self, err: BaseException, job: _Job) -> EngineError:
         if _is_oom(err):
             self._free_memory()
+            if job.task == "exclusive":
+                return EngineError("Out of memory; try again with less work.")
             return EngineError(
                 f"Out of memory generating {job.batch} image(s) at {job.width}x{job.height} with {job.spec.id!r}; "
                 "try a smaller size or batch."
@@ -541,13 +555,19 @@ class Engine:
             if self._resident in self._loaded and self.device != "cpu":
                 self._loaded[self._resident].base.to("cpu")
             if self.device != "cpu":
-                if self.config.engine.cpu_offload and self.device == "cuda":
+                if self.device == "cuda" and self._wants_offload():
                     loaded.base.enable_model_cpu_offload()
                 else:
                     loaded.base.to(self.device)
             self._resident = spec.id
         self._evict_over_budget()
         return loaded
+
+    def _wants_offload(self) -> bool:
+        """Model CPU offload when asked, or automatically on small GPUs (under 12 GB)."""
+        if self.config.engine.cpu_offload:
+            return True
+        return torch.cuda.get_device_properties(0).total_memory < 12e9
 
     def _evict_over_budget(self) -> None:
         budget = self.config.engine.cpu_cache_gb * 1e9
