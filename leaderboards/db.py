@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -114,6 +115,7 @@ class Database:
         write_bind = (
             self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"}) if self.is_sqlite else self.engine
         )
+        self._write_lock = threading.RLock()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(write_bind, expire_on_commit=False)
         if migrate:
@@ -130,8 +132,17 @@ class Database:
 
     @contextmanager
     def write_session(self) -> Iterator[Session]:
-        """Like `session()`, but on SQLite the transaction starts with BEGIN IMMEDIATE."""
-        with self._write_sessions() as session, session.begin():
+        """Like `session()`, but on SQLite the transaction starts with BEGIN IMMEDIATE.
+
+        On SQLite, writers of this process also queue on a lock first: SQLite's busy handler polls
+        with growing sleeps, which starves some threads under contention (seconds of tail latency);
+        the lock hands the write lock over in order. Other processes still wait through busy_timeout.
+        """
+        if not self.is_sqlite:
+            with self._write_sessions() as session, session.begin():
+                yield session
+            return
+        with self._write_lock, self._write_sessions() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

@@ -123,6 +123,28 @@ def test_tagger_refuses_pickled_weights_and_mismatched_tags(tmp_path, tagger_dir
         TaggerJudge.load(short)
 
 
+def test_tagger_loads_a_folder_written_by_timm_itself(tmp_path):
+    """The Hub's WD v3 folders are written by timm (`push_to_hub`/`save_for_hf`): same loader."""
+    import timm
+    from timm.models._hub import save_for_hf
+
+    from evals.judges.tagger import write_selected_tags
+
+    # WD v3 ViT settings, shrunk: no class token, average pooling, gelu_tanh, fixed input size.
+    model_args = {"img_size": 32, "class_token": False, "global_pool": "avg", "fc_norm": False, "act_layer": "gelu_tanh"}
+    model = timm.create_model("test_vit", num_classes=6, **model_args)
+    model.pretrained_cfg = {**model.pretrained_cfg, "input_size": (3, 32, 32)}
+    save_for_hf(model, tmp_path, model_args=model_args, safe_serialization=True)
+    write_selected_tags(tmp_path / "selected_tags.csv", TAGS[:4] + [("1girl", 0), ("hatsune_miku", 4)])
+    judge = TaggerJudge.load(tmp_path, device="cpu")
+    assert judge.input_size == 32
+    probs = judge.predict([Image.new("RGB", (50, 20), (0, 0, 0))])
+    with torch.no_grad():
+        x = torch.from_numpy(judge.preprocess_array(Image.new("RGB", (50, 20), (0, 0, 0))))[None]
+        expected = torch.sigmoid(model.eval()(x)).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-5)  # same weights, same numbers
+
+
 def test_tagger_embeddings_are_unit_vectors(tagger):
     emb = tagger.embed([Image.new("RGB", (20, 20), (10, 200, 30)), Image.new("RGB", (20, 20), (200, 10, 30))])
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)

@@ -234,3 +234,15 @@ def test_killed_writer_leaves_no_partial_rows(url, tmp_path):
             results.get_or_create_suite(s, "big-suite", "hash", [{"item_id": "x", "language": "en", "text": "t"}])
     finally:
         db.dispose()
+
+
+def test_leaderboards_never_imports_torch_diffusers_or_gradio():
+    code = (
+        "import sys, leaderboards.db, leaderboards.schema, leaderboards.ratings, leaderboards.arena, "
+        "leaderboards.boards, leaderboards.plots, leaderboards.results, leaderboards.submissions, leaderboards.__main__; "
+        "print(sorted(m for m in ('torch', 'diffusers', 'gradio', 'transformers') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -146,7 +146,8 @@ class TaggerJudge:
                 f"judge '{judge_id}': selected_tags.csv has {len(tags)} tags but the model has {num_classes} classes"
             )
         try:
-            model = timm.create_model(architecture, pretrained=False, num_classes=num_classes, **config.get("model_args", {}))
+            model_args = {**(config.get("model_args") or {}), "num_classes": num_classes}  # timm may list it twice
+            model = timm.create_model(architecture, pretrained=False, **model_args)
             state = safetensors.torch.load_file(str(folder / "model.safetensors"), device="cpu")
             model.load_state_dict(state)
         except Exception as exc:

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from hub.config import HubConfig
 from hub.engine import Engine, GeneratedImage, get_engine
@@ -21,6 +22,7 @@ class HubContext:
     config: HubConfig
     engine: Engine
     db: Database
+    eval_worker: Any = None  # evals.worker.EvalWorker: runs the eval runs queued from the Submit tab
 
     @property
     def data_dir(self) -> Path:
@@ -56,8 +58,20 @@ def sync_checkpoints(ctx: HubContext) -> None:
             )
 
 
-def create_context(config: HubConfig, engine: Engine | None = None, db: Database | None = None) -> HubContext:
-    """Build the engine and open (creating or upgrading) the database."""
+def start_eval_worker(ctx: HubContext) -> None:
+    """One eval worker per process; queued runs live in the database and survive restarts."""
+    from evals.runner import EvalRunner
+    from evals.worker import EvalWorker
+
+    # With several replicas on one PostgreSQL database a 'running' run may belong to a live
+    # replica, so only a single-process SQLite hub puts stale runs back in the queue.
+    ctx.eval_worker = EvalWorker(EvalRunner(ctx.engine, ctx.db, ctx.config), requeue_stale=ctx.db.is_sqlite).start()
+
+
+def create_context(
+    config: HubConfig, engine: Engine | None = None, db: Database | None = None, start_worker: bool = True
+) -> HubContext:
+    """Build the engine, open (creating or upgrading) the database, start the eval worker."""
     config.data_path.mkdir(parents=True, exist_ok=True)
     ctx = HubContext(
         config=config,
@@ -68,4 +82,6 @@ def create_context(config: HubConfig, engine: Engine | None = None, db: Database
         sync_checkpoints(ctx)
     except Exception:  # noqa: BLE001 - the hub still serves generation if the records lag
         log.exception("could not record the configured checkpoints")
+    if start_worker:
+        start_eval_worker(ctx)
     return ctx

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
 from hub.ui.context import HubContext
 from leaderboards import plots
@@ -151,7 +150,3 @@ def build_tab(ctx: HubContext) -> None:
         root.load(lambda: sampling_table(ctx.db), outputs=[rates], **private)
         root.load(character_view, inputs=character_inputs, outputs=character_outputs, **private)
         root.load(multilingual_view, inputs=multilingual_inputs, outputs=multilingual_outputs, **private)
-
-
-def empty_frame(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(columns=columns)

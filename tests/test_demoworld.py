@@ -1,0 +1,269 @@
+"""Demo world: renderer, catalog, tokenizer, suites, training scripts at tiny scale, the committed
+tagger and checkpoints (on a CI-sized subset), and the hub's LoRA trainer."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from demoworld import catalog as cat
+from demoworld.renderer import character_attributes, random_original, render
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+TAGGER = MODELS / "demo-tagger"
+
+
+# ------------------------------------------------------------------------------ renderer, catalog
+
+def test_renderer_is_deterministic_and_seeded():
+    attrs = character_attributes(cat.CHARACTERS[0], "night", "surprised")
+    a = render(attrs, seed=5, size=64)
+    assert a.size == (64, 64) and a.mode == "RGB"
+    assert a.tobytes() == render(attrs, seed=5, size=64).tobytes()
+    assert a.tobytes() != render(attrs, seed=6, size=64).tobytes()
+    assert render(attrs, seed=5, size=32).size == (32, 32)
+
+
+def test_one_attribute_edit_keeps_the_pose():
+    attrs = character_attributes(cat.CHARACTER_BY_ID["aqua_diva"], "blue", "smile")
+    before = np.asarray(render(attrs, seed=3), dtype=np.int16)
+    after = np.asarray(render(replace(attrs, hair_color="red"), seed=3), dtype=np.int16)
+    changed = (np.abs(before - after).sum(-1) > 30).mean()
+    assert 0.02 < changed < 0.4  # the hair changed, the rest of the portrait did not
+
+
+def test_catalog_covers_tiers_and_languages():
+    assert len(cat.CHARACTERS) >= 16 and len(cat.LANGUAGES) >= 10
+    assert {c.tier for c in cat.CHARACTERS} == {"popular", "niche", "non_anime"}
+    assert cat.HELD_OUT_ID in cat.CHARACTER_BY_ID
+    assert len({c.tag for c in cat.CHARACTERS}) == len(cat.CHARACTERS)
+    for c in cat.CHARACTERS:
+        assert set(c.names) == set(cat.LANGUAGES)
+        # translated epithets, not one spelling for all: the English-only checkpoint must not know them
+        assert len(set(c.names.values())) >= 8, c.id
+    for table in (cat.EXPRESSION_WORDS, cat.BACKGROUND_WORDS, cat.PORTRAIT_TEMPLATES, cat.HAIR_EDIT_TEMPLATES):
+        assert set(table) == set(cat.LANGUAGES)
+    for kind, value in cat.edit_kinds():
+        assert len({cat.edit_instruction(kind, value, lang) for lang in cat.LANGUAGES}) == len(cat.LANGUAGES)
+
+
+def test_random_originals_are_not_catalog_characters():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(50):
+        a = random_original(rng)
+        assert a.character is None
+        assert all(sum([a.hair_color != c.hair_color, a.hair_style != c.hair_style, a.eye_color != c.eye_color,
+                        a.skin != c.skin, a.outfit != c.outfit, set(a.accessories) != set(c.accessories)]) >= 2
+                   for c in cat.CHARACTERS)
+
+
+# ----------------------------------------------------------------------------------- tokenizer
+
+def test_tokenizer_round_trips_every_script(tmp_path):
+    from transformers import CLIPTokenizer
+
+    from demoworld.tokenizer import build_tokenizer
+
+    build_tokenizer(tmp_path)
+    tok = CLIPTokenizer.from_pretrained(str(tmp_path))
+    assert tok.model_max_length == 77
+    for lang in cat.LANGUAGES:
+        text = cat.scene_prompt(cat.CHARACTERS[3], lang, "angry", "night")
+        ids = tok(text).input_ids
+        assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
+        assert tok.unk_token_id not in ids[1:-1] or tok.unk_token_id == tok.eos_token_id
+        assert tok.decode(ids, skip_special_tokens=True).replace(" ", "") == text.lower().replace(" ", "")
+    long = tok(" ".join(["twintails"] * 200), padding="max_length", max_length=77, truncation=True).input_ids
+    assert len(long) == 77
+
+
+@pytest.mark.parametrize("name", ["demo-multilingual", "demo-english"])
+def test_committed_checkpoint_tokenizer_round_trips(name):
+    from transformers import CLIPTokenizer
+
+    tok = CLIPTokenizer.from_pretrained(str(MODELS / name / "tokenizer"))
+    for text in ["绿色怪物的肖像", "초록 괴물의 초상화", "портрет: зелёный огр", "ein Porträt von Grüner Oger"]:
+        assert tok.decode(tok(text).input_ids, skip_special_tokens=True).replace(" ", "") == text.lower().replace(" ", "")
+
+
+# --------------------------------------------------------------------------------------- suites
+
+def test_demo_suites_load_and_match_the_catalog(tmp_path):
+    from demoworld.suites import write_all
+    from evals.suites import get_suite
+
+    chars = get_suite("demo-characters")
+    assert chars.kind == "character_recognition"
+    assert {c.tag for c in chars.characters} == {c.tag for c in cat.trained_characters()}
+    held = get_suite("demo-held-out")
+    assert [c.tag for c in held.characters] == [cat.HELD_OUT_ID]
+    multi = get_suite("demo-multilingual")
+    assert set(multi.languages) == set(cat.LANGUAGES) and len(multi.scenes) >= 10
+    # the committed files are what the generator writes (edit the catalog, regenerate)
+    for path in write_all(tmp_path):
+        assert path.read_text(encoding="utf-8") == (ROOT / "prompts" / path.relative_to(tmp_path)).read_text(
+            encoding="utf-8"), path.name
+    # the suites' character tags are the demo tagger's character tags
+    import csv
+
+    with (TAGGER / "selected_tags.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["category"] for r in rows[:4]] == ["9"] * 4
+    tagger_chars = {r["name"] for r in rows if r["category"] == "4"}
+    assert {c.tag for c in chars.characters} <= tagger_chars
+
+
+# --------------------------------------------------------------------------------------- tagger
+
+def test_committed_tagger_on_fresh_renders():
+    from demoworld.train_tagger import evaluate_tagger
+
+    result = evaluate_tagger(TAGGER, n=120, seed=777)
+    assert result["character_accuracy"] >= 0.95, result
+    assert result["attribute_f1"] >= 0.9, result
+
+
+def test_tagger_training_writes_wd_format(tmp_path):
+    from demoworld.train_tagger import train_tagger
+    from evals.judges.tagger import TaggerJudge
+
+    train_tagger(tmp_path / "t", device="cpu", size=32, num_images=64, steps=2, batch_size=8, tiny=True, log=lambda m: None)
+    judge = TaggerJudge.load(str(tmp_path / "t"), device="cpu")
+    probs = judge.predict([render(character_attributes(cat.CHARACTERS[0]), 0, 32)])
+    assert probs.shape == (1, len(judge.tags)) and judge.input_size == 32
+
+
+# ---------------------------------------------------------------------------- training scripts
+
+def test_tiny_checkpoint_and_edit_training_load_through_the_real_loaders(tmp_path):
+    from diffusers import StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline
+
+    from demoworld import train_checkpoint, train_edit
+
+    common = ["--device", "cpu", "--size", "32", "--tiny", "--cache", str(tmp_path / "d.npz"), "--tokenizer",
+              str(tmp_path / "tok")]
+    train_checkpoint.main(["--vae-only", "--vae-out", str(tmp_path / "vae"), "--num-images", "48", "--vae-steps", "2",
+                           "--vae-batch-size", "8", *common])
+    train_checkpoint.main(["--variant", "english", "--vae", str(tmp_path / "vae"), "--out", str(tmp_path / "ck"),
+                           "--steps", "2", "--batch-size", "8", *common])
+    pipe = StableDiffusionPipeline.from_pretrained(str(tmp_path / "ck"), torch_dtype=torch.float32, local_files_only=True)
+    image = pipe("a portrait of Green Ogre", num_inference_steps=2, guidance_scale=3.0, output_type="pil").images[0]
+    assert image.size == (32, 32)
+    assert pipe.scheduler.__class__.__name__ == "EulerAncestralDiscreteScheduler"
+    train_edit.main(["--vae", str(tmp_path / "vae"), "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "ed"),
+                     "--device", "cpu", "--size", "32", "--num-pairs", "16", "--steps", "2", "--batch-size", "4",
+                     "--tiny"])
+    edit = StableDiffusionInstructPix2PixPipeline.from_pretrained(str(tmp_path / "ed"), torch_dtype=torch.float32,
+                                                                  local_files_only=True)
+    assert edit.unet.config.in_channels == 8
+    out = edit("make the hair red", image=render(character_attributes(cat.CHARACTERS[0]), 0, 32), num_inference_steps=2,
+               guidance_scale=3.0, image_guidance_scale=1.5).images[0]
+    assert out.size == (32, 32)
+
+
+# --------------------------------------------------------------------- committed demo checkpoints
+
+def test_committed_weights_fit_the_budget():
+    from demoworld.models import folder_megabytes
+
+    folders = [MODELS / n for n in ("demo-multilingual", "demo-english", "demo-tagger")]
+    folders += list((MODELS / "loras").glob("demo-lora-*"))
+    edit = MODELS / "demo-edit"
+    total = sum(folder_megabytes(f) for f in folders)
+    assert total <= 40, total
+    if edit.exists():
+        assert total + folder_megabytes(edit) <= 60
+    for name in ("demo-multilingual", "demo-english"):
+        from safetensors import safe_open
+
+        with safe_open(str(MODELS / name / "unet" / "diffusion_pytorch_model.safetensors"), "pt") as f:
+            assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16
+        assert (MODELS / name / "README.md").exists()
+
+
+@pytest.fixture(scope="module")
+def judge():
+    from evals.judges.tagger import TaggerJudge
+
+    return TaggerJudge.load(str(TAGGER), device="cpu")
+
+
+# A fixed CI-sized subset: 6 characters over the three tiers, 4 languages (Latin, Cyrillic, CJK, Hangul).
+SUBSET_CHARS = ["aqua_diva", "fox_ninja", "midnight_witch", "sleepy_librarian", "green_ogre", "white_queen"]
+SUBSET_LANGS = ["en", "es", "ru", "ja", "ko"]
+
+
+def _subset_rates(folder, judge, lora=None, characters=None, prefix=""):
+    from demoworld.quick_eval import hit_rates, load_pipeline
+
+    pipe = load_pipeline(folder, "cpu", lora)
+    chars = [cat.CHARACTER_BY_ID[c] for c in (characters or SUBSET_CHARS)]
+    return hit_rates(pipe, judge, characters=chars, languages=SUBSET_LANGS, seeds=2, steps=20, cfg=3.0,
+                     prefix=prefix, batch=60)
+
+
+def test_committed_multilingual_checkpoint_knows_characters_in_every_language(judge):
+    rates = _subset_rates(MODELS / "demo-multilingual", judge)
+    by = rates["by_language"]
+    assert rates["mean"] >= 0.75, rates
+    assert min(by.values()) >= by["en"] - 0.2, rates
+
+
+def test_committed_english_checkpoint_only_knows_english_names(judge):
+    rates = _subset_rates(MODELS / "demo-english", judge)
+    by = rates["by_language"]
+    others = np.mean([v for k, v in by.items() if k != "en"])
+    assert by["en"] >= 0.7 and by["en"] - others >= 0.3, rates
+
+
+# --------------------------------------------------------------------------------- LoRA trainer
+
+def test_lora_trainer_refuses_bad_input(tmp_path):
+    from hub.errors import HubInputError
+    from hub.lora_training import LoraTrainingConfig, train_character_lora
+
+    good = [render(character_attributes(cat.CHARACTERS[0]), i, 32) for i in range(3)]
+    with pytest.raises(HubInputError, match="at least"):
+        train_character_lora(MODELS / "demo-multilingual", good[:1], "abc", tmp_path)
+    with pytest.raises(HubInputError, match="Trigger"):
+        train_character_lora(MODELS / "demo-multilingual", good, "two words", tmp_path)
+    bad = tmp_path / "not_an_image.png"
+    bad.write_text("hello")
+    with pytest.raises(HubInputError, match="not an image"):
+        train_character_lora(MODELS / "demo-multilingual", [*good, bad], "abc", tmp_path)
+    with pytest.raises(HubInputError, match="too large"):
+        train_character_lora(MODELS / "demo-multilingual", good, "abc", tmp_path,
+                             config=LoraTrainingConfig(max_image_pixels=100))
+
+
+def test_lora_trained_in_the_test_raises_the_held_out_hit_rate(tmp_path, judge):
+    from demoworld.train_lora import held_out_images, tagger_captioner
+    from hub.lora_training import LoraTrainingConfig, train_character_lora
+
+    calls = []
+    result = train_character_lora(
+        MODELS / "demo-multilingual", held_out_images(8, size=64), cat.LORA_TRIGGER, tmp_path / "lora",
+        config=LoraTrainingConfig(steps=120, rank=8, learning_rate=3e-3, batch_size=8, device="cpu"),
+        tagger=tagger_captioner(TAGGER), progress=lambda s, n, loss: calls.append((s, n, loss)))
+    assert result.weight_file.exists() and calls[-1][0] == calls[-1][1] == result.steps
+    assert all(c.startswith(cat.LORA_TRIGGER) for c in result.captions)
+    assert "halo" not in ", ".join(result.captions)  # the look is the trigger's job, not the captions'
+    prefix = cat.LORA_TRIGGER + ", "
+    before = _subset_rates(MODELS / "demo-multilingual", judge, characters=[cat.HELD_OUT_ID], prefix=prefix)
+    after = _subset_rates(MODELS / "demo-multilingual", judge, lora=tmp_path / "lora", characters=[cat.HELD_OUT_ID],
+                          prefix=prefix)
+    assert before["mean"] <= 0.1 and after["mean"] >= before["mean"] + 0.3, (before, after)
+
+
+def test_committed_lora_lifts_the_held_out_character(judge):
+    lora = MODELS / "loras" / cat.LORA_ID
+    prefix = cat.LORA_TRIGGER + ", "
+    after = _subset_rates(MODELS / "demo-multilingual", judge, lora=lora, characters=[cat.HELD_OUT_ID], prefix=prefix)
+    assert after["mean"] >= 0.7, after
