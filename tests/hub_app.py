@@ -38,7 +38,8 @@ def running_app(data_dir: Path, database_url: str, **limits: Any) -> Iterator[tu
                 "limits": config.limits.model_copy(update=limits),
             }
         )
-        ctx = create_context(config)
+        # No eval worker: these tests drive the arena and boards, and queued runs must stay queued.
+        ctx = create_context(config, start_worker=False)
         demo = build_app(ctx)
         demo.queue(default_concurrency_limit=8)
         demo.launch(
@@ -56,3 +57,39 @@ def running_app(data_dir: Path, database_url: str, **limits: Any) -> Iterator[tu
         for key, value in saved.items():
             if value is not None:
                 os.environ[key] = value
+
+
+def cast_votes(url: str, assignments: list[tuple[str, list[tuple[str, str]]]]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Run in a worker process: one gradio_client per (session_hash, votes), each in its own thread.
+
+    Returns (the (name_a, name_b) answers, error messages). Clients live in other processes than the
+    server so that client-side work does not compete with the app for one interpreter lock.
+    """
+    import threading
+
+    from gradio_client import Client
+
+    answers: list[tuple[str, str]] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def run(session_hash: str, votes: list[tuple[str, str]]) -> None:
+        try:
+            # ssl_verify=False: plain http on loopback; otherwise gradio_client builds a fresh TLS
+            # context (loading the CA bundle) for every request, costing more CPU than the vote.
+            client = Client(url, verbose=False, ssl_verify=False)
+            client.session_hash = session_hash  # the session the battles were served to
+            for battle_id, outcome in votes:
+                answer = client.predict(battle_id, outcome, api_name="/vote")
+                with lock:
+                    answers.append(tuple(answer))
+        except BaseException as err:  # noqa: BLE001 - reported to the parent
+            with lock:
+                errors.append(f"{type(err).__name__}: {err}")
+
+    threads = [threading.Thread(target=run, args=item) for item in assignments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers, errors

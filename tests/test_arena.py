@@ -270,7 +270,7 @@ def test_salt_file_is_created_once_and_private(tmp_path, monkeypatch):
     assert SessionHasher(b"a").hash(None) is None
 
 
-def test_board_from_tallies_matches_ratings_on_votes(db, tmp_path):
+def test_board_from_tallies_matches_ratings_on_votes(db, tmp_path, capsys):
     arena, _, _ = make_arena(db, tmp_path)
     rng = random.Random(3)
     strength = {"secret-model-alpha": 1200, "secret-model-beta": 1000, "secret-model-gamma": 900, "secret-model-delta": 800}
@@ -299,3 +299,9 @@ def test_board_from_tallies_matches_ratings_on_votes(db, tmp_path):
         after = tallies_frame(s).sort_values(["model_a", "model_b", "winner"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
     assert arena_board_from_counts(before.iloc[0:0]).empty
+
+    from leaderboards.__main__ import main
+
+    assert main(["--db", db.url, "ratings", "--min-battles", "50"]) == 0
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in MODELS.values()) and "rating" in printed

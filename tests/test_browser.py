@@ -33,12 +33,13 @@ def test_generate_tab_shows_image_in_gallery(tmp_path):
                 page.goto(url, wait_until="domcontentloaded")
                 for tab in ("Generate", "Edit", "Character LoRA", "Arena", "Leaderboard", "Submit"):
                     expect(page.get_by_role("tab", name=tab)).to_be_visible(timeout=60_000)
-                expect(page.get_by_text("random weights").first).to_be_visible()
+                default = ctx.config.checkpoint(ctx.config.default_checkpoint)
+                expect(page.get_by_text(default.description).first).to_be_visible()
                 page.get_by_label("Prompt", exact=True).first.fill("1girl, aqua twintails, smile")
                 page.locator("#generate-button").click()
                 image = page.locator("#generate-gallery img").first
                 expect(image).to_be_visible(timeout=120_000)
-                expect(page.locator("#generate-info")).to_contain_text("demo-random", timeout=30_000)
+                expect(page.locator("#generate-info")).to_contain_text(default.id, timeout=30_000)
                 assert page.evaluate("(img) => img.naturalWidth", image.element_handle()) > 0
                 shot = tmp_path / "generate.png"
                 page.screenshot(path=str(shot), full_page=True)

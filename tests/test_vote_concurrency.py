@@ -1,7 +1,7 @@
 """Votes under load and under failure.
 
-- 32 concurrent gradio_client clients cast 5,000 votes over HTTP against the real app (launched on
-  127.0.0.1): exactly 5,000 vote rows, none duplicated, none lost, tallies equal to the votes; on SQLite
+- 32 concurrent gradio_client clients (4 processes x 8 threads) cast 5,000 votes over HTTP against
+  the real app (launched in this process with prevent_thread_lock=True on 127.0.0.1): exactly 5,000 vote rows, none duplicated, none lost, tallies equal to the votes; on SQLite
   and on a real PostgreSQL server started by the test. Battles are pre-created through
   `leaderboards.arena` (for each client's own session), so the HTTP part is only votes.
 - A process killed while casting votes leaves no partial rows: every vote has its tally, and the
@@ -10,31 +10,36 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
-from leaderboards.arena import rebuild_tallies, tallies_frame
+from leaderboards.arena import new_battle_id, rebuild_tallies, tallies_frame
 from leaderboards.db import Database, init_db
-from leaderboards.schema import Battle, Vote, VoteTally
+from leaderboards.schema import Battle, Vote, VoteTally, utcnow
 
 try:
     from tests.pg import postgres_server, postgres_url  # noqa: F401 - fixtures
-    from tests.hub_app import running_app
+    from tests.hub_app import cast_votes, running_app
 except ImportError:  # tests/ is not a package
-    from hub_app import running_app
+    from hub_app import cast_votes, running_app
     from pg import postgres_server, postgres_url  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 N_CLIENTS = 32
+N_PROCESSES = 4
 N_VOTES = 5_000
 OUTCOMES = ("model_a", "model_b", "tie", "tie (bothbad)")
 
@@ -48,54 +53,53 @@ def database_url(request, tmp_path) -> str:
 
 @pytest.mark.timeout(300)
 def test_5000_votes_from_32_http_clients(database_url, tmp_path):
-    from gradio_client import Client
-
     with running_app(tmp_path / "data", database_url, votes_per_minute=10**6) as (url, ctx):
         from hub.ui.arena_tab import make_arena
 
         arena = make_arena(ctx)
         models = [c.id for c in ctx.config.checkpoints if c.id.startswith("demo-random")]
         assert len(models) >= 2
-        # ssl_verify=False: plain http on loopback; otherwise gradio_client builds a fresh TLS context
-        # (loading the CA bundle) for every request, which costs more CPU than the vote itself.
-        clients = [Client(url, verbose=False, ssl_verify=False) for _ in range(N_CLIENTS)]
+        sessions = [uuid.uuid4().hex for _ in range(N_CLIENTS)]
         # Each client votes on battles served to its own session (as if it had called /battle).
-        work: list[list[tuple[str, str]]] = [[] for _ in clients]
+        # Pre-created in one transaction, so the timed HTTP part is only the votes.
+        now = utcnow()
+        work: list[list[tuple[str, str]]] = [[] for _ in sessions]
+        battles = []
         for i in range(N_VOTES):
             k = i % N_CLIENTS
             a, b = (models[0], models[1]) if i % 2 else (models[1], models[0])
-            battle_id = arena.record_battle(
-                a, b, "prompt", "a.png", "b.png", session_hash=arena.hasher.hash(clients[k].session_hash, "session")
-            )
+            battle_id = new_battle_id()
+            battles.append({"id": battle_id, "kind": "generate", "model_a": a, "model_b": b, "prompt": "prompt",
+                            "image_a": "a.png", "image_b": "b.png", "image_source": "generated",
+                            "session_hash": arena.hasher.hash(sessions[k], "session"),
+                            "created_at": now, "expires_at": now + dt.timedelta(hours=1)})
             work[k].append((battle_id, OUTCOMES[i % 4]))
+        with ctx.db.write_session() as s:
+            s.execute(insert(Battle), battles)
 
-        results: list[list[tuple[str, str]]] = [[] for _ in clients]
-        errors: list[BaseException] = []
-
-        def cast(k: int) -> None:
-            try:
-                for battle_id, outcome in work[k]:
-                    results[k].append(clients[k].predict(battle_id, outcome, api_name="/vote"))
-            except BaseException as err:  # noqa: BLE001 - reported below
-                errors.append(err)
-
-        threads = [threading.Thread(target=cast, args=(k,)) for k in range(N_CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        # 32 clients as 4 worker processes x 8 threads, each thread its own gradio_client session.
+        per_process = N_CLIENTS // N_PROCESSES
+        assignments = [[(sessions[k], work[k]) for k in range(p * per_process, (p + 1) * per_process)]
+                       for p in range(N_PROCESSES)]
+        with ProcessPoolExecutor(N_PROCESSES, mp_context=multiprocessing.get_context("spawn")) as pool:
+            outcomes = list(pool.map(cast_votes, [url] * N_PROCESSES, assignments))
+        errors = [e for _, errs in outcomes for e in errs]
+        answers = [a for ans, _ in outcomes for a in ans]
         assert not errors, errors[:3]
-        assert sum(len(r) for r in results) == N_VOTES
+        assert len(answers) == N_VOTES
         names = {c.name for c in ctx.config.checkpoints}
-        assert all(set(pair) <= names and pair[0] != pair[1] for r in results for pair in r)
+        assert all(set(pair) <= names and pair[0] != pair[1] for pair in answers)
+
+        from gradio_client import Client
 
         # A second vote on an already voted battle is refused and adds nothing.
-        battle_id, _ = work[0][0]
+        client = Client(url, verbose=False, ssl_verify=False)
+        client.session_hash = sessions[0]
         with pytest.raises(Exception, match="already has a vote"):
-            clients[0].predict(battle_id, "model_b", api_name="/vote")
-        # A vote on a battle served to another session is refused too.
+            client.predict(work[0][0][0], "model_b", api_name="/vote")
+        # A battle served to another session is refused too (checked before anything is written).
         with pytest.raises(Exception, match="another session|already has a vote"):
-            clients[1].predict(work[0][1][0], "model_b", api_name="/vote")
+            client.predict(work[1][0][0], "model_b", api_name="/vote")
 
         db = ctx.db
         with db.session() as s:
