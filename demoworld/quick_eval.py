@@ -63,8 +63,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--held-out-only", action="store_true")
     ap.add_argument("--prefix", default="", help="text put before every prompt (e.g. the LoRA trigger + ', ')")
+    ap.add_argument("--edit", action="store_true", help="the checkpoint is demo-edit: report edit success/identity")
+    ap.add_argument("--cases", type=int, default=30)
     args = ap.parse_args(argv)
     judge = TaggerJudge.load(args.tagger, device=args.device)
+    if args.edit:
+        result = edit_rates(args.checkpoint, judge, cases=args.cases, device=args.device)
+        print(json.dumps({"checkpoint": args.checkpoint, **result}, indent=1))
+        return result
     pipe = load_pipeline(args.checkpoint, args.device, args.lora)
     chars = [cat.CHARACTER_BY_ID[cat.HELD_OUT_ID]] if args.held_out_only else cat.trained_characters()
     result = hit_rates(pipe, judge, characters=chars, seeds=args.seeds, steps=args.steps, cfg=args.cfg,
@@ -75,3 +81,41 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     main()
+
+
+def edit_rates(folder: str | Path, judge, *, cases: int = 30, languages=cat.LANGUAGES, steps: int = 20,
+               cfg: float = 4.0, image_cfg: float = 1.5, seed: int = 99, device: str = "cpu",
+               threshold_general: float = 0.35, threshold_character: float = 0.85) -> dict:
+    """demo-edit check: success = the tagger sees the requested attribute; identity = the character
+    tag is still given. Cases are (character, one edit) pairs; each runs in every language."""
+    import random
+
+    from diffusers import StableDiffusionInstructPix2PixPipeline
+
+    from demoworld.dataset import one_edit
+    from demoworld.renderer import character_attributes, render
+
+    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(str(folder), torch_dtype=torch.float32,
+                                                                  local_files_only=True).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    names = list(judge.tags.names)
+    rng = random.Random(seed)
+    success: dict[str, list[int]] = {}
+    identity: dict[str, list[int]] = {}
+    for i in range(cases):
+        c = rng.choice(list(cat.CHARACTERS))
+        attrs = character_attributes(c, rng.choice(list(cat.BACKGROUNDS)), rng.choice(cat.EXPRESSIONS))
+        _, (kind, value) = one_edit(attrs, rng)
+        wanted = {"hair": cat.hair_color_tag, "background": cat.background_tag, "accessory": cat.accessory_tag}[kind](value)
+        source = render(attrs, seed + i, 64)
+        prompts = [cat.edit_instruction(kind, value, lang) for lang in languages]
+        out = pipe(prompts, image=[source] * len(prompts), num_inference_steps=steps, guidance_scale=cfg,
+                   image_guidance_scale=image_cfg, generator=torch.Generator().manual_seed(seed + i)).images
+        probs = judge.predict(out)
+        for lang, p in zip(languages, probs):
+            success.setdefault(lang, []).append(int(p[names.index(wanted)] >= threshold_general))
+            identity.setdefault(lang, []).append(int(p[names.index(c.tag)] >= threshold_character))
+    s = {k: float(np.mean(v)) for k, v in success.items()}
+    ident = {k: float(np.mean(v)) for k, v in identity.items()}
+    return {"success": float(np.mean(list(s.values()))), "identity_kept": float(np.mean(list(ident.values()))),
+            "success_by_language": s, "identity_by_language": ident}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import time
 from pathlib import Path
 
 from demoworld import catalog as cat
@@ -61,9 +62,11 @@ def main(argv: list[str] | None = None) -> dict:
     config = LoraTrainingConfig(rank=args.rank, steps=args.steps, learning_rate=args.lr, batch_size=args.batch_size,
                                 device=args.device)
 
+    started = time.time()
+
     def progress(step: int, total: int, loss: float) -> None:
-        if step % 100 == 0 or step == total:
-            print(f"[lora] step {step}/{total} loss {loss:.4f}", flush=True)
+        if step % 50 == 0 or step == total:
+            print(f"[lora] step {step}/{total} loss {loss:.4f} ({time.time() - started:.0f}s)", flush=True)
 
     result = train_character_lora(args.base, images, cat.LORA_TRIGGER, args.out, config=config, tagger=captioner,
                                   progress=progress)

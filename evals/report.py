@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from evals import character, multilingual
+from evals import character, edits, multilingual
 from hub.errors import HubInputError
 
 
@@ -86,9 +86,10 @@ def build_report(
             judges = settings.get("judges", {})
             judge_ids = {j["id"] for j in judges.values()} if judges else None
             tiers = {}
-            if kind == "character_recognition":
+            if kind in ("character_recognition", "edit"):
+                field = "tier" if kind == "character_recognition" else "category"  # edit cases: category, kept in "tier"
                 tiers = {
-                    pid: (meta or {}).get("tier", "unknown")
+                    pid: (meta or {}).get(field, "unknown")
                     for pid, meta in session.execute(
                         select(Prompt.id, Prompt.meta).join(PromptSuite, PromptSuite.id == Prompt.suite_id).where(PromptSuite.name == run.suite_name)
                     )
@@ -104,7 +105,8 @@ def build_report(
                 if value is None or (isinstance(value, float) and math.isnan(value)):
                     continue
                 sample_ids.add(sid)
-                records.append({"item_id": item, "language": lang, "tier": tiers.get(pid, "unknown"), "metric": metric, "value": float(value)})
+                tier = tiers.get(pid, "unknown")
+                records.append({"item_id": item, "language": lang, "tier": tier, "category": tier, "metric": metric, "value": float(value)})
             if kind == "character_recognition":
                 hits = [r for r in records if r["metric"] == character.HIT]
                 summary = character.summarize(hits, anchor=anchor, num_bootstrap=num_bootstrap, seed=seed)
@@ -126,6 +128,10 @@ def build_report(
                 if current_items is not None:
                     sampled &= current_items
                 summary["unjudged_items"] = sorted(sampled - {r["item_id"] for r in hits})
+            elif kind == "edit":
+                summary = edits.summarize(records, anchor=anchor, num_bootstrap=num_bootstrap, seed=seed)
+                if settings.get("skipped_cases"):
+                    summary["skipped_cases"] = list(settings["skipped_cases"])
             else:
                 summary = multilingual.summarize(
                     [r for r in records if r["metric"] in multilingual.REPORTED], anchor=anchor, num_bootstrap=num_bootstrap, seed=seed
@@ -176,6 +182,17 @@ def format_table(report: dict[str, Any]) -> str:
                 lines.append(f"{tier:<10}{_fmt(e['hit_rate']):<28}{e['n_characters']:>10}")
             if s.get("unjudged_items"):
                 lines.append(f"not judged (no tagger tag, no reference gallery): {', '.join(s['unjudged_items'])}")
+        elif s["kind"] == "edit":
+            overall = s.get("overall") or {}
+            keys = [k for k in edits.REPORTED if k in overall]
+            for key in keys:
+                lines.append(f"{key}: {_fmt(overall[key], pct=key in ('success', 'identity_kept', 'character_kept', 'reference_same'))}")
+            lines.append(f"{'language':<10}" + "".join(f"{k:<30}" for k in keys))
+            for lang, e in s["by_language"].items():
+                cells = [f"{_fmt(e.get(k), pct=k in ('success', 'identity_kept', 'character_kept', 'reference_same')):<30}" for k in keys]
+                lines.append(f"{lang:<10}" + "".join(cells))
+            if s.get("skipped_cases"):
+                lines.append(f"skipped (the checkpoint's family cannot run them): {', '.join(s['skipped_cases'])}")
         else:
             header = f"{'language':<10}" + "".join(f"{m:<34}" for m in multilingual.REPORTED)
             lines.append(header)

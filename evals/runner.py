@@ -29,7 +29,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from sqlalchemy import select, update
 
-from evals import character, multilingual
+from evals import character, edits, multilingual
 from evals.judgeset import JudgeSet, load_judges
 from evals.samples import SampleView, ScoreRow
 from evals.suites import PromptRow, Suite, get_suite
@@ -107,6 +107,7 @@ class PlannedSample:
     settings_hash: str
     request: Any
     prompt_id: int | None = None
+    extra_meta: dict[str, Any] = field(default_factory=dict)  # edit suites: the input image's path
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -203,13 +204,15 @@ class EvalRunner:
             raise EvalError(f"batch size must be at least 1, got {options.batch_size}")
         suite = get_suite(options.suite, self.prompts_dir)
         suite.check_languages(options.languages)
-        known = [c.id for c in self.config.checkpoints]
-        if options.checkpoint not in known:
-            raise EvalError(f"unknown checkpoint '{options.checkpoint}' (known: {', '.join(known) or 'none'})")
+        try:
+            self.engine.checkpoint_spec(options.checkpoint)  # config, then authors' registrations
+        except KeyError:
+            known = [c.id for c in self.engine.checkpoint_specs()]
+            raise EvalError(f"unknown checkpoint '{options.checkpoint}' (known: {', '.join(known) or 'none'})") from None
         available = getattr(self.engine, "spec", None)
         if callable(available):
             available(options.checkpoint)  # e.g. "needs a GPU; this machine has none": refused before recording
-        lora_ids = {l.id for l in getattr(self.config, "loras", [])}
+        lora_ids = {lora.id for lora in self.engine.lora_specs()}
         for name, _ in options.adapters:
             if name not in lora_ids:
                 raise EvalError(f"unknown LoRA '{name}' (known: {', '.join(sorted(lora_ids)) or 'none'})")
@@ -237,7 +240,7 @@ class EvalRunner:
     def _ensure_checkpoint(self, session: Any, checkpoint_id: str, digest: str | None = None) -> str | None:
         from leaderboards.results import upsert_checkpoint
 
-        spec = self.config.checkpoint(checkpoint_id)
+        spec = self.engine.checkpoint_spec(checkpoint_id)
         upsert_checkpoint(
             session,
             id=spec.id,
@@ -304,7 +307,7 @@ class EvalRunner:
         return result
 
     def _roles(self, suite: Suite) -> list[str]:
-        if suite.kind == "character_recognition":
+        if suite.kind in ("character_recognition", "edit"):
             return ["tagger", "reference"]
         return ["tagger", "image_text"]
 
@@ -350,8 +353,13 @@ class EvalRunner:
             suite_id = int(suite_row.id)
             prompt_ids = self._prompt_ids(session, suite_id)
 
-        plan = self._plan(suite, options, rows, checkpoint_hash, prompt_ids)
-        primary = judges.tagger if suite.kind == "character_recognition" else (judges.alignment or judges.tagger)
+        skipped: list[str] = []
+        if suite.kind == "edit":
+            judges = edits.EditJudges.build(judges, suite)
+            plan = self._plan_edits(suite, options, rows, checkpoint_hash, prompt_ids, skipped)
+        else:
+            plan = self._plan(suite, options, rows, checkpoint_hash, prompt_ids)
+        primary = judges.tagger if suite.kind in ("character_recognition", "edit") else (judges.alignment or judges.tagger)
         settings_hash = plan[0].settings_hash if plan else None
         with self.db.write_session() as session:
             session.execute(
@@ -370,11 +378,12 @@ class EvalRunner:
                         "checkpoint_hash": checkpoint_hash,
                         "judges": judges.describe(),
                         "generation": settings_for_key(self._resolved_settings(plan[0].request)) if plan else {},
+                        **({"skipped_cases": skipped} if skipped else {}),
                     },
                 )
             )
 
-        scorer = character if suite.kind == "character_recognition" else multilingual
+        scorer = {"character_recognition": character, "edit": edits}.get(suite.kind, multilingual)
         self._generate_missing(plan, options, suite_id, judges, scorer, anchor_text, result, progress)
         self._score_missing(plan, options, suite, judges, scorer, anchor_text, result, progress)
 
@@ -390,6 +399,10 @@ class EvalRunner:
         }
 
     def _resolved_settings(self, request: Any) -> dict[str, Any]:
+        from hub.engine import EditRequest
+
+        if isinstance(request, EditRequest):
+            return self._edit_settings(request)
         settings = self.engine.resolve_settings(request)
         return dict(settings) if isinstance(settings, dict) else dict(vars(settings))
 
@@ -419,6 +432,79 @@ class EvalRunner:
                 s_hash = settings_cache[shape]
                 key = cache_key(checkpoint_hash, adapters, adapter_hashes, row.text, seed, s_hash)
                 plan.append(PlannedSample(row, seed, key, s_hash, request, prompt_ids.get((row.item_id, row.language))))
+        return plan
+
+    def _edit_settings(self, request: Any) -> dict[str, Any]:
+        """Settings shared by every case of an edit run (per-case task and size follow from the input,
+        which is in the cache key): what the engine resolves, plus the suite's strength/image guidance."""
+        job = self.engine.resolve_edit(request)
+        return {
+            "kind": "edit",
+            "steps": job.steps,
+            "cfg": job.cfg,
+            "sampler": job.sampler,
+            "negative_prompt": job.negative_prompt,
+            "strength": request.strength,
+            "image_guidance": request.image_guidance,
+        }
+
+    def _plan_edits(self, suite: Suite, options: RunOptions, rows: Sequence[PromptRow], checkpoint_hash: str,
+                    prompt_ids: dict, skipped: list[str]) -> list[PlannedSample]:
+        """One edit per (case, language, seed). Inputs are made (rendered / generated) once and cached;
+        cases the checkpoint's family cannot run (a mask for an instruct-only model) are skipped."""
+        from pathlib import Path as _Path
+
+        from hub.engine import EditRequest
+        from hub.families import get_family
+
+        from evals.suites import get_registry
+
+        family = get_family(self.config.checkpoint(options.checkpoint).family)
+        prompts_dir = _Path(get_registry(self.prompts_dir).prompts_dir)
+        adapters = format_adapters(options.adapters)
+        lora_hash = getattr(self.engine, "lora_hash", None)
+        adapter_hashes = [lora_hash(name) if callable(lora_hash) else "" for name, _ in options.adapters]
+        overrides = {k: v for k, v in options.overrides.items() if k in ("steps", "cfg", "sampler")}
+        inputs: dict[str, tuple[Any, Any, str, str]] = {}
+        plan: list[PlannedSample] = []
+        s_hash = None
+        for row in rows:
+            if row.item_id in inputs or row.item_id in skipped:
+                continue
+            if row.meta.get("mask") and not family.supports("inpaint"):
+                skipped.append(row.item_id)
+                continue
+            if not row.meta.get("mask") and not (family.supports("instruct") or family.supports("img2img")):
+                skipped.append(row.item_id)
+                continue
+            path, digest = edits.prepare_input(row.meta["input"], engine=self.engine, data_dir=self.data_dir, prompts_dir=prompts_dir)
+            image = edits.load_input(path)
+            mask = edits.mask_image(image.size, row.meta["mask"]) if row.meta.get("mask") else None
+            inputs[row.item_id] = (image, mask, str(path.resolve()), digest)
+        for seed in range(options.seeds):
+            for row in rows:
+                if row.item_id not in inputs:
+                    continue
+                image, mask, path, digest = inputs[row.item_id]
+                request = EditRequest(
+                    image=image,
+                    prompt=row.text,
+                    mask=mask,
+                    strength=suite.edit_settings.get("strength", edits.DEFAULT_STRENGTH),
+                    image_guidance=suite.edit_settings.get("image_guidance", edits.DEFAULT_IMAGE_GUIDANCE),
+                    negative_prompt=suite.negative_prompt,
+                    checkpoint=options.checkpoint,
+                    loras=tuple(options.adapters),
+                    seed=seed,
+                    **overrides,
+                )
+                if s_hash is None:
+                    s_hash = sha256(settings_for_key(self._edit_settings(request)))
+                # The same instruction on another input is another sample: the input's digest is in the key.
+                keyed_text = f"{row.text}\n[input {digest}]" + (f"[mask {row.meta['mask']}]" if mask is not None else "")
+                key = cache_key(checkpoint_hash, adapters, adapter_hashes, keyed_text, seed, s_hash)
+                plan.append(PlannedSample(row, seed, key, s_hash, request, prompt_ids.get((row.item_id, row.language)),
+                                          {"input_path": path}))
         return plan
 
     # -------------------------------------------------------------------------------- generation
@@ -451,7 +537,10 @@ class EvalRunner:
         try:
             for start in range(0, len(todo), options.batch_size):
                 batch = todo[start : start + options.batch_size]
-                outputs = self.engine.generate_many([p.request for p in batch])
+                if suite_kind_is_edit(batch):
+                    outputs = [self.engine.edit(p.request) for p in batch]
+                else:
+                    outputs = self.engine.generate_many([p.request for p in batch])
                 records, views = [], []
                 for p, out in zip(batch, outputs):
                     image = out[0] if isinstance(out, (list, tuple)) else out
@@ -505,7 +594,7 @@ class EvalRunner:
 
     @staticmethod
     def _meta(p: PlannedSample, anchor_text: dict[str, str]) -> dict[str, Any]:
-        meta = dict(p.row.meta)
+        meta = {**p.row.meta, **p.extra_meta}
         if p.row.item_id in anchor_text:
             meta["anchor_text"] = anchor_text[p.row.item_id]
         return meta
@@ -529,6 +618,9 @@ class EvalRunner:
         if suite.kind == "character_recognition":
             missing = [v for v in all_views if any((v.id, j, m) not in have for j, m in character.expected_metrics(v, judges))]
             result.unjudged = len({v.id for v in all_views if character.judge_for(v, judges) is None})
+        elif suite.kind == "edit":
+            missing = [v for v in all_views if any((v.id, j, m) not in have for j, m in edits.expected_metrics(v, judges))]
+            result.unjudged = len({v.id for v in all_views if not any(judges.tagger.has_tag(t) for t in v.meta.get("expect_tags", []))})
         else:
             wanted = multilingual.per_sample_metrics(judges)
             missing = [v for v in all_views if any((v.id, j, m) not in have for j, m in wanted)]
@@ -622,6 +714,42 @@ class EvalRunner:
             bar.close()
 
 
+def attach_registered_checkpoints(engine: Any, db: Any) -> None:
+    """Let the engine load checkpoints that model authors registered (Submit tab or CLI).
+
+    They live in the database, not the config; the engine asks only for ids it does not know."""
+    from hub.config import CheckpointSpec
+    from leaderboards.schema import Checkpoint
+
+    def resolve(checkpoint_id: str) -> CheckpointSpec | None:
+        with db.session() as session:
+            row = session.get(Checkpoint, checkpoint_id)
+            if row is None or row.status == "retired":
+                return None
+            return CheckpointSpec(
+                id=row.id,
+                name=row.display_name or row.id,
+                family=row.family,
+                source=row.source,
+                requires_gpu=row.source.startswith("hub:"),  # downloads happen on GPU deployments only
+                description="Registered by a model author.",
+            )
+
+    engine.checkpoint_resolver = resolve
+    with db.session() as session:
+        registered = [row.id for row in session.query(Checkpoint.id).all()]
+    known = {spec.id for spec in engine.checkpoint_specs()}
+    for checkpoint_id in registered:
+        if checkpoint_id not in known:
+            engine.checkpoint_spec(checkpoint_id)  # resolved now, so pickers list it
+
+
+def suite_kind_is_edit(batch: Sequence[PlannedSample]) -> bool:
+    from hub.engine import EditRequest
+
+    return bool(batch) and isinstance(batch[0].request, EditRequest)
+
+
 def build_runner(config_path: str | None = None, db_url: str | None = None, engine: Any = None, **kwargs: Any) -> EvalRunner:
     """A runner wired to the hub config, the database (migrated) and an engine (created if not given)."""
     from hub.config import load_config
@@ -633,4 +761,5 @@ def build_runner(config_path: str | None = None, db_url: str | None = None, engi
         from hub.engine import Engine
 
         engine = Engine(config)
+    attach_registered_checkpoints(engine, db)
     return EvalRunner(engine, db, config, **kwargs)

@@ -21,7 +21,8 @@ from hub.errors import HubInputError
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 
-KINDS = ("character_recognition", "multilingual_fidelity")
+KINDS = ("character_recognition", "multilingual_fidelity", "edit")
+INPUT_KINDS = ("render", "generate", "image")  # how an edit case's input image is made (see prompts/README.md)
 TIERS = ("popular", "niche", "non_anime")
 STATUSES = ("reviewed", "machine")
 
@@ -71,6 +72,25 @@ class Scene:
 
 
 @dataclass(frozen=True)
+class EditCase:
+    """One edit: an input image (rendered, generated at a fixed seed, or a file), an instruction in
+    every language, the tags the tagger should see afterwards, the character that must stay."""
+
+    id: str
+    input: dict[str, Any]  # exactly one of {render: {...}}, {generate: {...}}, {image: path}
+    instructions: dict[str, str]
+    status: dict[str, str]
+    expect_tags: tuple[str, ...]
+    character: str | None = None  # character tag; None when only the reference judge can tell
+    category: str = "other"
+    mask: tuple[float, float, float, float] | None = None  # box in fractions of the image: inpainting
+
+    @property
+    def input_kind(self) -> str:
+        return next(iter(self.input))
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     kind: str
@@ -83,10 +103,17 @@ class Suite:
     vocabulary_path: Path | None = None
     characters: tuple[Character, ...] = ()
     scenes: tuple[Scene, ...] = ()
+    cases: tuple[EditCase, ...] = ()
+    # Edit suites: pipeline settings for every case, and the "same character" cosine used when the
+    # reference judge falls back to the tagger's own features (no reference judge configured/loadable).
+    edit_settings: dict[str, float] = field(default_factory=dict)
+    reference_threshold: float | None = None
     document: dict[str, Any] = field(default_factory=dict, repr=False, hash=False, compare=False)
 
     @property
-    def items(self) -> tuple[Character, ...] | tuple[Scene, ...]:
+    def items(self) -> tuple[Character, ...] | tuple[Scene, ...] | tuple[EditCase, ...]:
+        if self.kind == "edit":
+            return self.cases
         return self.characters if self.kind == "character_recognition" else self.scenes
 
     @property
@@ -125,6 +152,16 @@ class Suite:
                         "tags": list(item.tags),
                     }
                     rows.append(PromptRow(item.id, lang, item.prompt(lang), meta))
+                elif isinstance(item, EditCase):
+                    meta = {
+                        "character": item.character,
+                        "expect_tags": list(item.expect_tags),
+                        "category": item.category,
+                        "input": item.input,
+                        "mask": list(item.mask) if item.mask else None,
+                        "status": item.status[lang],
+                    }
+                    rows.append(PromptRow(item.id, lang, item.instructions[lang], meta))
                 else:
                     meta = {"tags": list(item.tags), "status": item.status[lang]}
                     rows.append(PromptRow(item.id, lang, item.texts[lang], meta))
@@ -276,6 +313,17 @@ def _parse_suite(doc: Any, path: Path, check: _Checker) -> Suite:
     if kind == "character_recognition":
         characters = _parse_characters(doc, path, check, where, languages, check_tags)
         return Suite(characters=characters, **common)
+    if kind == "edit":
+        settings = check.optional(doc, "settings", where, dict, {})
+        for key, value in settings.items():
+            if key not in ("strength", "image_guidance") or isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise check.fail(where, f"settings: '{key}' must be strength or image_guidance with a number")
+        threshold = doc.get("reference_threshold")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1):
+            raise check.fail(where, "reference_threshold must be a cosine between -1 and 1")
+        cases = _parse_edit_cases(doc, check, where, languages, check_tags)
+        return Suite(cases=cases, edit_settings={k: float(v) for k, v in settings.items()},
+                     reference_threshold=None if threshold is None else float(threshold), **common)
     scenes = _parse_scenes(doc, check, where, languages, check_tags)
     return Suite(scenes=scenes, **common)
 
@@ -412,6 +460,87 @@ def _parse_scenes(doc, check, where, languages, check_tags) -> tuple[Scene, ...]
         _check_distinct(text_by_lang, check, sw)
         scenes.append(Scene(id=sid, tags=tags, texts=text_by_lang, status=status_by_lang))
     return tuple(scenes)
+
+
+_INPUT_FIELDS = {
+    "render": {"character": str, "seed": int, "background": str, "expression": str, "size": int},
+    "generate": {"checkpoint": str, "prompt": str, "seed": int, "negative_prompt": str, "width": int, "height": int,
+                 "steps": int, "cfg": (int, float)},
+}
+_INPUT_REQUIRED = {"render": ("character", "seed"), "generate": ("checkpoint", "prompt", "seed")}
+
+
+def _parse_input(value: Any, check: _Checker, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in INPUT_KINDS:
+        raise check.fail(where, f"input must be one of {{{'}, {'.join(k + ': ...' for k in INPUT_KINDS)}}}")
+    kind, spec = next(iter(value.items()))
+    if kind == "image":
+        if not isinstance(spec, str) or not spec.strip():
+            raise check.fail(where, "input.image must be a path relative to prompts/")
+        return {"image": spec}
+    if not isinstance(spec, dict):
+        raise check.fail(where, f"input.{kind} must be a mapping")
+    fields = _INPUT_FIELDS[kind]
+    for key, item in spec.items():
+        if key not in fields:
+            raise check.fail(where, f"input.{kind}: unknown field '{key}' (allowed: {', '.join(fields)})")
+        if isinstance(item, bool) or not isinstance(item, fields[key]):
+            raise check.fail(where, f"input.{kind}.{key} must be {_type_name(fields[key])}")
+    for key in _INPUT_REQUIRED[kind]:
+        if key not in spec:
+            raise check.fail(where, f"input.{kind}: missing field '{key}'")
+    return {kind: dict(spec)}
+
+
+def _parse_edit_cases(doc, check, where, languages, check_tags) -> tuple[EditCase, ...]:
+    entries = check.require(doc, "cases", where, list)
+    if not entries:
+        raise check.fail(where, "cases is empty")
+    seen: set[str] = set()
+    cases = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise check.fail(f"case #{index + 1}", "must be a mapping")
+        cid = entry.get("id")
+        if not isinstance(cid, str) or not _ITEM_ID.match(cid):
+            raise check.fail(f"case #{index + 1}", f"bad or missing id {cid!r} (use [a-z0-9_]+)")
+        cw = f"case '{cid}'"
+        if cid in seen:
+            raise check.fail(cw, "duplicate id")
+        seen.add(cid)
+        expect = check_tags(check.require(entry, "expect_tags", cw, list), cw)
+        if not expect:
+            raise check.fail(cw, "expect_tags is empty")
+        character = check.optional(entry, "character", cw, str, None)
+        if character is not None and not _TAG.match(character):
+            raise check.fail(cw, f"bad character tag {character!r} (lowercase, underscores for spaces)")
+        mask = entry.get("mask")
+        if mask is not None:
+            if (not isinstance(mask, list) or len(mask) != 4 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in mask)
+                    or not (0 <= mask[0] < mask[2] <= 1 and 0 <= mask[1] < mask[3] <= 1)):
+                raise check.fail(cw, "mask must be a box [left, top, right, bottom] in fractions of the image (0-1)")
+            mask = tuple(float(v) for v in mask)
+        texts = _per_language(check.require(entry, "instructions", cw, dict), languages, check, cw, "instructions")
+        text_by_lang, status_by_lang = {}, {}
+        for lang in languages:
+            value = texts[lang]
+            if not isinstance(value, dict) or not isinstance(value.get("text"), str) or not value["text"].strip():
+                raise check.fail(cw, f"instructions: '{lang}' must be a mapping {{text, status}} with a text")
+            if value.get("status") not in STATUSES:
+                raise check.fail(cw, f"instructions: '{lang}' status must be one of {', '.join(STATUSES)}, got {value.get('status')!r}")
+            text_by_lang[lang], status_by_lang[lang] = value["text"], value["status"]
+        _check_distinct(text_by_lang, check, cw)
+        cases.append(EditCase(
+            id=cid,
+            input=_parse_input(check.require(entry, "input", cw, dict), check, cw),
+            instructions=text_by_lang,
+            status=status_by_lang,
+            expect_tags=expect,
+            character=character,
+            category=check.optional(entry, "category", cw, str, "other"),
+            mask=mask,
+        ))
+    return tuple(cases)
 
 
 # ---------------------------------------------------------------------------------------- registry

@@ -198,6 +198,9 @@ class Engine:
         self._gpu_lock = threading.RLock()
         self._trained_loras: dict[str, LoraSpec] = {}
         self._load_trained_loras()
+        self._registered: dict[str, CheckpointSpec] = {}
+        # Looks up checkpoints registered after start (e.g. in the database); None: config only.
+        self.checkpoint_resolver: Callable[[str], CheckpointSpec | None] | None = None
         # On ZeroGPU the GPU exists only inside the request's `spaces.GPU` call: run work inline
         # there. Everywhere else one worker thread owns the device and batches the queue.
         self.inline = bool(os.environ.get("SPACES_ZERO_GPU"))
@@ -248,10 +251,32 @@ class Engine:
                    steps=0, cfg=0.0, sampler="", seed=0, batch=0, call=fn)
         return self.submit(job).result()
 
-    # -- registry ---------------------------------------------------------------------------------
+    # -- checkpoint registry: the config's checkpoints plus those authors registered (Submit tab) --
+    def checkpoint_specs(self) -> list[CheckpointSpec]:
+        return list(self.config.checkpoints) + list(self._registered.values())
+
+    def checkpoint_spec(self, checkpoint_id: str) -> CheckpointSpec:
+        """The registered checkpoint with this id (config first, then authors' registrations)."""
+        for spec in self.config.checkpoints:
+            if spec.id == checkpoint_id:
+                return spec
+        if checkpoint_id not in self._registered and self.checkpoint_resolver is not None:
+            found = self.checkpoint_resolver(checkpoint_id)
+            if found is not None:
+                self._registered[found.id] = found
+        try:
+            return self._registered[checkpoint_id]
+        except KeyError:
+            raise KeyError(checkpoint_id) from None
+
+    def register_checkpoint(self, spec: CheckpointSpec) -> None:
+        if any(existing.id == spec.id for existing in self.checkpoint_specs()):
+            raise HubInputError(f"Checkpoint id {spec.id!r} is already registered.")
+        self._registered[spec.id] = spec
+
     def availability(self) -> dict[str, Availability]:
         result = {}
-        for spec in self.config.checkpoints:
+        for spec in self.checkpoint_specs():
             if spec.id in self._load_errors:
                 result[spec.id] = Availability(False, self._load_errors[spec.id])
             else:
@@ -261,7 +286,7 @@ class Engine:
     def checkpoint_ids(self, available_only: bool = True, task: str | None = None) -> list[str]:
         status = self.availability()
         ids = []
-        for spec in self.config.checkpoints:
+        for spec in self.checkpoint_specs():
             if available_only and not status[spec.id].available:
                 continue
             if task and not get_family(spec.family).supports(task):
@@ -274,7 +299,7 @@ class Engine:
         checkpoint_id = checkpoint_id or self.config.default_checkpoint
         check_id_format(checkpoint_id, "checkpoint")
         try:
-            spec = self.config.checkpoint(checkpoint_id)
+            spec = self.checkpoint_spec(checkpoint_id)
         except KeyError:
             raise HubInputError(f"Unknown checkpoint {checkpoint_id!r}.") from None
         status = self.availability()[spec.id]
@@ -284,7 +309,7 @@ class Engine:
 
     def checkpoint_hash(self, checkpoint_id: str) -> str:
         """sha256 of the checkpoint's weights and configs (hex)."""
-        spec = self.config.checkpoint(checkpoint_id)
+        spec = self.checkpoint_spec(checkpoint_id)
         folder = local_folder(spec, self.config)
         if folder is not None:
             return self.hashes.folder_sha256(folder)
@@ -394,6 +419,11 @@ class Engine:
             if mask.getextrema()[1] == 0:
                 raise HubInputError("The mask is empty: paint the area to change.")
         width, height = self._edit_size(image.width, image.height)
+        if family.min_image_side and task == "instruct" and min(width, height) < family.min_image_side:
+            raise HubInputError(
+                f"Checkpoint {spec.id!r} needs an image of at least {family.min_image_side} px on each side "
+                f"(got {image.width}x{image.height})."
+            )
         if (width, height) != image.size:
             image = image.resize((width, height), Image.Resampling.LANCZOS)
             mask = mask.resize((width, height), Image.Resampling.NEAREST) if mask is not None else None
@@ -683,19 +713,21 @@ class Engine:
                         pass
             return callback_kwargs
 
+        family = loaded.family
         kwargs: dict[str, Any] = {
             "prompt": prompts,
             "num_inference_steps": first.steps,
-            "guidance_scale": first.cfg,
+            family.cfg_argument: first.cfg,
             "generator": generators,
             "callback_on_step_end": on_step_end,
         }
-        if loaded.family.supports_negative_prompt:
+        if family.supports_negative_prompt:
             kwargs["negative_prompt"] = negatives
-        if first.task in ("text2img", "inpaint"):
+        if first.task in ("text2img", "inpaint") or (first.task == "instruct" and family.instruct_takes_size):
             kwargs.update(width=first.width, height=first.height)
         if first.task != "text2img":
-            kwargs[loaded.family.image_argument] = [first.image] * len(prompts)
+            # Reference-image families take one list of references for the whole call.
+            kwargs[family.image_argument] = [first.image] if family.reference_images else [first.image] * len(prompts)
         if first.task in ("img2img", "inpaint"):
             kwargs["strength"] = first.strength
         if first.task == "inpaint":
@@ -705,16 +737,24 @@ class Engine:
         kwargs.update(loaded.family.call_defaults)
 
         with torch.inference_mode():
-            output = pipe(**kwargs)
+            if family.one_prompt_per_call and len(prompts) > 1:
+                output_images = []
+                for index in range(len(prompts)):
+                    single = {**kwargs, "prompt": prompts[index : index + 1], "generator": generators[index : index + 1]}
+                    if "negative_prompt" in kwargs:
+                        single["negative_prompt"] = negatives[index : index + 1]
+                    output_images += list(pipe(**single).images)
+            else:
+                output_images = list(pipe(**kwargs).images)
         self.stats["pipeline_calls"] += 1
-        self.stats["images"] += len(output.images)
+        self.stats["images"] += len(output_images)
 
         lora_hashes = tuple((lora_id, self.lora_hash(lora_id)[:10]) for lora_id, _ in first.loras)
         results, cursor = [], 0
         for job in jobs:
             images = []
             for index in range(job.batch):
-                image = output.images[cursor]
+                image = output_images[cursor]
                 recipe = Recipe(
                     prompt=job.prompt,
                     negative_prompt=job.negative_prompt,

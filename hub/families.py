@@ -25,6 +25,18 @@ class Family:
     image_argument: str = "image"
     # Extra call keywords every call of this family needs.
     call_defaults: dict[str, object] = field(default_factory=dict)
+    # Instruction-edit families differ in how they take the edit image and the guidance scale:
+    # True when `image_argument` takes a list of reference images shared by every prompt of the call
+    # (FLUX.2 klein, Qwen-Image-Edit Plus), False when it takes one image per prompt (InstructPix2Pix).
+    reference_images: bool = False
+    # Keyword the CFG value goes to (Qwen-Image-Edit's classifier-free guidance is `true_cfg_scale`).
+    cfg_argument: str = "guidance_scale"
+    # Pass width/height with instruction edits (else Qwen-Image-Edit renders at ~1 MP whatever the input).
+    instruct_takes_size: bool = False
+    # The pipeline takes one prompt per call (QwenImageEditPlusPipeline refuses batches).
+    one_prompt_per_call: bool = False
+    # Smallest side an edit/reference image may have (FLUX.2 klein needs >= 64 px).
+    min_image_side: int = 0
 
     def supports(self, task: str) -> bool:
         return task in self.tasks
@@ -61,6 +73,9 @@ FAMILIES: dict[str, Family] = {
         tasks={"text2img": "Flux2KleinPipeline", "instruct": "Flux2KleinPipeline"},
         supports_negative_prompt=False,
         denoiser="transformer",
+        reference_images=True,
+        instruct_takes_size=True,
+        min_image_side=64,
     ),
     "z-image": Family(
         name="z-image",
@@ -73,6 +88,10 @@ FAMILIES: dict[str, Family] = {
         loader="QwenImageEditPlusPipeline",
         tasks={"instruct": "QwenImageEditPlusPipeline"},
         denoiser="transformer",
+        reference_images=True,
+        cfg_argument="true_cfg_scale",
+        instruct_takes_size=True,
+        one_prompt_per_call=True,
     ),
 }
 

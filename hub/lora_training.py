@@ -53,6 +53,7 @@ class LoraTrainingConfig:
     max_image_pixels: int = 4096 * 4096
     device: str = "auto"
     time_limit_s: float | None = None   # stop early (and save) after this many seconds of training
+    cpu_threads: int | None = None      # torch threads while training on CPU; 1 avoids thrashing on a busy host
     target_modules: tuple[str, ...] = ("to_k", "to_q", "to_v", "to_out.0")
 
 
@@ -182,13 +183,7 @@ def train_character_lora(
     `base`: a diffusers SD-family folder or a loaded pipeline; `captions` (one per image) override the
     tagger; `progress(step, total, loss)` is called after every step.
     """
-    import numpy as np
     import torch
-    import torch.nn.functional as F
-    from diffusers import DDPMScheduler, StableDiffusionPipeline
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
     config = config or LoraTrainingConfig()
     trigger = validate_trigger_word(trigger_word)
@@ -201,6 +196,24 @@ def train_character_lora(
         caption_list = build_captions(pil_images, trigger, tagger, config)
 
     device = _pick_device(config.device)
+    previous_threads = torch.get_num_threads()
+    if device.type == "cpu" and config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
+    try:
+        return _train(base, pil_images, caption_list, trigger, output_dir, config, device, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(base, pil_images, caption_list, trigger, output_dir, config, device, progress) -> LoraTrainingResult:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from diffusers import DDPMScheduler, StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
     torch.manual_seed(config.seed)
     unet, vae, text_encoder, tokenizer = _load_components(base)
     vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from hub.errors import HubInputError
 from leaderboards import boards, submissions
-from leaderboards.db import Database, current_revision, head_revision, init_db, resolve_database_url
+from leaderboards.db import current_revision, head_revision, init_db, resolve_database_url
 
 
 def _families() -> list[str]:

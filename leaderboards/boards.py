@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from leaderboards import results
 from leaderboards.arena import sampling_rates, tallies_frame
@@ -67,7 +66,8 @@ class ArenaBoard:
         self._elo = _EloState()
         self._elo_thread: threading.Thread | None = None
 
-    def table(self, *, with_elo: bool = True) -> pd.DataFrame:
+    def table(self, *, with_elo: bool = True, elo_wait_s: float = 0.5) -> pd.DataFrame:
+        """The board; Elo is brought up to date in the background (waiting at most `elo_wait_s`)."""
         with self.db.session() as session:
             counts = tallies_frame(session)
             names = dict(session.execute(select(Checkpoint.id, Checkpoint.display_name)).all())
@@ -80,6 +80,8 @@ class ArenaBoard:
                 self._cached = (key, board)
         if with_elo:
             self._start_elo_update()
+            if elo_wait_s > 0 and self._elo_thread is not None:
+                self._elo_thread.join(elo_wait_s)
         elo = self.elo_snapshot()
         attrs = dict(board.attrs)
         board = board.copy()

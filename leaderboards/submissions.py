@@ -25,7 +25,6 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from hub.errors import HubInputError
 from leaderboards.db import Database

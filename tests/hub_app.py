@@ -17,7 +17,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(data_dir: Path, database_url: str, **limits: Any) -> Iterator[tuple[str, Any]]:
+def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False, **limits: Any) -> Iterator[tuple[str, Any]]:
     """The app from spaces_config.yaml with its data dir and database replaced, limits overridden.
 
     Yields (url, HubContext)."""
@@ -38,8 +38,8 @@ def running_app(data_dir: Path, database_url: str, **limits: Any) -> Iterator[tu
                 "limits": config.limits.model_copy(update=limits),
             }
         )
-        # No eval worker: these tests drive the arena and boards, and queued runs must stay queued.
-        ctx = create_context(config, start_worker=False)
+        # No eval worker unless asked: most tests drive the arena and boards, where queued runs must stay queued.
+        ctx = create_context(config, start_worker=start_worker)
         demo = build_app(ctx)
         demo.queue(default_concurrency_limit=8)
         demo.launch(
@@ -50,6 +50,9 @@ def running_app(data_dir: Path, database_url: str, **limits: Any) -> Iterator[tu
             yield demo.local_url, ctx
         finally:
             demo.close()
+            if ctx.eval_worker is not None:
+                ctx.eval_worker.stop()
+            ctx.engine.shutdown()
             ctx.db.dispose()
     finally:
         if analytics == "1000" and os.environ.get("GRADIO_ANALYTICS_CACHE_FREQUENCY") == "1000":

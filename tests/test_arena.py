@@ -8,7 +8,6 @@ import random
 import stat
 import threading
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest

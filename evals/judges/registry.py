@@ -51,6 +51,10 @@ def suite_tags(prompts_dir: str | Path | None = None) -> list[tuple[str, int]]:
             general |= set(character.tags)
             if character.tag:
                 characters.add(character.tag)
+        for case in suite.cases:  # edit suites: the tags expected after the edit, the character kept
+            general |= set(case.expect_tags)
+            if case.character:
+                characters.add(case.character)
     return [(t, 0) for t in sorted(general - characters)] + [(t, 4) for t in sorted(characters)]
 
 

@@ -29,7 +29,7 @@ from leaderboards.schema import VOTE_OUTCOMES
 
 log = logging.getLogger(__name__)
 
-VOTE_BUTTONS = (("👈 A is better", "model_a"), ("👉 B is better", "model_b"), ("🤝 Tie", "tie"), ("👎 Both bad", "tie (bothbad)"))
+VOTE_BUTTONS = (("A is better", "model_a"), ("B is better", "model_b"), ("Tie", "tie"), ("Both bad", "tie (bothbad)"))
 
 
 def client_ip(request: gr.Request | None) -> str | None:
@@ -68,7 +68,7 @@ def make_arena(ctx: HubContext) -> Arena:
     if existing is not None:
         return existing
     # One common size for every battle: different sizes would tell the models apart.
-    specs = [ctx.config.checkpoint(c) for c in ctx.engine.checkpoint_ids(available_only=False, task="text2img")]
+    specs = [ctx.engine.checkpoint_spec(c) for c in ctx.engine.checkpoint_ids(available_only=False, task="text2img")]
     width = min((s.defaults.width for s in specs), default=None)
     height = min((s.defaults.height for s in specs), default=None)
 
@@ -127,7 +127,7 @@ def build_tab(ctx: HubContext) -> None:
     )
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", placeholder="1girl, silver hair, school uniform, cherry blossoms", scale=4)
-        start = gr.Button("⚔️ New battle", variant="primary", scale=1)
+        start = gr.Button("New battle", variant="primary", scale=1)
     battle_id = gr.Textbox(visible=False, label="battle id")
     outcome_box = gr.Textbox(visible=False, label="outcome")
     with gr.Row():
@@ -176,3 +176,6 @@ def build_tab(ctx: HubContext) -> None:
         concurrency_limit=None,
     )
     refresh_rates.click(rates, outputs=[rates_table], api_visibility="private", concurrency_limit=None)
+    root = gr.context.Context.root_block
+    if root is not None:
+        root.load(rates, outputs=[rates_table], api_visibility="private", concurrency_limit=None)

@@ -46,12 +46,12 @@ def gpu_event_options(ctx: HubContext) -> dict[str, Any]:
 
 def checkpoint_choices(ctx: HubContext, task: str | None = None) -> list[tuple[str, str]]:
     ids = ctx.engine.checkpoint_ids(available_only=True, task=task)
-    return [(ctx.config.checkpoint(cid).name, cid) for cid in ids]
+    return [(ctx.engine.checkpoint_spec(cid).name, cid) for cid in ids]
 
 
 def checkpoint_note(ctx: HubContext, checkpoint_id: str | None) -> str:
     try:
-        spec = ctx.config.checkpoint(checkpoint_id or ctx.config.default_checkpoint)
+        spec = ctx.engine.checkpoint_spec(checkpoint_id or ctx.config.default_checkpoint)
     except KeyError:
         return ""
     note = f"**{spec.name}** · family `{spec.family}`"
@@ -63,7 +63,7 @@ def checkpoint_note(ctx: HubContext, checkpoint_id: str | None) -> str:
 def status_markdown(ctx: HubContext) -> str:
     """Which checkpoints serve here, and why the others do not."""
     rows = ["| checkpoint | family | status |", "|---|---|---|"]
-    for spec in ctx.config.checkpoints:
+    for spec in ctx.engine.checkpoint_specs():
         status = ctx.engine.availability()[spec.id]
         label = "available" if status.available else f"unavailable: {status.reason}"
         if status.available and spec.is_demo and "random" in spec.source:

@@ -45,7 +45,7 @@ def sync_checkpoints(ctx: HubContext) -> None:
 
     status = ctx.engine.availability()
     with ctx.db.write_session() as session:
-        for spec in ctx.config.checkpoints:
+        for spec in ctx.config.checkpoints:  # authors' registrations are already on record
             upsert_checkpoint(
                 session,
                 spec.id,
@@ -78,6 +78,9 @@ def create_context(
         engine=engine or get_engine(config),
         db=db or Database(config.resolved_database_url, migrate=True),
     )
+    from evals.runner import attach_registered_checkpoints
+
+    attach_registered_checkpoints(ctx.engine, ctx.db)
     try:
         sync_checkpoints(ctx)
     except Exception:  # noqa: BLE001 - the hub still serves generation if the records lag

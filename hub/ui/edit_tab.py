@@ -28,13 +28,13 @@ def _edit_checkpoints(ctx: HubContext) -> list[tuple[str, str]]:
     return [
         (label, cid)
         for label, cid in checkpoint_choices(ctx)
-        if any(get_family(ctx.config.checkpoint(cid).family).supports(t) for t in ("img2img", "inpaint", "instruct"))
+        if any(get_family(ctx.engine.checkpoint_spec(cid).family).supports(t) for t in ("img2img", "inpaint", "instruct"))
     ]
 
 
 def _tasks_note(ctx: HubContext, checkpoint_id: str | None) -> str:
     try:
-        family = get_family(ctx.config.checkpoint(checkpoint_id or ctx.config.default_checkpoint).family)
+        family = get_family(ctx.engine.checkpoint_spec(checkpoint_id or ctx.config.default_checkpoint).family)
     except KeyError:
         return ""
     offered = [TASKS for TASKS in ("img2img", "inpaint", "instruct") if family.supports(TASKS)]

@@ -117,7 +117,7 @@ def build_tab(ctx: HubContext) -> GenerateTab:
 
     def on_checkpoint(checkpoint_id: str):
         try:
-            spec = config.checkpoint(checkpoint_id)
+            spec = ctx.engine.checkpoint_spec(checkpoint_id)
         except KeyError:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), ""
         d = spec.defaults

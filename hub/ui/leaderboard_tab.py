@@ -39,7 +39,7 @@ def build_tab(ctx: HubContext) -> None:
         if board.empty:
             return board, plots.rating_interval_plot(board), EMPTY_ARENA
         if board.attrs.get("disconnected") or board["component"].nunique() > 1:
-            note = "⚠️ Some models were never compared with the others (see *component*): compare ratings only within a group."
+            note = "**Note:** some models were never compared with the others (see *component*): compare ratings only within a group."
         if not show_provisional:
             board = board[~board["provisional"]]
         shown = board.drop(columns=["component"]) if board["component"].nunique() <= 1 else board
@@ -89,8 +89,8 @@ def build_tab(ctx: HubContext) -> None:
         gr.Markdown(ARENA_NOTE)
         with gr.Row():
             show_provisional = gr.Checkbox(value=True, label="Show provisional models")
-            refresh_arena = gr.Button("🔄 Refresh", size="sm")
-            arena_download = gr.DownloadButton("⬇️ CSV", size="sm")
+            refresh_arena = gr.Button("Refresh", size="sm")
+            arena_download = gr.DownloadButton("Download CSV", size="sm")
         arena_note = gr.Markdown()
         arena_table = gr.Dataframe(interactive=False, wrap=True)
         arena_plot = gr.Plot(label="Rating with 95% interval")
@@ -104,8 +104,8 @@ def build_tab(ctx: HubContext) -> None:
         with gr.Row():
             tier_filter = gr.Dropdown(label="Tiers", multiselect=True, choices=[])
             language_filter = gr.Dropdown(label="Languages ('all' = pooled)", multiselect=True, choices=[])
-            refresh_characters = gr.Button("🔄 Refresh", size="sm")
-            characters_download = gr.DownloadButton("⬇️ CSV", size="sm")
+            refresh_characters = gr.Button("Refresh", size="sm")
+            characters_download = gr.DownloadButton("Download CSV", size="sm")
         characters_note = gr.Markdown()
         characters_table = gr.Dataframe(interactive=False)
         characters_plot = gr.Plot(label="Hit rate per tier")
@@ -119,8 +119,8 @@ def build_tab(ctx: HubContext) -> None:
         with gr.Row():
             metric = gr.Dropdown(label="Metric", choices=list(MULTILINGUAL_METRICS), value=MULTILINGUAL_METRICS[0])
             checkpoint_filter = gr.Dropdown(label="Checkpoints", multiselect=True, choices=[])
-            refresh_multilingual = gr.Button("🔄 Refresh", size="sm")
-            multilingual_download = gr.DownloadButton("⬇️ CSV", size="sm")
+            refresh_multilingual = gr.Button("Refresh", size="sm")
+            multilingual_download = gr.DownloadButton("Download CSV", size="sm")
         multilingual_note = gr.Markdown()
         multilingual_table = gr.Dataframe(interactive=False)
         multilingual_plot = gr.Plot(label="Language × checkpoint")

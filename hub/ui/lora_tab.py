@@ -43,7 +43,7 @@ def _compatible_checkpoints(ctx: HubContext, lora_id: str | None) -> list[tuple[
     if not lora_id:
         return []
     family = ctx.engine.lora_spec(lora_id).base_family
-    return [(label, cid) for label, cid in checkpoint_choices(ctx, task="text2img") if ctx.config.checkpoint(cid).family == family]
+    return [(label, cid) for label, cid in checkpoint_choices(ctx, task="text2img") if ctx.engine.checkpoint_spec(cid).family == family]
 
 
 def make_compare_fn(ctx: HubContext):
@@ -217,7 +217,7 @@ def make_train_fn(ctx: HubContext):
 
 
 def lora_training_section(ctx: HubContext, lora_dropdown: gr.Dropdown) -> None:
-    trainable = [(label, cid) for label, cid in checkpoint_choices(ctx, task="text2img") if ctx.config.checkpoint(cid).family in TRAINABLE_FAMILIES]
+    trainable = [(label, cid) for label, cid in checkpoint_choices(ctx, task="text2img") if ctx.engine.checkpoint_spec(cid).family in TRAINABLE_FAMILIES]
     with gr.Accordion("Train a new character LoRA", open=False):
         gr.Markdown(
             f"Upload {ctx.config.limits.lora_upload_min_images}–{ctx.config.limits.lora_upload_max_images} images of one character. "

@@ -61,7 +61,7 @@ def build_tab(ctx: HubContext) -> None:
             )
         except HubInputError as err:
             raise gr.Error(str(err), print_exception=False) from None
-        message = f"✅ Registered **{row.id}** ({row.family}) from `{row.source}`. Queue an eval run below."
+        message = f"Registered **{row.id}** ({row.family}) from `{row.source}`. Queue an eval run below."
         return message, submissions.checkpoints_table(ctx.db), gr.update(choices=checkpoint_ids(), value=row.id)
 
     def queue(checkpoint_id: str, suite: str, adapters: str, seeds: float, limit: float) -> tuple[str, Any]:
@@ -76,7 +76,7 @@ def build_tab(ctx: HubContext) -> None:
             )
         except HubInputError as err:
             raise gr.Error(str(err), print_exception=False) from None
-        return f"✅ Queued run **{run.id}**: `{run.checkpoint_id}` on `{run.suite_name}`.", submissions.runs_table(ctx.db)
+        return f"Queued run **{run.id}**: `{run.checkpoint_id}` on `{run.suite_name}`.", submissions.runs_table(ctx.db)
 
     def status() -> tuple[Any, Any, Any]:
         return submissions.checkpoints_table(ctx.db), submissions.runs_table(ctx.db), gr.update(choices=checkpoint_ids())
@@ -108,7 +108,7 @@ def build_tab(ctx: HubContext) -> None:
     queue_message = gr.Markdown()
 
     gr.Markdown("### Status")
-    refresh = gr.Button("🔄 Refresh", size="sm")
+    refresh = gr.Button("Refresh", size="sm")
     with gr.Tab("Eval runs"):
         runs = gr.Dataframe(interactive=False, wrap=True)
     with gr.Tab("Checkpoints on record"):
