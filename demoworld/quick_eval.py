@@ -79,9 +79,6 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-if __name__ == "__main__":
-    main()
-
 
 def edit_rates(folder: str | Path, judge, *, cases: int = 30, languages=cat.LANGUAGES, steps: int = 20,
                cfg: float = 4.0, image_cfg: float = 1.5, seed: int = 99, device: str = "cpu",
@@ -119,3 +116,7 @@ def edit_rates(folder: str | Path, judge, *, cases: int = 30, languages=cat.LANG
     ident = {k: float(np.mean(v)) for k, v in identity.items()}
     return {"success": float(np.mean(list(s.values()))), "identity_kept": float(np.mean(list(ident.values()))),
             "success_by_language": s, "identity_by_language": ident}
+
+
+if __name__ == "__main__":
+    main()

@@ -459,7 +459,7 @@ class EvalRunner:
 
         from evals.suites import get_registry
 
-        family = get_family(self.config.checkpoint(options.checkpoint).family)
+        family = get_family(self.engine.checkpoint_spec(options.checkpoint).family)
         prompts_dir = _Path(get_registry(self.prompts_dir).prompts_dir)
         adapters = format_adapters(options.adapters)
         lora_hash = getattr(self.engine, "lora_hash", None)
