@@ -25,6 +25,7 @@ ARENA_NOTE = (
 )
 EMPTY_ARENA = "_No arena votes yet. Cast some in the Arena tab._"
 EMPTY_CHARACTERS = "_No character-recognition results yet: queue the character suite in the Submit tab._"
+EMPTY_EDITING = "_No editing results yet: queue an edit suite (demo-edits, edits) in the Submit tab._"
 EMPTY_MULTILINGUAL = "_No multilingual results yet: queue the multilingual suite in the Submit tab._"
 
 
@@ -83,6 +84,23 @@ def build_tab(ctx: HubContext) -> None:
         board = filter_rows(multilingual_board(ctx.db), metric=[metric] if metric else None, checkpoint=checkpoints)
         return str(export_csv(board, export_dir, "multilingual_board"))
 
+    # ---------------------------------------------------------------- editing
+    def editing_table() -> Any:
+        from evals.boards import edit_board
+
+        with ctx.db.session() as session:
+            return edit_board(session)
+
+    def editing_view(edit_metric: str) -> tuple[Any, Any, str]:
+        board = editing_table()
+        if board.empty:
+            return board, plots.language_heatmap(board, edit_metric, value="value"), EMPTY_EDITING
+        shown = filter_rows(board, metric=[edit_metric] if edit_metric else None)
+        return shown, plots.language_heatmap(board[board["language"] != "all"], edit_metric, value="value"), ""
+
+    def editing_csv() -> str:
+        return str(export_csv(editing_table(), export_dir, "editing_board"))
+
     private = {"api_visibility": "private", "concurrency_limit": 4}
 
     with gr.Tab("Arena ratings"):
@@ -125,6 +143,20 @@ def build_tab(ctx: HubContext) -> None:
         multilingual_table = gr.Dataframe(interactive=False)
         multilingual_plot = gr.Plot(label="Language × checkpoint")
 
+    with gr.Tab("Editing"):
+        gr.Markdown(
+            "Instruction edits and inpainting, per language: **success** = the tagger sees what the instruction "
+            "asked for; **identity_kept** = the character is still recognised and judged the same as in the input. "
+            "95% bootstrap intervals over cases."
+        )
+        with gr.Row():
+            edit_metric = gr.Dropdown(label="Metric", choices=["success", "identity_kept"], value="success")
+            refresh_editing = gr.Button("Refresh", size="sm")
+            editing_download = gr.DownloadButton("Download CSV", size="sm")
+        editing_note = gr.Markdown()
+        editing_table_view = gr.Dataframe(interactive=False)
+        editing_plot = gr.Plot(label="Language × checkpoint")
+
     arena_outputs = [arena_table, arena_plot, arena_note]
     for trigger in (refresh_arena.click, show_provisional.change):
         trigger(arena_view, inputs=[show_provisional], outputs=arena_outputs, **private)
@@ -143,6 +175,11 @@ def build_tab(ctx: HubContext) -> None:
         trigger(multilingual_view, inputs=multilingual_inputs, outputs=multilingual_outputs, **private)
     multilingual_download.click(multilingual_csv, inputs=multilingual_inputs, outputs=[multilingual_download], **private)
 
+    editing_outputs = [editing_table_view, editing_plot, editing_note]
+    for trigger in (refresh_editing.click, edit_metric.change):
+        trigger(editing_view, inputs=[edit_metric], outputs=editing_outputs, **private)
+    editing_download.click(editing_csv, outputs=[editing_download], **private)
+
     # Fill every board when the page loads (the enclosing Blocks' load event).
     root = gr.context.Context.root_block
     if root is not None:
@@ -150,3 +187,4 @@ def build_tab(ctx: HubContext) -> None:
         root.load(lambda: sampling_table(ctx.db), outputs=[rates], **private)
         root.load(character_view, inputs=character_inputs, outputs=character_outputs, **private)
         root.load(multilingual_view, inputs=multilingual_inputs, outputs=multilingual_outputs, **private)
+        root.load(editing_view, inputs=[edit_metric], outputs=editing_outputs, **private)
