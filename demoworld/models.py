@@ -97,8 +97,22 @@ def save_sd_pipeline(folder: str | Path, *, unet, vae, text_encoder, tokenizer, 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(folder, safe_serialization=True)
+    write_clip_vocab_files(folder / "tokenizer")
     (folder / "README.md").write_text(model_card, encoding="utf-8")
     return folder
+
+
+def write_clip_vocab_files(tokenizer_folder: str | Path) -> None:
+    """Also write CLIP's own vocab.json + merges.txt beside tokenizer.json (loaders that want them)."""
+    folder = Path(tokenizer_folder)
+    spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    vocab = dict(spec["model"]["vocab"])
+    for token in spec.get("added_tokens", []):
+        vocab.setdefault(token["content"], token["id"])
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in spec["model"]["merges"]]
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n",
+                                       encoding="utf-8")
 
 
 def count_params(module) -> int:

@@ -93,6 +93,9 @@ class LoraSpec(_Strict):
     name: str
     source: str
     base_family: Family
+    # Checkpoints this LoRA was trained on; empty = any checkpoint of the family. Same family is not
+    # always the same architecture (the demo models are tiny SD layouts), so trainers record it.
+    base_checkpoints: list[str] = []
     trigger_words: list[str] = []
     preview: str | None = None
     default_weight: float = Field(0.8, ge=-2.0, le=2.0)

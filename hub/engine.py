@@ -341,6 +341,8 @@ class Engine:
                 raise HubInputError(
                     f"LoRA {lora_id!r} is for {lora.base_family} models; {spec.id!r} is {spec.family}."
                 )
+            if lora.base_checkpoints and spec.id not in lora.base_checkpoints:
+                raise HubInputError(f"LoRA {lora_id!r} was trained for {', '.join(lora.base_checkpoints)}, not {spec.id!r}.")
             if not get_family(spec.family).supports_lora:
                 raise HubInputError(f"Checkpoint {spec.id!r} does not take LoRAs.")
             checked.append((lora_id, check_float(weight, f"Weight of LoRA {lora_id!r}", -2.0, 2.0)))

@@ -10,6 +10,10 @@ are PNG files with random names and no metadata, so nothing names the models bef
 - One vote per battle is enforced by the database (UNIQUE battle_id); outcomes by a CHECK; a vote is
   refused for unknown/forged/expired ids, a battle served to another session, or over the per-session
   (and per-IP) rate limit. The vote and its tally update commit in one transaction.
+- Edit battles (`create_edit_battle`, kind 'edit'): two edit-capable checkpoints edit the same input
+  image with the same instruction and seed through the `edit` callable. They are voted through the same
+  `record_vote`, but rated on their own board: `vote_tallies` (the generation board's input) counts
+  only 'generate' battles, and the edit board reads `vote_counts(session, "edit")`.
 - Sessions and client IPs are stored only as salted HMAC-SHA256 hashes. The salt comes from
   `HUB_SESSION_SALT`, else from `<data_dir>/session_salt` (created, mode 0600, on first use).
 """
@@ -47,6 +51,10 @@ RATE_WINDOW = dt.timedelta(minutes=1)
 # (checkpoint_id, prompt, seed) -> (PIL image, recipe or None). The recipe goes to `save_image`.
 GenerateFn = Callable[[str, str, int], tuple[Image.Image, Any]]
 SaveImageFn = Callable[[Image.Image, Any, Path], None]
+# (checkpoint_id, input image, instruction, seed) -> (PIL image, recipe or None).
+EditFn = Callable[[str, Image.Image, str, int], tuple[Image.Image, Any]]
+# Which battles feed `vote_tallies` (the generation arena board).
+TALLIED_KIND = "generate"
 
 
 @dataclass(frozen=True)
@@ -158,14 +166,20 @@ def bump_tally(session: Session, model_a: str, model_b: str, outcome: str, by: i
         session.execute(insert(table).values(**values))
 
 
-def rebuild_tallies(session: Session) -> None:
-    """Recompute `vote_tallies` from `votes` (repair tool; normally maintained per vote)."""
-    session.execute(delete(VoteTally))
-    rows = session.execute(
+def _grouped_votes(session: Session, kind: str) -> Sequence[Any]:
+    """(model_a, model_b, outcome, count) over the votes on battles of one kind."""
+    return session.execute(
         select(Battle.model_a, Battle.model_b, Vote.outcome, func.count())
         .join(Vote, Vote.battle_id == Battle.id)
+        .where(Battle.kind == kind)
         .group_by(Battle.model_a, Battle.model_b, Vote.outcome)
     ).all()
+
+
+def rebuild_tallies(session: Session) -> None:
+    """Recompute `vote_tallies` from `votes` on generation battles (repair tool; normally maintained per vote)."""
+    session.execute(delete(VoteTally))
+    rows = _grouped_votes(session, TALLIED_KIND)
     if rows:
         session.execute(
             insert(VoteTally), [{"model_a": a, "model_b": b, "outcome": o, "n": n} for a, b, o, n in rows]
@@ -179,6 +193,14 @@ def tallies_frame(session: Session) -> pd.DataFrame:
     return rows_frame(rows, ["model_a", "model_b", "winner", "count"])
 
 
+def vote_counts(session: Session, kind: str = TALLIED_KIND) -> pd.DataFrame:
+    """(model_a, model_b, winner, count) for one battle kind: the tallies for 'generate'; for 'edit'
+    (far fewer votes) grouped from `votes` directly."""
+    if kind == TALLIED_KIND:
+        return tallies_frame(session)
+    return rows_frame(_grouped_votes(session, kind), ["model_a", "model_b", "winner", "count"])
+
+
 def rows_frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     """DataFrame from result rows, column by column (pandas is slow on a list of Row objects)."""
     if not rows:
@@ -186,16 +208,16 @@ def rows_frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(dict(zip(columns, (list(col) for col in zip(*rows)), strict=True)))
 
 
-def sampling_rates(session: Session) -> pd.DataFrame:
-    """How often each checkpoint was served in battles, and voted on (public sampling rates)."""
+def sampling_rates(session: Session, kind: str = TALLIED_KIND) -> pd.DataFrame:
+    """How often each checkpoint was served in battles of one kind, and voted on (public sampling rates)."""
     served: dict[str, int] = {}
     for column in (Battle.model_a, Battle.model_b):
-        for model, n in session.execute(select(column, func.count()).group_by(column)):
+        for model, n in session.execute(select(column, func.count()).where(Battle.kind == kind).group_by(column)):
             served[model] = served.get(model, 0) + int(n)
     voted: dict[str, int] = {}
-    for model_a, model_b, n in session.execute(
-        select(VoteTally.model_a, VoteTally.model_b, func.sum(VoteTally.n)).group_by(VoteTally.model_a, VoteTally.model_b)
-    ):
+    counts = vote_counts(session, kind)
+    pair_votes = counts.groupby(["model_a", "model_b"])["count"].sum() if not counts.empty else {}
+    for (model_a, model_b), n in dict(pair_votes).items():
         voted[model_a] = voted.get(model_a, 0) + int(n)
         voted[model_b] = voted.get(model_b, 0) + int(n)
     total_slots = sum(served.values())
@@ -211,16 +233,19 @@ def sampling_rates(session: Session) -> pd.DataFrame:
 
 
 class PairBalancer:
-    """Per-pair served counts (loaded once from the database, then counted in process)."""
+    """Per-pair served counts of one battle kind (loaded once from the database, then counted in process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = TALLIED_KIND) -> None:
+        self.kind = kind
         self._counts: dict[frozenset[str], int] | None = None
         self._lock = threading.Lock()
 
     def _load(self, session: Session) -> dict[frozenset[str], int]:
         counts: dict[frozenset[str], int] = {}
         for a, b, n in session.execute(
-            select(Battle.model_a, Battle.model_b, func.count()).group_by(Battle.model_a, Battle.model_b)
+            select(Battle.model_a, Battle.model_b, func.count())
+            .where(Battle.kind == self.kind)
+            .group_by(Battle.model_a, Battle.model_b)
         ):
             key = frozenset((a, b))
             counts[key] = counts.get(key, 0) + int(n)
@@ -252,6 +277,8 @@ class Arena:
         *,
         candidates: Callable[[], Sequence[str]],
         generate: GenerateFn | None = None,
+        edit_candidates: Callable[[], Sequence[str]] | None = None,
+        edit: EditFn | None = None,
         save_image: SaveImageFn = save_clean_png,
         limits: ArenaLimits = ArenaLimits(),
         rng: random.Random | None = None,
@@ -262,12 +289,15 @@ class Arena:
         self.hasher = hasher
         self.candidates = candidates
         self.generate = generate
+        self.edit_candidates = edit_candidates
+        self.edit = edit
         self.save_image = save_image
         self.limits = limits
         self._rng = rng or random.SystemRandom()
         self._rng_lock = threading.Lock()
         self._now = now
-        self._balancer = PairBalancer()
+        self._balancer = PairBalancer("generate")
+        self._edit_balancer = PairBalancer("edit")
 
     # ------------------------------------------------------------------------------ battles
     def create_battle(
@@ -318,6 +348,59 @@ class Arena:
                 self.save_image(image, recipe, path)
         battle_id = self.record_battle(
             model_a, model_b, prompt, path_a, path_b, session_hash=session_hash, ip_hash=ip_hash, image_source=source
+        )
+        return ServedBattle(battle_id, path_a, path_b)
+
+    def create_edit_battle(
+        self,
+        image: Image.Image,
+        instruction: str,
+        session_id: str | None = None,
+        client_ip: str | None = None,
+    ) -> ServedBattle:
+        """A blind edit battle: two edit-capable checkpoints edit `image` with `instruction`, same seed."""
+        if not isinstance(image, Image.Image):
+            raise HubInputError("Upload an image to edit first.")
+        instruction = (instruction or "").strip() if isinstance(instruction, str) else ""
+        if not instruction:
+            raise HubInputError("Enter an edit instruction first.")
+        if len(instruction) > self.limits.max_prompt_chars:
+            raise HubInputError(f"The instruction is too long (max {self.limits.max_prompt_chars} characters).")
+        if self.edit is None or self.edit_candidates is None:
+            raise HubInputError("Editing is not available here.")
+        candidates = list(dict.fromkeys(self.edit_candidates()))
+        if len(candidates) < 2:
+            raise HubInputError("The edit arena needs at least two available edit-capable checkpoints.")
+        session_hash = self.hasher.hash(session_id, "session")
+        ip_hash = self.hasher.hash(client_ip, "ip")
+        with self.db.session() as session:
+            # One budget for new battles of either kind.
+            self._check_rate(
+                session, Battle, session_hash, ip_hash, self._now(), self.limits.battles_per_minute, "new battles"
+            )
+        with self._rng_lock:
+            rng = random.Random(self._rng.getrandbits(64))
+        with self.db.session() as session:
+            model_a, model_b = self._edit_balancer.draw(session, candidates, rng)
+        self.image_dir.mkdir(parents=True, exist_ok=True)
+        path_a = self.image_dir / f"{secrets.token_hex(16)}.png"
+        path_b = self.image_dir / f"{secrets.token_hex(16)}.png"
+        seed = rng.randrange(2**31)
+        source = image.copy()
+        source.info = {}
+        for model, path in ((model_a, path_a), (model_b, path_b)):
+            try:
+                edited, recipe = self.edit(model, source.copy(), instruction, seed)
+            except HubInputError as err:
+                # The battle is blind: an input error must not name the checkpoint that raised it.
+                message = str(err)
+                for name in (model_a, model_b):
+                    message = message.replace(repr(name), "one of the checkpoints").replace(name, "one of the checkpoints")
+                raise HubInputError(message) from None
+            self.save_image(edited, recipe, path)
+        battle_id = self.record_battle(
+            model_a, model_b, instruction, path_a, path_b,
+            session_hash=session_hash, ip_hash=ip_hash, image_source="generated", kind="edit",
         )
         return ServedBattle(battle_id, path_a, path_b)
 
@@ -399,7 +482,8 @@ class Arena:
                     Vote(battle_id=battle_id, outcome=outcome, session_hash=session_hash, ip_hash=ip_hash, created_at=now)
                 )
                 session.flush()  # the UNIQUE(battle_id) check fires here, before the tally moves
-                bump_tally(session, battle.model_a, battle.model_b, outcome)
+                if battle.kind == TALLIED_KIND:  # edit votes go to the edit board only
+                    bump_tally(session, battle.model_a, battle.model_b, outcome)
                 names = dict(
                     session.execute(
                         select(Checkpoint.id, Checkpoint.display_name).where(

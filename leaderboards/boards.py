@@ -1,7 +1,8 @@
 """Leaderboard tables as pandas DataFrames, and CSV export.
 
 The arena board reads `vote_tallies` (a few rows per pair of models, whatever the number of votes) and
-fits Bradley–Terry on those counts; the result is cached until the tallies change. Online Elo (display
+fits Bradley–Terry on those counts; the result is cached until the tallies change. The edit arena board
+(`ArenaBoard(db, kind="edit")`) fits the same model on the votes of edit battles only. Online Elo (display
 only) is updated incrementally, in a background thread, from votes newer than the last one seen.
 """
 
@@ -18,7 +19,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from leaderboards import results
-from leaderboards.arena import sampling_rates, tallies_frame
+from leaderboards.arena import TALLIED_KIND, sampling_rates, vote_counts
 from leaderboards.db import Database
 from leaderboards.ratings import (
     DEFAULT_MIN_BATTLES,
@@ -55,10 +56,18 @@ class _EloState:
 
 
 class ArenaBoard:
-    """Cached arena board for one database (thread-safe)."""
+    """Cached arena board for one database and one battle kind ('generate' or 'edit'; thread-safe)."""
 
-    def __init__(self, db: Database, *, min_battles: int = DEFAULT_MIN_BATTLES, num_bootstrap: int = 100) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        min_battles: int = DEFAULT_MIN_BATTLES,
+        num_bootstrap: int = 100,
+        kind: str = TALLIED_KIND,
+    ) -> None:
         self.db = db
+        self.kind = kind
         self.min_battles = min_battles
         self.num_bootstrap = num_bootstrap
         self._lock = threading.Lock()
@@ -69,7 +78,7 @@ class ArenaBoard:
     def table(self, *, with_elo: bool = True, elo_wait_s: float = 0.5) -> pd.DataFrame:
         """The board; Elo is brought up to date in the background (waiting at most `elo_wait_s`)."""
         with self.db.session() as session:
-            counts = tallies_frame(session)
+            counts = vote_counts(session, self.kind)
             names = dict(session.execute(select(Checkpoint.id, Checkpoint.display_name)).all())
         key = _fingerprint(counts)
         with self._lock:
@@ -120,7 +129,7 @@ class ArenaBoard:
                 rows = session.execute(
                     select(Vote.id, Battle.model_a, Battle.model_b, Vote.outcome)
                     .join(Battle, Battle.id == Vote.battle_id)
-                    .where(Vote.id > last_id)
+                    .where(Vote.id > last_id, Battle.kind == self.kind)
                     .order_by(Vote.id)
                     .limit(chunk)
                 ).all()
@@ -175,9 +184,9 @@ def multilingual_board(db: Database, **kwargs) -> pd.DataFrame:  # noqa: ANN003
         return results.multilingual_board(session, **kwargs)
 
 
-def sampling_table(db: Database) -> pd.DataFrame:
+def sampling_table(db: Database, kind: str = TALLIED_KIND) -> pd.DataFrame:
     with db.session() as session:
-        return sampling_rates(session)
+        return sampling_rates(session, kind)
 
 
 def filter_rows(frame: pd.DataFrame, **allowed: list[str] | None) -> pd.DataFrame:

@@ -88,7 +88,9 @@ def test_tokenizer_round_trips_every_script(tmp_path):
 def test_committed_checkpoint_tokenizer_round_trips(name):
     from transformers import CLIPTokenizer
 
-    tok = CLIPTokenizer.from_pretrained(str(MODELS / name / "tokenizer"))
+    folder = MODELS / name / "tokenizer"
+    tok = CLIPTokenizer.from_pretrained(str(folder))
+    assert (folder / "vocab.json").exists() and (folder / "merges.txt").exists()  # CLIP's own files, too
     for text in ["绿色怪物的肖像", "초록 괴물의 초상화", "портрет: зелёный огр", "ein Porträt von Grüner Oger"]:
         assert tok.decode(tok(text).input_ids, skip_special_tokens=True).replace(" ", "") == text.lower().replace(" ", "")
 
@@ -259,6 +261,7 @@ def test_lora_trained_in_the_test_raises_the_held_out_hit_rate(tmp_path, judge):
     before = _subset_rates(MODELS / "demo-multilingual", judge, characters=[cat.HELD_OUT_ID], prefix=prefix)
     after = _subset_rates(MODELS / "demo-multilingual", judge, lora=tmp_path / "lora", characters=[cat.HELD_OUT_ID],
                           prefix=prefix)
+    print("held-out hit rate before/after the in-test LoRA:", before["mean"], after["mean"])
     assert before["mean"] <= 0.1 and after["mean"] >= before["mean"] + 0.2, (before, after)
 
 

@@ -38,7 +38,11 @@ def test_train_register_and_use_a_lora(app):
     assert ctx.engine.lora_spec("user-aqua-test").trigger_words == ["aqua_test"]
     assert (ctx.engine.trained_lora_dir / "user-aqua-test" / "registration.json").is_file()
 
-    gallery, _ = client.predict("aqua_test", loras="user-aqua-test:0.8", seed=3, width=64, height=64, steps=3, api_name="/generate")
+    with pytest.raises(Exception, match="trained for demo-random"):
+        client.predict("aqua_test", loras="user-aqua-test:0.8", checkpoint="demo-english", api_name="/generate")
+    gallery, _ = client.predict(
+        "aqua_test", checkpoint="demo-random", loras="user-aqua-test:0.8", seed=3, width=64, height=64, steps=3, api_name="/generate"
+    )
     recipe = read_recipe(gallery[0]["image"] if isinstance(gallery[0]["image"], str) else gallery[0]["image"]["path"])
     assert recipe.loras == (("user-aqua-test", 0.8),)
 

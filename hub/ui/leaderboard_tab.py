@@ -1,4 +1,5 @@
-"""Leaderboard tab: the arena board (Bradley–Terry, 95% intervals), the character-recognition board
+"""Leaderboard tab: the arena board (Bradley–Terry, 95% intervals), the edit arena board (the same fit on
+edit battles' votes only), the character-recognition board
 (per tier) and the multilingual board (language by checkpoint), each with filters, a plot and CSV.
 
 Arena preference and automatic fidelity metrics stay on separate boards (crowds reward looks).
@@ -24,6 +25,7 @@ ARENA_NOTE = (
     "*Provisional*: too few battles to trust yet. Elo (K=4) is shown for reference only."
 )
 EMPTY_ARENA = "_No arena votes yet. Cast some in the Arena tab._"
+EMPTY_EDIT_ARENA = "_No edit arena votes yet. Cast some in Arena → Edit arena._"
 EMPTY_CHARACTERS = "_No character-recognition results yet: queue the character suite in the Submit tab._"
 EMPTY_EDITING = "_No editing results yet: queue an edit suite (demo-edits, edits) in the Submit tab._"
 EMPTY_MULTILINGUAL = "_No multilingual results yet: queue the multilingual suite in the Submit tab._"
@@ -31,23 +33,34 @@ EMPTY_MULTILINGUAL = "_No multilingual results yet: queue the multilingual suite
 
 def build_tab(ctx: HubContext) -> None:
     board_cache = ArenaBoard(ctx.db)
+    edit_board_cache = ArenaBoard(ctx.db, kind="edit")
     export_dir = Path(tempfile.mkdtemp(prefix="hub-boards-"))  # served: outside the data dir
 
     # ---------------------------------------------------------------- arena
-    def arena_view(show_provisional: bool) -> tuple[Any, Any, str]:
-        board = board_cache.table()
+    def rating_view(cache: ArenaBoard, show_provisional: bool, empty: str, title: str) -> tuple[Any, Any, str]:
+        board = cache.table()
         note = ""
         if board.empty:
-            return board, plots.rating_interval_plot(board), EMPTY_ARENA
+            return board, plots.rating_interval_plot(board, title=title), empty
         if board.attrs.get("disconnected") or board["component"].nunique() > 1:
             note = "**Note:** some models were never compared with the others (see *component*): compare ratings only within a group."
         if not show_provisional:
             board = board[~board["provisional"]]
         shown = board.drop(columns=["component"]) if board["component"].nunique() <= 1 else board
-        return shown, plots.rating_interval_plot(board), note
+        return shown, plots.rating_interval_plot(board, title=title), note
+
+    def arena_view(show_provisional: bool) -> tuple[Any, Any, str]:
+        return rating_view(board_cache, show_provisional, EMPTY_ARENA, "Arena rating (95% interval)")
 
     def arena_csv() -> str:
         return str(export_csv(board_cache.table(), export_dir, "arena_board"))
+
+    # ---------------------------------------------------------------- edit arena
+    def edit_arena_view(show_provisional: bool) -> tuple[Any, Any, str]:
+        return rating_view(edit_board_cache, show_provisional, EMPTY_EDIT_ARENA, "Edit arena rating (95% interval)")
+
+    def edit_arena_csv() -> str:
+        return str(export_csv(edit_board_cache.table(), export_dir, "edit_arena_board"))
 
     # ---------------------------------------------------------------- characters
     def character_view(tiers: list[str] | None, languages: list[str] | None) -> tuple[Any, Any, str, Any, Any]:
@@ -114,6 +127,21 @@ def build_tab(ctx: HubContext) -> None:
         arena_plot = gr.Plot(label="Rating with 95% interval")
         with gr.Accordion("Sampling rates: how often each checkpoint was served and voted on", open=False):
             rates = gr.Dataframe(interactive=False)
+    with gr.Tab("Edit arena"):
+        gr.Markdown(
+            "Blind votes on edits: two anonymous checkpoints edit the same image with the same instruction and "
+            "seed. Rated like the arena (Bradley–Terry, 95% bootstrap interval, same rank rule) but only from "
+            "edit battles; generation votes do not count here, nor edit votes there."
+        )
+        with gr.Row():
+            edit_show_provisional = gr.Checkbox(value=True, label="Show provisional models")
+            refresh_edit_arena = gr.Button("Refresh", size="sm")
+            edit_arena_download = gr.DownloadButton("Download CSV", size="sm")
+        edit_arena_note = gr.Markdown()
+        edit_arena_table = gr.Dataframe(interactive=False, wrap=True)
+        edit_arena_plot = gr.Plot(label="Edit rating with 95% interval")
+        with gr.Accordion("Sampling rates: how often each checkpoint was served and voted on", open=False):
+            edit_rates = gr.Dataframe(interactive=False)
     with gr.Tab("Character recognition"):
         gr.Markdown(
             "Hit rate: share of images in which the judge recognises the prompted character, with a 95% "
@@ -163,6 +191,12 @@ def build_tab(ctx: HubContext) -> None:
     refresh_arena.click(lambda: sampling_table(ctx.db), outputs=[rates], **private)
     arena_download.click(arena_csv, outputs=[arena_download], **private)
 
+    edit_arena_outputs = [edit_arena_table, edit_arena_plot, edit_arena_note]
+    for trigger in (refresh_edit_arena.click, edit_show_provisional.change):
+        trigger(edit_arena_view, inputs=[edit_show_provisional], outputs=edit_arena_outputs, **private)
+    refresh_edit_arena.click(lambda: sampling_table(ctx.db, "edit"), outputs=[edit_rates], **private)
+    edit_arena_download.click(edit_arena_csv, outputs=[edit_arena_download], **private)
+
     character_inputs = [tier_filter, language_filter]
     character_outputs = [characters_table, characters_plot, characters_note, tier_filter, language_filter]
     for trigger in (refresh_characters.click, tier_filter.change, language_filter.change):
@@ -185,6 +219,8 @@ def build_tab(ctx: HubContext) -> None:
     if root is not None:
         root.load(arena_view, inputs=[show_provisional], outputs=arena_outputs, **private)
         root.load(lambda: sampling_table(ctx.db), outputs=[rates], **private)
+        root.load(edit_arena_view, inputs=[edit_show_provisional], outputs=edit_arena_outputs, **private)
+        root.load(lambda: sampling_table(ctx.db, "edit"), outputs=[edit_rates], **private)
         root.load(character_view, inputs=character_inputs, outputs=character_outputs, **private)
         root.load(multilingual_view, inputs=multilingual_inputs, outputs=multilingual_outputs, **private)
         root.load(editing_view, inputs=[edit_metric], outputs=editing_outputs, **private)

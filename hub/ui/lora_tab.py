@@ -42,8 +42,12 @@ def _lora_choices(ctx: HubContext) -> list[tuple[str, str]]:
 def _compatible_checkpoints(ctx: HubContext, lora_id: str | None) -> list[tuple[str, str]]:
     if not lora_id:
         return []
-    family = ctx.engine.lora_spec(lora_id).base_family
-    return [(label, cid) for label, cid in checkpoint_choices(ctx, task="text2img") if ctx.engine.checkpoint_spec(cid).family == family]
+    lora = ctx.engine.lora_spec(lora_id)
+    return [
+        (label, cid)
+        for label, cid in checkpoint_choices(ctx, task="text2img")
+        if ctx.engine.checkpoint_spec(cid).family == lora.base_family and (not lora.base_checkpoints or cid in lora.base_checkpoints)
+    ]
 
 
 def make_compare_fn(ctx: HubContext):
@@ -202,6 +206,7 @@ def make_train_fn(ctx: HubContext):
                 name=name.strip()[:80],
                 source=f"folder:{out_dir}",
                 base_family=spec.family,
+                base_checkpoints=[spec.id],
                 trigger_words=[trigger],
                 preview=str(out_dir / "preview.png"),
                 description=f"Trained on this hub from {len(images)} images, {result.steps} steps on {spec.id}.",
