@@ -165,6 +165,7 @@ class HubConfig(_Strict):
     engine: EngineSettings = EngineSettings()
     limits: Limits = Limits()
     arena_checkpoints: list[str] = []  # empty: every available checkpoint of a generation family
+    edit_arena_checkpoints: list[str] = []  # empty: every available checkpoint that edits images
     source_path: str | None = None  # where this config was read from (set by the loader)
 
     @model_validator(mode="after")
@@ -178,9 +179,10 @@ class HubConfig(_Strict):
         ids = {c.id for c in self.checkpoints}
         if self.default_checkpoint not in ids:
             raise ValueError(f"default_checkpoint {self.default_checkpoint!r} is not a listed checkpoint")
-        for cid in self.arena_checkpoints:
-            if cid not in ids:
-                raise ValueError(f"arena_checkpoints: {cid!r} is not a listed checkpoint")
+        for key in ("arena_checkpoints", "edit_arena_checkpoints"):
+            for cid in getattr(self, key):
+                if cid not in ids:
+                    raise ValueError(f"{key}: {cid!r} is not a listed checkpoint")
         judge_ids = {j.id for j in self.judges}
         for role, jid in self.default_judges.items():
             if jid not in judge_ids:
