@@ -718,7 +718,8 @@ def attach_registered_checkpoints(engine: Any, db: Any) -> None:
     """Let the engine load checkpoints that model authors registered (Submit tab or CLI).
 
     They live in the database, not the config; the engine asks only for ids it does not know."""
-    from hub.config import CheckpointSpec
+    from hub.checkpoints import native_size
+    from hub.config import CheckpointSpec, GenerationDefaults, resolve_path
     from leaderboards.schema import Checkpoint
 
     def resolve(checkpoint_id: str) -> CheckpointSpec | None:
@@ -726,13 +727,18 @@ def attach_registered_checkpoints(engine: Any, db: Any) -> None:
             row = session.get(Checkpoint, checkpoint_id)
             if row is None or row.status == "retired":
                 return None
+            kind, _, value = row.source.partition(":")
+            # Generate at the size the model was trained at (what diffusers itself would pick).
+            size = native_size(resolve_path(value)) if kind == "folder" else None
+            size = size or (1024 if row.family in ("sdxl", "flux2-klein", "z-image", "qwen-image-edit") else 512)
             return CheckpointSpec(
                 id=row.id,
                 name=row.display_name or row.id,
                 family=row.family,
                 source=row.source,
-                requires_gpu=row.source.startswith("hub:"),  # downloads happen on GPU deployments only
+                requires_gpu=kind == "hub",  # downloads happen on GPU deployments only
                 description="Registered by a model author.",
+                defaults=GenerationDefaults(width=size, height=size),
             )
 
     engine.checkpoint_resolver = resolve

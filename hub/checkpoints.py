@@ -68,6 +68,16 @@ def local_folder(spec: CheckpointSpec, config: HubConfig) -> Path | None:
     return None
 
 
+def native_size(folder: Path) -> int | None:
+    """The square size a diffusers UNet folder was trained at (sample size x VAE scale), if readable."""
+    try:
+        unet = json.loads((folder / "unet" / "config.json").read_text())
+        vae = json.loads((folder / "vae" / "config.json").read_text())
+        return int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def load_pipeline(spec: CheckpointSpec, config: HubConfig, dtype: torch.dtype):
     """Load the family's base pipeline for `spec` (on the CPU; the engine moves it)."""
     import diffusers
