@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from typing import Any, Callable
 
 import gradio as gr
@@ -36,6 +37,20 @@ def gpu_function(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn
         return spaces.GPU(duration=120)(fn)
     return fn
+
+
+def throttled_progress(progress: Any, desc: str, every_s: float = 0.25) -> Callable[[int, int], None]:
+    """Forward engine step callbacks to a gr.Progress at most every `every_s` seconds (and the last
+    step): each update is a message to the browser, and a fast model would otherwise send dozens."""
+    last = [0.0]
+
+    def update(step: int, total: int) -> None:
+        now = time.monotonic()
+        if step >= total or now - last[0] >= every_s:
+            last[0] = now
+            progress((step, total), desc=desc)
+
+    return update
 
 
 def gpu_event_options(ctx: HubContext) -> dict[str, Any]:

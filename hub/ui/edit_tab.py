@@ -12,7 +12,7 @@ from hub.engine import EditRequest
 from hub.errors import HubInputError
 from hub.families import get_family
 from hub.images import open_upload
-from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, user_errors
+from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, throttled_progress, user_errors
 from hub.ui.context import HubContext
 from hub.validation import MAX_SEED
 
@@ -74,7 +74,7 @@ def make_edit_fn(ctx: HubContext):
             steps=None if steps in (None, 0, "") else steps,
         )
         progress(0, desc="Queued")
-        images = ctx.engine.edit(request, progress=lambda step, total: progress((step, total), desc="Editing"))
+        images = ctx.engine.edit(request, progress=throttled_progress(progress, "Editing"))
         paths = ctx.save_outputs(images)
         return [(path, f"{item.recipe.task} · seed {item.seed}") for path, item in zip(paths, images)]
 

@@ -9,6 +9,7 @@ import gradio as gr
 
 from hub.engine import GenerationRequest
 from hub.ui.common import (
+    throttled_progress,
     checkpoint_choices,
     checkpoint_note,
     gpu_event_options,
@@ -61,7 +62,7 @@ def make_generate_fn(ctx: HubContext):
             batch=batch,
         )
         progress(0, desc="Queued")
-        images = ctx.engine.generate(request, progress=lambda step, total: progress((step, total), desc="Denoising"))
+        images = ctx.engine.generate(request, progress=throttled_progress(progress, "Denoising"))
         paths = ctx.save_outputs(images)
         gallery = [(path, f"seed {item.seed}") for path, item in zip(paths, images)]
         first = images[0].recipe
