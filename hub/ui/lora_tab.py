@@ -101,7 +101,9 @@ def build_tab(ctx: HubContext) -> None:
                 checkpoint = gr.Dropdown(
                     choices=compatible, value=compatible[0][1] if compatible else None, label="Checkpoint", allow_custom_value=True
                 )
-                weight = gr.Slider(-1.0, 2.0, value=0.8, step=0.05, label="LoRA weight")
+                weight = gr.Slider(
+                    -1.0, 2.0, value=ctx.engine.lora_spec(first).default_weight if first else 0.8, step=0.05, label="LoRA weight"
+                )
                 seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
             run = gr.Button("Compare with / without", variant="primary", elem_id="lora-compare-button")
             with gr.Row():
