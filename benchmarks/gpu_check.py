@@ -24,6 +24,14 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 
+class LiveReport(dict):
+    """Prints each result as it lands, so a run cut short still reports what it measured."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        print(f"{key} = {value}", flush=True)
+
+
 def make_config(folder: Path, lora_folders: list[Path], compile_: bool, size: int) -> Path:
     config = {
         "default_checkpoint": "demo-random",
@@ -74,7 +82,7 @@ def main() -> None:
     from hub.errors import EngineError
     from tests.tiny_models import save_random_lora
 
-    report: dict[str, object] = {"torch": torch.__version__}
+    report: dict[str, object] = LiveReport(torch=torch.__version__)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         base_folder = ensure_builtin_checkpoint("demo-random", folder / "data" / "builtin")

@@ -581,6 +581,9 @@ class Engine:
                 model_hash=self.checkpoint_hash(spec.id)[:10],
                 bytes=_module_bytes(base),
             )
+            if self.compiled and loaded.family.supports_lora and hasattr(base, "enable_lora_hotswap"):
+                # Must precede the first LoRA load: adapters then swap in place without recompiling.
+                base.enable_lora_hotswap(target_rank=self.config.engine.lora_hotswap_rank)
             self._loaded[spec.id] = loaded
         self._loaded.move_to_end(spec.id)
         if self._resident != spec.id:
@@ -634,12 +637,17 @@ class Engine:
         base = loaded.base
         if loaded.is_compiled:
             return
-        if loaded.family.supports_lora and hasattr(base, "enable_lora_hotswap"):
-            # Must precede the first LoRA load: adapters then swap in place without recompiling.
-            base.enable_lora_hotswap(target_rank=self.config.engine.lora_hotswap_rank)
         # Compile in place (assigning a compiled wrapper breaks set_adapters).
         getattr(base, loaded.family.denoiser).compile()
         loaded.is_compiled = True
+
+    def _ready_to_compile(self, loaded: _Loaded) -> bool:
+        """peft must see the LoRA slot before compiling (its hot-swap preparation refuses a compiled
+        model), so a model that can take LoRAs compiles after its first LoRA request; until then it
+        runs eagerly. A model no registered LoRA fits compiles at once."""
+        if not loaded.family.supports_lora or "hub_slot" in loaded.adapters:
+            return True
+        return not any(lora.base_family == loaded.spec.family for lora in self.lora_specs())
 
     def _apply_loras_hotswap(self, loaded: _Loaded, loras: tuple[tuple[str, float], ...]) -> None:
         """Compiled engines keep one adapter slot and hot-swap LoRA weights into it."""
@@ -692,9 +700,9 @@ class Engine:
     def _run(self, jobs: list[_Job]) -> list[list[GeneratedImage]]:
         first = jobs[0]
         loaded = self._ensure_loaded(first.spec)
-        if self.compiled:
-            self._compile(loaded)
         self._apply_loras(loaded, first.loras)
+        if self.compiled and self._ready_to_compile(loaded):
+            self._compile(loaded)
         pipe = self._task_pipeline(loaded, first.task)
         pipe.scheduler = make_scheduler(first.sampler, loaded.base.scheduler)
         prompts, negatives, generators, seeds = [], [], [], []
