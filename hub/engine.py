@@ -786,7 +786,7 @@ class Engine:
             results.append(images)
         return results
 
-    def settings_of(self, request: GenerationRequest) -> dict[str, Any]:
+    def resolve_settings(self, request: GenerationRequest) -> dict[str, Any]:
         """The effective settings of a request (defaults filled in), e.g. for cache keys."""
         job = self.resolve_generation(request)
         return {
@@ -800,7 +800,6 @@ class Engine:
             "loras": [list(item) for item in job.loras],
         }
 
-    resolve_settings = settings_of
 
 
 _ENGINES: dict[int, Engine] = {}
