@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
-from PIL import Image
 
 from hub.ui import arena_tab, edit_tab, generate_tab, leaderboard_tab, lora_tab, submit_tab
 from hub.ui.common import status_markdown
@@ -17,9 +16,6 @@ and understand prompts in many languages."""
 
 
 def build_app(ctx: HubContext) -> gr.Blocks:
-    # Defence in depth for components that decode uploads before our own checks: PIL refuses
-    # anything over twice the upload pixel limit outright (a decompression bomb).
-    Image.MAX_IMAGE_PIXELS = ctx.config.limits.max_upload_pixels
     with gr.Blocks(title=ctx.config.title) as demo:
         gr.Markdown(INTRO)
         with gr.Accordion("Models on this hub", open=False):
