@@ -364,25 +364,31 @@ def _check_distinct(texts: dict[str, str], check: _Checker, where: str) -> None:
         seen[text] = lang
 
 
+def _items_with_ids(doc, check, where, key: str, noun: str):
+    """Yield (entry, id, label) for the suite's `key` list: mappings with unique [a-z0-9_]+ ids."""
+    entries = check.require(doc, key, where, list)
+    if not entries:
+        raise check.fail(where, f"{key} is empty")
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise check.fail(f"{noun} #{index + 1}", "must be a mapping")
+        item_id = entry.get("id")
+        if not isinstance(item_id, str) or not _ITEM_ID.match(item_id):
+            raise check.fail(f"{noun} #{index + 1}", f"bad or missing id {item_id!r} (use [a-z0-9_]+)")
+        label = f"{noun} '{item_id}'"
+        if item_id in seen:
+            raise check.fail(label, "duplicate id")
+        seen.add(item_id)
+        yield entry, item_id, label
+
+
 def _parse_characters(doc, path, check, where, languages, check_tags) -> tuple[Character, ...]:
     suite_templates = _per_language(check.require(doc, "templates", where, dict), languages, check, where, "templates")
     for lang in languages:
         _check_template(suite_templates[lang], check, where, lang)
-    entries = check.require(doc, "characters", where, list)
-    if not entries:
-        raise check.fail(where, "characters is empty")
-    seen: set[str] = set()
     characters = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise check.fail(f"character #{index + 1}", "must be a mapping")
-        cid = entry.get("id")
-        if not isinstance(cid, str) or not _ITEM_ID.match(cid):
-            raise check.fail(f"character #{index + 1}", f"bad or missing id {cid!r} (use [a-z0-9_]+)")
-        cw = f"character '{cid}'"
-        if cid in seen:
-            raise check.fail(cw, "duplicate id")
-        seen.add(cid)
+    for entry, cid, cw in _items_with_ids(doc, check, where, "characters", "character"):
         name = check.require(entry, "name", cw, str)
         franchise = check.require(entry, "franchise", cw, str)
         tier = check.require(entry, "tier", cw, str)
@@ -426,21 +432,8 @@ def _parse_characters(doc, path, check, where, languages, check_tags) -> tuple[C
 
 
 def _parse_scenes(doc, check, where, languages, check_tags) -> tuple[Scene, ...]:
-    entries = check.require(doc, "scenes", where, list)
-    if not entries:
-        raise check.fail(where, "scenes is empty")
-    seen: set[str] = set()
     scenes = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise check.fail(f"scene #{index + 1}", "must be a mapping")
-        sid = entry.get("id")
-        if not isinstance(sid, str) or not _ITEM_ID.match(sid):
-            raise check.fail(f"scene #{index + 1}", f"bad or missing id {sid!r} (use [a-z0-9_]+)")
-        sw = f"scene '{sid}'"
-        if sid in seen:
-            raise check.fail(sw, "duplicate id")
-        seen.add(sid)
+    for entry, sid, sw in _items_with_ids(doc, check, where, "scenes", "scene"):
         tags = check_tags(check.require(entry, "tags", sw, list), sw)
         if not tags:
             raise check.fail(sw, "tags is empty")
@@ -493,21 +486,8 @@ def _parse_input(value: Any, check: _Checker, where: str) -> dict[str, Any]:
 
 
 def _parse_edit_cases(doc, check, where, languages, check_tags) -> tuple[EditCase, ...]:
-    entries = check.require(doc, "cases", where, list)
-    if not entries:
-        raise check.fail(where, "cases is empty")
-    seen: set[str] = set()
     cases = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise check.fail(f"case #{index + 1}", "must be a mapping")
-        cid = entry.get("id")
-        if not isinstance(cid, str) or not _ITEM_ID.match(cid):
-            raise check.fail(f"case #{index + 1}", f"bad or missing id {cid!r} (use [a-z0-9_]+)")
-        cw = f"case '{cid}'"
-        if cid in seen:
-            raise check.fail(cw, "duplicate id")
-        seen.add(cid)
+    for entry, cid, cw in _items_with_ids(doc, check, where, "cases", "case"):
         expect = check_tags(check.require(entry, "expect_tags", cw, list), cw)
         if not expect:
             raise check.fail(cw, "expect_tags is empty")
