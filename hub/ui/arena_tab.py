@@ -131,6 +131,21 @@ def make_arena(ctx: HubContext) -> Arena:
     return arena
 
 
+def vote_panel() -> tuple[Any, ...]:
+    """Images A and B, the four vote buttons (enabled once a battle is served), the thank-you line
+    and the two names revealed after the vote: the same panel for both arenas."""
+    with gr.Row():
+        image_a = gr.Image(label="A", type="filepath", format="png", interactive=False, buttons=["fullscreen"])
+        image_b = gr.Image(label="B", type="filepath", format="png", interactive=False, buttons=["fullscreen"])
+    with gr.Row():
+        buttons = [gr.Button(text, interactive=False) for text, _ in VOTE_BUTTONS]
+    result = gr.Markdown()
+    with gr.Row():
+        name_a = gr.Textbox(label="Model A", info="revealed after the vote", interactive=False)
+        name_b = gr.Textbox(label="Model B", info="revealed after the vote", interactive=False)
+    return image_a, image_b, buttons, result, name_a, name_b
+
+
 def build_tab(ctx: HubContext) -> None:
     arena = make_arena(ctx)
     limits = ctx.config.limits
@@ -193,15 +208,7 @@ def build_tab(ctx: HubContext) -> None:
             start = gr.Button("New battle", variant="primary", scale=1)
         battle_id = gr.Textbox(visible=False, label="battle id")
         outcome_box = gr.Textbox(visible=False, label="outcome")
-        with gr.Row():
-            image_a = gr.Image(label="A", type="filepath", format="png", interactive=False, buttons=["fullscreen"])
-            image_b = gr.Image(label="B", type="filepath", format="png", interactive=False, buttons=["fullscreen"])
-        with gr.Row():
-            buttons = [gr.Button(text, interactive=False) for text, _ in VOTE_BUTTONS]
-        result = gr.Markdown()
-        with gr.Row():
-            name_a = gr.Textbox(label="Model A", info="revealed after the vote", interactive=False)
-            name_b = gr.Textbox(label="Model B", info="revealed after the vote", interactive=False)
+        image_a, image_b, buttons, result, name_a, name_b = vote_panel()
         with gr.Accordion("Sampling rates (how often each checkpoint is served)", open=False):
             rates_table = gr.Dataframe(interactive=False)
             refresh_rates = gr.Button("Refresh", size="sm")
@@ -226,15 +233,7 @@ def build_tab(ctx: HubContext) -> None:
                 )
                 edit_start = gr.Button("New edit battle", variant="primary")
         edit_battle_id = gr.Textbox(visible=False, label="edit battle id")
-        with gr.Row():
-            edit_a = gr.Image(label="A", type="filepath", format="png", interactive=False, buttons=["fullscreen"])
-            edit_b = gr.Image(label="B", type="filepath", format="png", interactive=False, buttons=["fullscreen"])
-        with gr.Row():
-            edit_buttons = [gr.Button(text, interactive=False) for text, _ in VOTE_BUTTONS]
-        edit_result = gr.Markdown()
-        with gr.Row():
-            edit_name_a = gr.Textbox(label="Model A", info="revealed after the vote", interactive=False)
-            edit_name_b = gr.Textbox(label="Model B", info="revealed after the vote", interactive=False)
+        edit_a, edit_b, edit_buttons, edit_result, edit_name_a, edit_name_b = vote_panel()
         # The API endpoint takes a plain file (like /edit); hidden from the page.
         with gr.Row(visible=False):
             api_image = gr.File(type="filepath", label="image")
