@@ -1,9 +1,12 @@
-"""Command line: run a suite against a checkpoint, or report its results.
+"""Command line: run a suite against a checkpoint, report its results, register checkpoints, queue runs.
 
     python -m evals run --checkpoint ID --suite SUITE [--limit N] [--seeds N] [--languages en ja ...]
                         [--lora ID:WEIGHT ...] [--judge ID ...] [--batch-size N] [--db URL] [--config PATH]
     python -m evals report --checkpoint ID [--suite SUITE] [--format table|json] [--db URL] [--config PATH]
-    python -m evals suites            # list and validate the prompt suites
+    python -m evals suites                                  # list and validate the prompt suites
+    python -m evals register ID SOURCE FAMILY [--name N] [--root DIR]   # hub:org/name[@rev] | folder: | file:
+    python -m evals queue ID SUITE [--lora ID:WEIGHT ...] [--seeds N]   # the app's worker runs it
+    python -m evals refresh ID                               # pin a hub: checkpoint to its newest commit
 
 `run` prints a progress bar on stderr and, as its last line on stdout,
 `generated=N reused=M scored=K unjudged=U run_id=R status=complete`. Exit status 0 on success, 2 for bad
@@ -17,9 +20,11 @@ import json
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 from hub.errors import HubInputError
+from leaderboards.keys import parse_adapters
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", required=True, help="checkpoint id from the hub config")
     run.add_argument("--suite", required=True, help="suite name (see `python -m evals suites`)")
     run.add_argument("--limit", type=int, default=None, help="only the first N items of the suite")
-    run.add_argument("--seeds", type=int, default=2, help="seeds per prompt (0..N-1), default 2")
+    run.add_argument("--seeds", type=int, default=2, help="seeds per item (derived from suite, item and index), default 2")
     run.add_argument("--languages", nargs="+", default=None, help="languages to run (default: all of the suite)")
     run.add_argument("--lora", action="append", default=[], metavar="ID:WEIGHT", help="apply a registered LoRA")
     run.add_argument("--judge", action="append", default=[], metavar="ID", help="use this configured judge for its role")
@@ -51,11 +56,39 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--config", default=None)
 
     sub.add_parser("suites", help="list and validate the prompt suites")
+
+    register = sub.add_parser("register", help="register a model author's checkpoint")
+    register.add_argument("id")
+    register.add_argument("source", help="hub:org/name[@revision] | folder:PATH | file:PATH.safetensors")
+    register.add_argument("family")
+    register.add_argument("--name", default=None)
+    register.add_argument("--root", action="append", default=[], help="allowed folder for local sources (repeatable)")
+    register.add_argument("--db", default=None)
+    register.add_argument("--config", default=None)
+
+    queue = sub.add_parser("queue", help="queue an eval run for the app's worker")
+    queue.add_argument("id")
+    queue.add_argument("suite")
+    queue.add_argument("--lora", action="append", default=[], metavar="ID:WEIGHT")
+    queue.add_argument("--seeds", type=int, default=2)
+    queue.add_argument("--db", default=None)
+    queue.add_argument("--config", default=None)
+
+    refresh = sub.add_parser("refresh", help="pin a hub: checkpoint to the newest commit of its branch (a new version)")
+    refresh.add_argument("id")
+    refresh.add_argument("--db", default=None)
+    refresh.add_argument("--config", default=None)
     return parser
 
 
+def _runner(args: argparse.Namespace):  # noqa: ANN202 - evals.runner.EvalRunner
+    from evals.runner import build_runner
+
+    return build_runner(args.config, args.db)
+
+
 def _run(args: argparse.Namespace) -> int:
-    from evals.runner import RunOptions, build_runner, parse_adapters
+    from evals.plan import RunOptions
 
     overrides = {}
     if args.steps is not None:
@@ -63,79 +96,94 @@ def _run(args: argparse.Namespace) -> int:
     if args.size is not None:
         overrides["width"] = overrides["height"] = args.size
     options = RunOptions(
-        checkpoint=args.checkpoint,
-        suite=args.suite,
-        adapters=parse_adapters(",".join(args.lora)),
-        seeds=args.seeds,
-        limit=args.limit,
-        languages=tuple(args.languages) if args.languages else None,
-        judges=tuple(args.judge),
-        batch_size=args.batch_size,
-        overrides=overrides,
+        checkpoint=args.checkpoint, suite=args.suite, adapters=parse_adapters(",".join(args.lora)), seeds=args.seeds,
+        limit=args.limit, languages=tuple(args.languages) if args.languages else None, judges=tuple(args.judge),
+        batch_size=args.batch_size, overrides=overrides,
     )
-    engine = _LazyEngine(args.config)
+    runner = _runner(args)
     try:
-        runner = build_runner(args.config, args.db, engine=engine)
         runner.check(options)  # bad input fails here, before a run is recorded or a model is loaded
         result = runner.run(options, progress=not args.no_progress)
     finally:
-        engine.close()
+        runner.engine.shutdown()
     print(result.summary_line(), flush=True)
     return 0
 
 
-class _LazyEngine:
-    """Creates the engine on first use, so `run` fails fast on bad input without loading models."""
-
-    def __init__(self, config_path: str | None):
-        self._config_path = config_path
-        self._engine = None
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.shutdown()
-            self._engine = None
-
-    def __getattr__(self, name: str):
-        if self._engine is None:
-            from hub.config import load_config
-            from hub.engine import Engine
-
-            self._engine = Engine(load_config(self._config_path))
-        return getattr(self._engine, name)
-
-
 def _report(args: argparse.Namespace) -> int:
+    from evals.report import build_report, format_table
     from hub.config import load_config
     from leaderboards.db import init_db
+    from leaderboards.keys import canonical_adapters
 
-    from evals.report import build_report, format_table
-    from evals.runner import format_adapters, parse_adapters
-
-    url = args.db
-    if url is None:
-        url = load_config(args.config).resolved_database_url
-    db = init_db(url)
-    adapters = format_adapters(parse_adapters(args.lora)) if args.lora is not None else None
+    db = init_db(args.db or load_config(args.config).resolved_database_url)
+    adapters = canonical_adapters(args.lora) if args.lora is not None else None
     report = build_report(db, args.checkpoint, args.suite, adapters=adapters, num_bootstrap=args.bootstrap)
-    if args.format == "json":
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-    else:
-        print(format_table(report))
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.format == "json" else format_table(report))
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    from hub.families import FAMILIES
+    from hub.revisions import RevisionError, default_resolver
+    from leaderboards import submissions
+
+    runner = _runner(args)
+    submissions.check_checkpoint_id(args.id)
+    submissions.check_family(args.family, sorted(FAMILIES))
+    checked = submissions.check_source(args.source, [Path(r) for r in args.root])
+    revision = None
+    if checked.kind == "hub":
+        repo, _, pinned = checked.source.removeprefix("hub:").partition("@")
+        try:
+            revision = default_resolver().resolve(repo, pinned or None)
+        except RevisionError as err:
+            raise HubInputError(str(err)) from None
+    row = submissions.register_checkpoint(runner.db, args.id, args.source, args.family, families=sorted(FAMILIES),
+                                          display_name=args.name, allowed_roots=[Path(r) for r in args.root], revision=revision)
+    print(f"registered {row.id} ({row.family}) from {row.source}" + (f" at {revision[:12]}" if revision else ""))
+    return 0
+
+
+def _queue(args: argparse.Namespace) -> int:
+    from evals.plan import RunOptions
+
+    runner = _runner(args)
+    run_id = runner.queue(RunOptions(checkpoint=args.id, suite=args.suite, adapters=parse_adapters(",".join(args.lora)),
+                                     seeds=args.seeds))
+    print(f"queued run {run_id}: {args.id} on {args.suite}")
+    return 0
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    from hub.revisions import RevisionError
+
+    runner = _runner(args)
+    spec = runner.engine.checkpoint_spec(args.id)
+    if spec.source_kind != "hub":
+        raise HubInputError(f"{args.id!r} is not a hub: checkpoint; its version is its weights' hash")
+    try:
+        commit = runner.engine.registry.revision_resolver.resolve(spec.hub_repo, spec.pinned_revision)
+    except RevisionError as err:
+        raise HubInputError(str(err)) from None
+    runner.engine.registry.revision_store.set(spec.id, commit)
+    print(f"{spec.id} pinned to {commit}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("EVALS_LOG_LEVEL", "WARNING"), stream=sys.stderr)
     args = _parser().parse_args(argv)
+    commands = {"run": _run, "report": _report, "register": _register, "queue": _queue, "refresh": _refresh}
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "report":
-            return _report(args)
+        if args.command in commands:
+            return commands[args.command](args)
         from evals.suites import main as suites_main
 
         return suites_main()
+    except KeyError as exc:
+        print(f"error: unknown checkpoint {exc}", file=sys.stderr)
+        return 2
     except HubInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

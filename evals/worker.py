@@ -1,43 +1,36 @@
-"""Background worker: executes queued eval runs (`eval_runs.status = 'queued'`), oldest first.
+"""Background worker: executes queued eval runs, oldest first, through `leaderboards.queue`.
 
-The Submit tab only records a queued run (`EvalRunner.queue`); this thread claims it with a conditional
-UPDATE (queued -> running, so two workers never take the same run) and runs it through the same
-`EvalRunner` as the CLI. Queued runs live in the database, so they survive restarts; a run left
-'running' by a process that died is put back in the queue when a worker starts (`requeue_stale`), and
-resumes from its cached samples. With several replicas sharing one PostgreSQL database, pass
-`requeue_stale=False` (a run 'running' there may belong to a live replica).
+Claims go through the one claim path (`claim_next_run`: FOR UPDATE SKIP LOCKED on PostgreSQL), so with
+several app replicas a run is executed once; a run whose worker died is taken over when its lease
+expires (the runner's heartbeat renews it while the run works). Queued runs live in the database, so
+they survive restarts; a taken-over run resumes from its cached samples.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
-from sqlalchemy import select, update
-
-from evals.runner import EvalRunner, RunOptions
+from evals.plan import RunOptions
+from evals.runner import EvalRunner
 from hub.errors import HubInputError
+from leaderboards import queue
 
 log = logging.getLogger(__name__)
 
 
 class EvalWorker:
-    def __init__(self, runner: EvalRunner, *, poll_seconds: float = 5.0, requeue_stale: bool = True):
+    def __init__(self, runner: EvalRunner, *, poll_seconds: float = 5.0):
         self.runner = runner
         self.poll_seconds = poll_seconds
-        self.requeue_stale = requeue_stale
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.current_run: int | None = None
 
-    # ------------------------------------------------------------------------------- lifecycle
     def start(self) -> "EvalWorker":
         if self._thread is not None and self._thread.is_alive():
             return self
-        if self.requeue_stale:
-            self.requeue_running()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="eval-worker", daemon=True)
         self._thread.start()
@@ -53,57 +46,25 @@ class EvalWorker:
         """Look at the queue now (call after queueing a run)."""
         self._wake.set()
 
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    # ---------------------------------------------------------------------------------- queue
-    def requeue_running(self) -> int:
-        from leaderboards.schema import EvalRun
-
-        with self.runner.db.write_session() as session:
-            result = session.execute(
-                update(EvalRun).where(EvalRun.status == "running").values(status="queued", started_at=None)
-            )
-            return int(result.rowcount or 0)
-
-    def claim_next(self) -> Any | None:
-        """Atomically move the oldest queued run to 'running'; None when the queue is empty."""
-        from leaderboards.schema import EvalRun
-
-        while True:
-            with self.runner.db.write_session() as session:
-                run = session.execute(
-                    select(EvalRun).where(EvalRun.status == "queued").order_by(EvalRun.created_at, EvalRun.id).limit(1)
-                ).scalar_one_or_none()
-                if run is None:
-                    return None
-                claimed = session.execute(
-                    update(EvalRun).where(EvalRun.id == run.id, EvalRun.status == "queued").values(status="running")
-                )
-                if claimed.rowcount == 1:
-                    return run
-            # another worker took it first: try the next one
-
     def run_once(self) -> int | None:
-        """Execute one queued run, if any; returns its id."""
-        run = self.claim_next()
-        if run is None:
+        """Claim and execute one run, if any; returns its id."""
+        claimed = queue.claim_next_run(self.runner.db, self.runner.worker_id, lease_seconds=self.runner.lease_seconds)
+        if claimed is None:
             return None
-        self.current_run = run.id
+        self.current_run = claimed.id
         try:
-            options = RunOptions.from_run_row(run)
-            self.runner.run(options, run_id=run.id, progress=False)
+            options = RunOptions.from_run(claimed.checkpoint_id, claimed.suite_name, claimed.adapters, claimed.settings)
+            self.runner.run(options, claimed=claimed, progress=False)
         except HubInputError as exc:
-            log.warning("eval run %s failed: %s", run.id, exc)
+            log.warning("eval run %s failed: %s", claimed.id, exc)
         except Exception:  # recorded as failed by the runner; the worker keeps going
-            log.exception("eval run %s failed", run.id)
+            log.exception("eval run %s failed", claimed.id)
         finally:
             self.current_run = None
-        return run.id
+        return claimed.id
 
     def drain(self) -> list[int]:
-        """Run everything queued now, in this thread (tests, CLI)."""
+        """Run everything claimable now, in this thread (tests, CLI)."""
         done = []
         while (run_id := self.run_once()) is not None:
             done.append(run_id)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,11 @@ def pick_device(preference: str = "auto") -> tuple[str, torch.dtype]:
     return "cpu", torch.float32
 
 
-def checkpoint_availability(spec: CheckpointSpec, config: HubConfig, device: str) -> Availability:
+def checkpoint_availability(
+    spec: CheckpointSpec, config: HubConfig, device: str, hub_available: Callable[[CheckpointSpec], Availability] | None = None
+) -> Availability:
+    """Whether `spec` can load here. `hub_available` decides for `hub:` sources (can its revision be
+    resolved: always online, only from the local cache offline)."""
     if spec.requires_gpu and device != "cuda":
         return Availability(False, "needs a GPU; this machine has none")
     kind, value = spec.source_kind, spec.source_value
@@ -53,6 +58,8 @@ def checkpoint_availability(spec: CheckpointSpec, config: HubConfig, device: str
         if not resolve_path(value).is_file():
             return Availability(False, f"file {value} not found")
         return Availability(True)
+    if hub_available is not None:
+        return hub_available(spec)
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         return Availability(False, "Hub downloads are off (HF_HUB_OFFLINE=1)")
     return Availability(True)
@@ -78,8 +85,9 @@ def native_size(folder: Path) -> int | None:
         return None
 
 
-def load_pipeline(spec: CheckpointSpec, config: HubConfig, dtype: torch.dtype):
-    """Load the family's base pipeline for `spec` (on the CPU; the engine moves it)."""
+def load_pipeline(spec: CheckpointSpec, config: HubConfig, dtype: torch.dtype, revision: str | None = None):
+    """Load the family's base pipeline for `spec` (on the CPU; the engine moves it). `hub:` sources load
+    the pinned `revision` (a commit); offline (HF_HUB_OFFLINE=1) only from the local cache."""
     import diffusers
 
     family = get_family(spec.family)
@@ -91,7 +99,13 @@ def load_pipeline(spec: CheckpointSpec, config: HubConfig, dtype: torch.dtype):
     elif kind == "file":
         pipe = loader.from_single_file(str(resolve_path(value)), local_files_only=True, **common)
     else:
-        pipe = loader.from_pretrained(value, use_safetensors=True, **common)
+        from hub.revisions import cache_dir_from_env
+
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        pipe = loader.from_pretrained(
+            spec.hub_repo, revision=revision or spec.pinned_revision, cache_dir=str(cache_dir_from_env()),
+            local_files_only=offline, use_safetensors=True, **common,
+        )
     if spec.prediction_type and hasattr(pipe, "scheduler"):
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type=spec.prediction_type)
     if hasattr(pipe, "set_progress_bar_config"):

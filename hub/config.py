@@ -20,8 +20,10 @@ DEFAULT_CONFIG_PATH = REPO_ROOT / "spaces_config.yaml"
 # Ids become file names, adapter names and URL parts: keep them boring.
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
-Family = Literal["sd15", "sdxl", "instruct-pix2pix", "flux2-klein", "z-image", "qwen-image-edit"]
 SOURCE_KINDS = ("hub", "folder", "file", "builtin")
+RATINGS = ("general", "sensitive", "questionable", "explicit")
+# A Hub repo id, optionally pinned: `org/name` or `org/name@<branch, tag or commit>`.
+HUB_SOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9._/-]{1,100})?$")
 
 
 class ConfigError(ValueError):
@@ -41,7 +43,17 @@ def parse_source(source: str) -> tuple[str, str]:
         raise ValueError(f"source {source!r} must look like one of {', '.join(k + ':...' for k in SOURCE_KINDS)}")
     if kind == "file" and not value.endswith(".safetensors"):
         raise ValueError(f"source {source!r}: single-file weights must be .safetensors")
+    if kind == "hub" and not HUB_SOURCE.match(value):
+        raise ValueError(f"source {source!r}: a Hub source is hub:org/name or hub:org/name@revision")
     return kind, value
+
+
+def check_family(value: str) -> str:
+    from hub.families import FAMILIES
+
+    if value not in FAMILIES:
+        raise ValueError(f"unknown family {value!r} (known: {', '.join(sorted(FAMILIES))})")
+    return value
 
 
 class _Strict(BaseModel):
@@ -62,7 +74,7 @@ class GenerationDefaults(_Strict):
 class CheckpointSpec(_Strict):
     id: str
     name: str
-    family: Family
+    family: str
     source: str
     description: str = ""
     requires_gpu: bool = False
@@ -72,6 +84,7 @@ class CheckpointSpec(_Strict):
     size_presets: list[tuple[int, int]] = []
 
     _id = field_validator("id")(check_id)
+    _family = field_validator("family")(check_family)
 
     @field_validator("source")
     @classmethod
@@ -87,12 +100,24 @@ class CheckpointSpec(_Strict):
     def source_value(self) -> str:
         return parse_source(self.source)[1]
 
+    @property
+    def hub_repo(self) -> str:
+        """`org/name` of a `hub:` source (without any pinned revision)."""
+        return self.source_value.partition("@")[0]
+
+    @property
+    def pinned_revision(self) -> str | None:
+        """The revision written in the source (`hub:org/name@rev`), if any."""
+        if self.source_kind != "hub":
+            return None
+        return self.source_value.partition("@")[2] or None
+
 
 class LoraSpec(_Strict):
     id: str
     name: str
     source: str
-    base_family: Family
+    base_family: str
     # Checkpoints this LoRA was trained on; empty = any checkpoint of the family. Same family is not
     # always the same architecture (the demo models are tiny SD layouts), so trainers record it.
     base_checkpoints: list[str] = []
@@ -102,6 +127,7 @@ class LoraSpec(_Strict):
     description: str = ""
 
     _id = field_validator("id")(check_id)
+    _family = field_validator("base_family")(check_family)
 
     @field_validator("source")
     @classmethod
@@ -114,7 +140,7 @@ class LoraSpec(_Strict):
 
 class JudgeSpec(_Strict):
     id: str
-    kind: Literal["tagger", "siglip", "clip", "reference"]
+    kind: str  # a judge kind registered in evals.judges.registry (tagger, siglip, clip, reference, ...)
     source: str
     version: str = "1"
     requires_gpu: bool = False
@@ -140,6 +166,46 @@ class Limits(_Strict):
     battle_ttl_minutes: int = Field(60, ge=1)
     lora_upload_min_images: int = Field(4, ge=1)
     lora_upload_max_images: int = Field(40, ge=1)
+    max_references: int = Field(4, ge=0)  # reference images per request (the family may take fewer)
+    max_grid_cells: int = Field(16, ge=1)  # cells of one same-seed comparison grid
+    undo_seconds: int = Field(30, ge=0)  # how long a voter may take back a vote
+    personal_board_min_votes: int = Field(20, ge=2)
+    # Outputs rated above this by the tagger's rating head are withheld. None: `sensitive` on a
+    # Space (SPACE_ID is set), `explicit` (filter off) elsewhere.
+    public_max_rating: Literal["general", "sensitive", "questionable", "explicit"] | None = None
+    # Prompts containing one of these (case-insensitive) are refused in public mode.
+    blocked_prompt_terms: list[str] = []
+
+    @property
+    def max_rating(self) -> str:
+        if self.public_max_rating is not None:
+            return self.public_max_rating
+        return "sensitive" if os.environ.get("SPACE_ID") else "explicit"
+
+    @property
+    def public_mode(self) -> bool:
+        return self.max_rating != "explicit"
+
+
+class RaySettings(_Strict):
+    """Serving and eval workers on Ray (engine.backend: ray); see docs/SCALING.md."""
+
+    address: str = "auto"  # auto: start a local Ray instance; ray://host:10001 joins a cluster
+    num_gpus_per_replica: float = Field(1.0, ge=0)
+    num_cpus_per_replica: float = Field(1.0, ge=0)
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(1, ge=1)
+    checkpoints_per_replica: int = Field(2, ge=1)
+    eval_workers: int = Field(2, ge=1)
+
+
+class BootstrapEval(_Strict):
+    """An eval run queued on a fresh database, so the boards fill from the first start."""
+
+    checkpoint: str
+    suite: str
+    seeds: int = Field(2, ge=1, le=16)
+    adapters: str = ""
 
 
 class EngineSettings(_Strict):
@@ -151,6 +217,10 @@ class EngineSettings(_Strict):
     compile: bool = False  # torch.compile the denoiser (GPU deployments, not ZeroGPU)
     lora_hotswap_rank: int = Field(64, ge=1)
     cpu_offload: bool = False
+    # Inpainting: the original is pasted back outside the mask, feathered over this many pixels.
+    mask_blur: int = Field(4, ge=0, le=64)
+    backend: Literal["local", "ray"] = "local"
+    ray: RaySettings = RaySettings()
 
 
 class HubConfig(_Strict):
@@ -166,6 +236,10 @@ class HubConfig(_Strict):
     limits: Limits = Limits()
     arena_checkpoints: list[str] = []  # empty: every available checkpoint of a generation family
     edit_arena_checkpoints: list[str] = []  # empty: every available checkpoint that edits images
+    bootstrap_evals: list[BootstrapEval] = []  # queued on a fresh database; empty disables it
+    # A module giving the demo world's hooks (portraits for the arena and edit inputs); None: no demo
+    # world. Named here, imported by the app: nothing else imports the demo world.
+    demo_world: str | None = None
     source_path: str | None = None  # where this config was read from (set by the loader)
 
     @model_validator(mode="after")
@@ -183,6 +257,9 @@ class HubConfig(_Strict):
             for cid in getattr(self, key):
                 if cid not in ids:
                     raise ValueError(f"{key}: {cid!r} is not a listed checkpoint")
+        for run in self.bootstrap_evals:
+            if run.checkpoint not in ids:
+                raise ValueError(f"bootstrap_evals: {run.checkpoint!r} is not a listed checkpoint")
         judge_ids = {j.id for j in self.judges}
         for role, jid in self.default_judges.items():
             if jid not in judge_ids:

@@ -1,12 +1,14 @@
 """Errors the hub shows to users.
 
 `HubInputError` is for bad input: the message is short, specific and safe to show in the page
-(the UI turns it into `gr.Error`). Anything else is a bug or an infrastructure failure.
+(the UI turns it into `gr.Error`). It is `leaderboards.errors.InputError` under the hub's name, so a
+refusal raised by the database layer (a forged vote, a duplicate submission) is the same class.
+Anything else is a bug or an infrastructure failure.
 """
 
+from leaderboards.errors import InputError as HubInputError
 
-class HubInputError(ValueError):
-    """A request the hub refuses, with a message meant for the user."""
+__all__ = ["EngineError", "HubInputError"]
 
 
 class EngineError(RuntimeError):

@@ -47,8 +47,10 @@ class Recipe:
     model_hash: str | None = None
     loras: tuple[tuple[str, float], ...] = ()
     lora_hashes: tuple[tuple[str, str], ...] = ()
-    task: str = "text2img"  # text2img | img2img | inpaint | instruct
+    task: str = "text2img"  # text2img | img2img | inpaint | instruct | reference
     strength: float | None = None
+    image_guidance: float | None = None
+    references: tuple[str, ...] = ()  # sha256 (12 hex) of each reference image, in the order given
     extra: dict[str, Any] = field(default_factory=dict)
 
     def anonymous(self) -> "Recipe":
@@ -59,6 +61,7 @@ class Recipe:
         data = asdict(self)
         data["loras"] = [list(item) for item in self.loras]
         data["lora_hashes"] = [list(item) for item in self.lora_hashes]
+        data["references"] = list(self.references)
         return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
     @classmethod
@@ -66,6 +69,7 @@ class Recipe:
         data = json.loads(text)
         data["loras"] = tuple((str(name), float(weight)) for name, weight in data.get("loras", []))
         data["lora_hashes"] = tuple((str(name), str(h)) for name, h in data.get("lora_hashes", []))
+        data["references"] = tuple(str(h) for h in data.get("references", []))
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -90,6 +94,10 @@ class Recipe:
             pairs.append(("Lora weights", _quote(", ".join(f"{n}: {_fmt_number(w)}" for n, w in self.loras))))
         if self.lora_hashes:
             pairs.append(("Lora hashes", _quote(", ".join(f"{n}: {h}" for n, h in self.lora_hashes))))
+        if self.image_guidance is not None:
+            pairs.append(("Image CFG scale", _fmt_number(self.image_guidance)))
+        if self.references:
+            pairs.append(("Reference hashes", _quote(", ".join(self.references))))
         if self.task != "text2img":
             pairs.append(("Task", self.task))
         lines.append(", ".join(f"{key}: {value}" for key, value in pairs))
@@ -177,6 +185,8 @@ def parse_a1111(text: str) -> Recipe:
         lora_hashes=_named("Lora hashes", str),
         task=pairs.get("Task", "text2img"),
         strength=float(pairs["Denoising strength"]) if "Denoising strength" in pairs else None,
+        image_guidance=float(pairs["Image CFG scale"]) if "Image CFG scale" in pairs else None,
+        references=tuple(h for h in pairs.get("Reference hashes", "").split(", ") if h),
     )
 
 

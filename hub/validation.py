@@ -7,11 +7,11 @@ before every check has passed.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from hub.config import ID_PATTERN, Limits
 from hub.errors import HubInputError
+from leaderboards.keys import canonical_adapter_pairs, parse_adapters
 
 SAMPLERS = ("euler_a", "euler", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "default")
 MAX_SEED = 2**32 - 1
@@ -91,19 +91,13 @@ def check_id_format(value: Any, what: str) -> str:
 
 
 def parse_lora_list(value: Any, limits: Limits) -> tuple[tuple[str, float], ...]:
-    """`"id:0.8, other:0.5"` (or a list of [id, weight] pairs) -> ((id, weight), ...)."""
+    """`"id:0.8, other:0.5"` (or a list of [id, weight] pairs) -> ((id, weight), ...) in the canonical
+    order (`leaderboards.keys`), each id and weight checked."""
     if value is None or value == "" or value == []:
         return ()
     pairs: list[tuple[Any, Any]] = []
     if isinstance(value, str):
-        for item in re.split(r"[,\n]", value):
-            item = item.strip()
-            if not item:
-                continue
-            name, sep, weight = item.rpartition(":")
-            if not sep:
-                name, weight = item, "1.0"
-            pairs.append((name.strip(), weight.strip()))
+        pairs = list(parse_adapters(value.replace("\n", ",")))
     elif isinstance(value, (list, tuple)):
         for item in value:
             if isinstance(item, (list, tuple)) and len(item) == 2:
@@ -116,12 +110,5 @@ def parse_lora_list(value: Any, limits: Limits) -> tuple[tuple[str, float], ...]
         raise HubInputError("LoRAs must be given as 'id:weight, id:weight'.")
     if len(pairs) > limits.max_loras:
         raise HubInputError(f"At most {limits.max_loras} LoRAs at once (got {len(pairs)}).")
-    result: list[tuple[str, float]] = []
-    seen: set[str] = set()
-    for name, weight in pairs:
-        lora_id = check_id_format(name, "LoRA")
-        if lora_id in seen:
-            raise HubInputError(f"LoRA {lora_id!r} is listed twice.")
-        seen.add(lora_id)
-        result.append((lora_id, check_float(weight, f"Weight of LoRA {lora_id!r}", -2.0, 2.0)))
-    return tuple(result)
+    checked = [(check_id_format(name, "LoRA"), check_float(weight, f"Weight of LoRA {name!r}", -2.0, 2.0)) for name, weight in pairs]
+    return canonical_adapter_pairs(checked)

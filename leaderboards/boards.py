@@ -1,4 +1,6 @@
-"""Leaderboard tables as pandas DataFrames, and CSV export.
+"""Leaderboards as data: `BOARDS` declares every board once (its table, display, plot and filters);
+the Leaderboard tab and `python -m leaderboards boards|export` loop over it. Adding a board is one
+entry here (eval boards: an `EvalBoardSpec`, see `leaderboards/eval_boards.py`).
 
 The arena board reads `vote_tallies` (a few rows per pair of models, whatever the number of votes) and
 fits Bradley–Terry on those counts; the result is cached until the tallies change. The edit arena board
@@ -12,15 +14,26 @@ import hashlib
 import re
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 from sqlalchemy import select
 
-from leaderboards import results
+from leaderboards import plots
 from leaderboards.arena import TALLIED_KIND, sampling_rates, vote_counts
 from leaderboards.db import Database
+from leaderboards.eval_boards import (
+    CHARACTER_BOARD,
+    EDITING_BOARD,
+    MULTILINGUAL_BOARD,
+    REFERENCE_BOARD,
+    EvalBoardSpec,
+    build_eval_board,
+    display_eval_board,
+)
 from leaderboards.ratings import (
     DEFAULT_MIN_BATTLES,
     DisconnectedComparisonWarning,
@@ -174,19 +187,108 @@ def arena_board(db: Database, *, num_bootstrap: int = 100, min_battles: int = DE
     return board.table()
 
 
-def character_board(db: Database, **kwargs) -> pd.DataFrame:  # noqa: ANN003
-    with db.session() as session:
-        return results.character_board(session, **kwargs)
-
-
-def multilingual_board(db: Database, **kwargs) -> pd.DataFrame:  # noqa: ANN003
-    with db.session() as session:
-        return results.multilingual_board(session, **kwargs)
-
-
 def sampling_table(db: Database, kind: str = TALLIED_KIND) -> pd.DataFrame:
     with db.session() as session:
         return sampling_rates(session, kind)
+
+
+# ----------------------------------------------------------------------------- the boards, as data
+
+class BoardSource:
+    """Where boards read from: one database, with the arena boards' caches (one per app)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.arena = ArenaBoard(db)
+        self.edit_arena = ArenaBoard(db, kind="edit")
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """One leaderboard: the full-precision table (CSV, CLI), what the page shows, its plot, filters."""
+
+    id: str
+    title: str
+    description: str
+    empty: str
+    table: Callable[[BoardSource], pd.DataFrame]
+    display: Callable[[pd.DataFrame], pd.DataFrame]
+    plot: Callable[[pd.DataFrame], Figure]
+    filters: tuple[str, ...] = ()  # columns of the table the page filters on
+
+
+def _arena_display(board: pd.DataFrame) -> pd.DataFrame:
+    if board.empty or "component" not in board or board["component"].nunique() <= 1:
+        return board.drop(columns=["component"], errors="ignore")
+    return board
+
+
+def _eval_board(board_id: str, title: str, description: str, empty: str, spec: EvalBoardSpec,
+                plot: Callable[[pd.DataFrame], Figure], filters: tuple[str, ...]) -> BoardSpec:
+    return BoardSpec(board_id, title, description, empty, table=lambda source: build_eval_board(source.db, spec),
+                     display=lambda long: display_eval_board(long, spec), plot=plot, filters=filters)
+
+
+ARENA_NOTE = (
+    "Bradley–Terry fit of blind votes (400 points = 10× odds, average 1000); ties and “both bad” count half a "
+    "win each. Interval: 95% bootstrap. **Rank** = 1 + the number of models whose interval lies entirely above "
+    "this one, so models whose intervals overlap share a rank. *Provisional*: too few battles yet. Elo (K=4) "
+    "is shown for reference only."
+)
+
+BOARDS: tuple[BoardSpec, ...] = (
+    BoardSpec(
+        "arena", "Arena ratings", ARENA_NOTE, "No arena votes yet: cast some in the Arena tab.",
+        table=lambda source: source.arena.table(), display=_arena_display,
+        plot=lambda board: plots.rating_interval_plot(board, title="Arena rating (95% interval)"), filters=("checkpoint",),
+    ),
+    BoardSpec(
+        "edit-arena", "Edit arena",
+        "Blind votes on edits of the same image with the same instruction and seed; rated like the arena, from "
+        "edit battles only.",
+        "No edit arena votes yet: cast some in Arena → Edit arena.",
+        table=lambda source: source.edit_arena.table(), display=_arena_display,
+        plot=lambda board: plots.rating_interval_plot(board, title="Edit arena rating (95% interval)"), filters=("checkpoint",),
+    ),
+    _eval_board(
+        "characters", "Character recognition",
+        "Hit rate: share of images in which the judge recognises the prompted character, per tier and prompt "
+        "language, with a 95% interval over characters (seeds and languages of one character resampled "
+        "together). *judged by*: the judges that decided; *unjudged items*: characters no judge here can tell.",
+        "No character-recognition results yet: they appear as the eval runs finish.",
+        CHARACTER_BOARD, lambda long: plots.group_bars(long, "hit_rate", "tier"), ("checkpoint", "group", "language"),
+    ),
+    _eval_board(
+        "multilingual", "Multilingual fidelity",
+        "The same scenes prompted in many languages: tag recall, anchored alignment (the language-L image "
+        "scored against the English text, relative to the English image) and cross-lingual consistency (image "
+        "cosine to the English image). The plot shows each language's gap to English.",
+        "No multilingual results yet: they appear as the eval runs finish.",
+        MULTILINGUAL_BOARD, lambda long: plots.language_heatmap(long, "tag_recall"), ("checkpoint", "metric", "language"),
+    ),
+    _eval_board(
+        "editing", "Editing",
+        "Instruction edits and inpainting per language: **success** = the tagger sees what was asked; "
+        "**identity_kept** = the character is still recognised and judged the same as in the input; outside-mask "
+        "change for inpainting (lower is better). 95% intervals over edit cases.",
+        "No editing results yet: they appear as the eval runs finish.",
+        EDITING_BOARD, lambda long: plots.language_heatmap(long, "success", value="value"), ("checkpoint", "metric", "language"),
+    ),
+    _eval_board(
+        "references", "Character reference",
+        "A character drawn from reference images in a new scene: **hit_rate** = the character is recognised, "
+        "**reference_same** = judged the same character as its references, **success** = the scene is there.",
+        "No character-reference results yet: they appear as the eval runs finish.",
+        REFERENCE_BOARD, lambda long: plots.group_bars(long, "hit_rate", "tier"), ("checkpoint", "metric", "language"),
+    ),
+)
+
+
+def board(board_id: str) -> BoardSpec:
+    for spec in BOARDS:
+        if spec.id == board_id:
+            return spec
+    raise KeyError(board_id)
 
 
 def filter_rows(frame: pd.DataFrame, **allowed: list[str] | None) -> pd.DataFrame:

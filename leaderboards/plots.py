@@ -47,11 +47,17 @@ def rating_interval_plot(board: pd.DataFrame, title: str = "Arena rating (95% in
     return fig
 
 
-def language_heatmap(board: pd.DataFrame, metric: str, value: str = "gap_to_english") -> Figure:
-    """Language-by-checkpoint heatmap of one multilingual metric (default: the gap to English)."""
+def language_heatmap(board: pd.DataFrame, metric: str, value: str = "gap_to_english", group: str = "all") -> Figure:
+    """Language-by-checkpoint heatmap of one eval metric (default: the gap to English) from an eval
+    board's long frame (`leaderboards.eval_boards.LONG_COLUMNS`)."""
     if board is None or board.empty or metric not in set(board["metric"]):
-        return _empty("No multilingual results yet: run the multilingual suite to fill this board.")
-    data = board[board["metric"] == metric].pivot_table(index="checkpoint", columns="language", values=value)
+        return _empty("No results yet: they appear here as eval runs finish.")
+    data = board[(board["metric"] == metric) & (board["language"] != "all") & (board["group"] == group)]
+    data = data.pivot_table(index="checkpoint", columns="language", values=value, aggfunc="first", dropna=False)
+    if data.empty:
+        return _empty("No per-language results for this metric yet.")
+    columns = sorted(data.columns, key=lambda lang: (lang != "en", lang))
+    data = data[columns]
     matrix = data.to_numpy(dtype=float)
     fig = Figure(figsize=(max(5.0, 0.7 * data.shape[1] + 3), max(2.0, 0.45 * data.shape[0] + 1.5)))
     ax = fig.subplots()
@@ -67,36 +73,34 @@ def language_heatmap(board: pd.DataFrame, metric: str, value: str = "gap_to_engl
         if np.isfinite(v):
             ax.text(j, i, f"{v:+.2f}" if value == "gap_to_english" else f"{v:.2f}", ha="center", va="center", fontsize=7)
     fig.colorbar(image, ax=ax, label=f"{metric}: {value.replace('_', ' ')}")
-    ax.set_title(f"{metric} by prompt language")
+    ax.set_title(f"{metric} by prompt language" + (" (gap to English)" if value == "gap_to_english" else ""))
     fig.tight_layout()
     return fig
 
 
-def tier_bars(board: pd.DataFrame, language: str = "all") -> Figure:
-    """Grouped bars: character hit rate per tier for each checkpoint, with 95% interval whiskers."""
-    if board is None or board.empty:
-        return _empty("No character results yet: run the character suite to fill this board.")
-    data = board[board["language"] == language] if language in set(board["language"]) else board
-    if language not in set(board["language"]):  # no totals computed: average over languages
-        data = data.groupby(["checkpoint", "tier"], as_index=False).agg(
-            hit_rate=("hit_rate", "mean"), lower=("lower", "mean"), upper=("upper", "mean")
-        )
-    data = data[data["tier"] != "all"] if (data["tier"] != "all").any() else data
-    checkpoints = sorted(data["checkpoint"].unique())
-    tiers = sorted(data["tier"].unique())
+def group_bars(board: pd.DataFrame, metric: str, group_label: str = "tier") -> Figure:
+    """Grouped bars: one metric per group (tier, category) for each checkpoint, all languages pooled,
+    with 95% interval whiskers, from an eval board's long frame."""
+    if board is None or board.empty or metric not in set(board["metric"]):
+        return _empty("No results yet: they appear here as eval runs finish.")
+    data = board[(board["metric"] == metric) & (board["language"] == "all")]
+    if (data["group"] != "all").any():
+        data = data[data["group"] != "all"]
+    checkpoints = list(dict.fromkeys(data["checkpoint"]))
+    groups = list(dict.fromkeys(data["group"]))
     width = 0.8 / max(1, len(checkpoints))
-    fig = Figure(figsize=(max(5.0, 1.6 * len(tiers) + 2), 3.5))
+    fig = Figure(figsize=(max(5.0, 1.6 * len(groups) + 2), 3.5))
     ax = fig.subplots()
     for k, checkpoint in enumerate(checkpoints):
-        rows = data[data["checkpoint"] == checkpoint].set_index("tier").reindex(tiers)
-        x = np.arange(len(tiers)) + (k - (len(checkpoints) - 1) / 2) * width
-        rate = rows["hit_rate"].to_numpy(dtype=float)
-        err = np.vstack([rate - rows["lower"].to_numpy(dtype=float), rows["upper"].to_numpy(dtype=float) - rate])
-        ax.bar(x, rate, width, label=checkpoint, yerr=np.nan_to_num(err), capsize=2)
-    ax.set_xticks(np.arange(len(tiers)), tiers)
+        rows = data[data["checkpoint"] == checkpoint].drop_duplicates("group").set_index("group").reindex(groups)
+        x = np.arange(len(groups)) + (k - (len(checkpoints) - 1) / 2) * width
+        value = rows["value"].to_numpy(dtype=float)
+        err = np.vstack([value - rows["lower"].to_numpy(dtype=float), rows["upper"].to_numpy(dtype=float) - value])
+        ax.bar(x, value, width, label=checkpoint, yerr=np.nan_to_num(np.clip(err, 0, None)), capsize=2)
+    ax.set_xticks(np.arange(len(groups)), groups)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("character hit rate")
-    ax.set_title("Character recognition by tier (95% interval)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(f"{metric.replace('_', ' ')} by {group_label} (95% interval)")
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig

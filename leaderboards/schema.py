@@ -80,6 +80,9 @@ class Checkpoint(Base):
     family: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(1000))
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The version its samples were made with: a Hub commit for `hub:` sources (pinned when registered
+    # or first loaded), else the weights' sha256. A new revision is a new version, never mixed.
+    revision: Mapped[str | None] = mapped_column(String(100), nullable=True)
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="registered")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -153,6 +156,12 @@ class EvalRun(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     n_generated: Mapped[int] = mapped_column(Integer, default=0)
     n_reused: Mapped[int] = mapped_column(Integer, default=0)
+    # Which checkpoint version the run measured (see Checkpoint.revision); '' until it starts.
+    checkpoint_version: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    # The worker holding a running run and until when; a run whose lease ran out (its process died)
+    # is claimed again by another worker (leaderboards.queue).
+    worker_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
@@ -177,6 +186,7 @@ class Sample(Base):
     prompt_text: Mapped[str] = mapped_column(Text)
     seed: Mapped[int] = mapped_column(BigInteger)
     settings_hash: Mapped[str] = mapped_column(String(64))
+    checkpoint_version: Mapped[str] = mapped_column(String(100), default="", server_default="")
     image_path: Mapped[str] = mapped_column(String(1000))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -7,8 +7,9 @@ A checkpoint source is written like the hub config's sources:
 
 Local paths must resolve (symlinks followed) inside one of the allowed roots; `..`, NUL bytes, `~` and
 links that leave the root are refused. Folders holding pickle-based weights (`.bin`, `.pt`, `.ckpt`,
-...) are refused. Every refusal raises `HubInputError` with the reason. Queued runs are database rows,
-so they survive a restart; `claim_next_run` hands each to exactly one worker.
+...) are refused. Every refusal raises `InputError` with the reason. A `hub:` source is pinned to a
+commit when it is registered (the caller resolves it and passes `revision`). Eval runs are queued and
+claimed through `leaderboards.queue`.
 """
 
 from __future__ import annotations
@@ -23,18 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from hub.errors import HubInputError
 from leaderboards.db import Database
-from leaderboards.schema import Checkpoint, EvalRun, utcnow
+from leaderboards.errors import InputError as HubInputError
+from leaderboards.schema import Checkpoint, EvalRun
 
 CHECKPOINT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}(@[A-Za-z0-9._/-]{1,100})?$")
 UNSAFE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz", ".h5", ".msgpack")
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
-ADAPTERS_PATTERN = re.compile(r"^([a-z0-9][a-z0-9._-]{0,63}:-?\d+(\.\d+)?)(,[a-z0-9][a-z0-9._-]{0,63}:-?\d+(\.\d+)?)*$")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,13 @@ def check_checkpoint_id(checkpoint_id: str) -> str:
             f"Checkpoint id {checkpoint_id[:80]!r} must be 1-64 lowercase letters, digits, '.', '_' or '-'."
         )
     return checkpoint_id
+
+
+def check_family(family: str, families: Collection[str]) -> str:
+    family = (family or "").strip()
+    if family not in families:
+        raise HubInputError(f"Unknown family {family[:40]!r}: choose one of {', '.join(sorted(families))}.")
+    return family
 
 
 def _resolve_inside(raw: str, roots: Sequence[Path]) -> Path:
@@ -153,12 +160,12 @@ def register_checkpoint(
     families: Collection[str],
     display_name: str | None = None,
     allowed_roots: Sequence[Path] = (),
+    revision: str | None = None,
 ) -> Checkpoint:
-    """Register a new checkpoint (status 'registered'). Refuses duplicates of id, source or weights."""
+    """Register a new checkpoint (status 'registered'). Refuses duplicates of id, source or weights.
+    `revision`: the commit a `hub:` source resolved to (its version from now on)."""
     checkpoint_id = check_checkpoint_id(checkpoint_id)
-    family = (family or "").strip()
-    if family not in families:
-        raise HubInputError(f"Unknown family {family[:40]!r}: choose one of {', '.join(sorted(families))}.")
+    family = check_family(family, families)
     checked = check_source(source, allowed_roots)
     name = (display_name or "").strip() or checkpoint_id
     if len(name) > 200:
@@ -180,6 +187,7 @@ def register_checkpoint(
                 family=family,
                 source=checked.source,
                 sha256=checked.sha256,
+                revision=revision if checked.kind == "hub" else checked.sha256,
                 is_demo=False,
                 status="registered",
             )
@@ -189,87 +197,15 @@ def register_checkpoint(
     return row
 
 
-def canonical_adapters(adapters: str) -> str:
-    """'id:weight,...' sorted by id with weights as plain floats, or '' (the eval tables' format)."""
-    adapters = (adapters or "").replace(" ", "")
-    if not adapters:
-        return ""
-    if not ADAPTERS_PATTERN.match(adapters):
-        raise HubInputError("Adapters must look like 'lora-id:0.8,other-id:1.0'.")
-    parts = sorted((name, float(weight)) for name, weight in (p.split(":") for p in adapters.split(",")))
-    if len({n for n, _ in parts}) != len(parts):
-        raise HubInputError("An adapter is listed twice.")
-    return ",".join(f"{n}:{w:g}" for n, w in parts)
-
-
-def queue_eval(
-    db: Database,
-    checkpoint_id: str,
-    suite_name: str,
-    *,
-    known_suites: Collection[str] | None = None,
-    adapters: str = "",
-    settings: dict[str, Any] | None = None,
-) -> EvalRun:
-    """Queue an eval run; refuses unknown/retired checkpoints, unknown suites and duplicate queued runs."""
-    suite_name = (suite_name or "").strip()
-    if known_suites is not None and suite_name not in known_suites:
-        raise HubInputError(f"Unknown suite {suite_name[:60]!r}: choose one of {', '.join(sorted(known_suites))}.")
-    if not suite_name:
-        raise HubInputError("Choose a suite.")
-    adapters = canonical_adapters(adapters)
-    with db.write_session() as session:
-        checkpoint = session.get(Checkpoint, checkpoint_id)
-        if checkpoint is None:
-            raise HubInputError(f"Unknown checkpoint {checkpoint_id[:80]!r}: register it first.")
-        if checkpoint.status == "retired":
-            raise HubInputError(f"Checkpoint {checkpoint_id!r} is retired.")
-        pending = session.execute(
-            select(EvalRun.id).where(
-                EvalRun.checkpoint_id == checkpoint_id,
-                EvalRun.suite_name == suite_name,
-                EvalRun.adapters == adapters,
-                EvalRun.status.in_(("queued", "running")),
-            )
-        ).scalar()
-        if pending:
-            raise HubInputError(f"The same run is already queued or running (run {pending}).")
-        run = EvalRun(
-            checkpoint_id=checkpoint_id, suite_name=suite_name, adapters=adapters, settings=dict(settings or {}), status="queued"
-        )
-        session.add(run)
-        session.flush()
-    return run
-
-
-def claim_next_run(db: Database) -> EvalRun | None:
-    """Mark the oldest queued run 'running' and return it; each run goes to exactly one caller."""
-    for _ in range(20):
-        with db.write_session() as session:
-            run = session.execute(
-                select(EvalRun).where(EvalRun.status == "queued").order_by(EvalRun.created_at, EvalRun.id).limit(1)
-            ).scalar()
-            if run is None:
-                return None
-            claimed = session.execute(
-                update(EvalRun)
-                .where(EvalRun.id == run.id, EvalRun.status == "queued")
-                .values(status="running", started_at=utcnow())
-            ).rowcount
-            if claimed == 1:
-                session.refresh(run)
-                return run
-    return None
-
-
 def runs_table(db: Database, limit: int = 200, checkpoint_id: str | None = None) -> pd.DataFrame:
-    columns = ["run", "checkpoint", "suite", "adapters", "status", "generated", "reused", "created", "started", "finished", "error"]
+    columns = ["run", "checkpoint", "version", "suite", "adapters", "status", "generated", "reused", "created", "started",
+               "finished", "error"]
     with db.session() as session:
         query = select(EvalRun).order_by(EvalRun.id.desc()).limit(limit)
         if checkpoint_id:
             query = query.where(EvalRun.checkpoint_id == checkpoint_id)
         rows = [
-            (r.id, r.checkpoint_id, r.suite_name, r.adapters, r.status, r.n_generated, r.n_reused,
+            (r.id, r.checkpoint_id, (r.checkpoint_version or "")[:10], r.suite_name, r.adapters, r.status, r.n_generated, r.n_reused,
              r.created_at, r.started_at, r.finished_at, (r.error or "")[:200])
             for r in session.execute(query).scalars()
         ]
@@ -277,10 +213,10 @@ def runs_table(db: Database, limit: int = 200, checkpoint_id: str | None = None)
 
 
 def checkpoints_table(db: Database) -> pd.DataFrame:
-    columns = ["checkpoint", "name", "family", "source", "status", "demo", "sha256", "registered"]
+    columns = ["checkpoint", "name", "family", "source", "version", "status", "demo", "registered"]
     with db.session() as session:
         rows = [
-            (c.id, c.display_name, c.family, c.source, c.status, c.is_demo, (c.sha256 or "")[:12], c.created_at)
+            (c.id, c.display_name, c.family, c.source, (c.revision or c.sha256 or "")[:12], c.status, c.is_demo, c.created_at)
             for c in session.execute(select(Checkpoint).order_by(Checkpoint.created_at, Checkpoint.id)).scalars()
         ]
     return pd.DataFrame(rows, columns=columns)

@@ -27,6 +27,7 @@ def write_config(folder: Path, **overrides) -> Path:
         "default_checkpoint": "demo-random",
         "data_dir": str(folder / "data"),
         "engine": {"batch_window_ms": 30},
+        "demo_world": "demoworld.hooks",
         "checkpoints": [
             {
                 "id": "demo-random",

@@ -38,7 +38,7 @@ def test_generate_returns_pngs_with_recipes(app):
             assert "parameters" in image.info and "Seed: " in image.info["parameters"]
         recipe = read_recipe(path)
         assert (recipe.prompt, recipe.negative_prompt, recipe.seed, recipe.model) == ("1girl, aqua hair", "lowres", seed, "demo-random")
-        assert recipe.model_hash == ctx.engine.checkpoint_hash("demo-random")[:10]
+        assert recipe.model_hash == ctx.engine.checkpoint_version("demo-random")[:10]
 
 
 def test_generate_only_prompt_uses_defaults_and_is_reproducible(app):

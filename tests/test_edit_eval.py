@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evals import edits
+from evals.kinds import edit as edits
+from evals.kinds.edit import EditKind
 from evals.judges.base import JudgeInfo
 from evals.samples import SampleView
 from evals.suites import SuiteError, load_suite_file
@@ -59,21 +60,21 @@ def test_summary_means_intervals_and_languages():
     records = []
     # 4 cases x 2 languages: en succeeds on 3 of 4 cases, ja on 1 of 4; identity always kept but one.
     for case, (en, ja) in enumerate([(1, 1), (1, 0), (1, 0), (0, 0)]):
-        records.append({"item_id": f"c{case}", "language": "en", "category": "hair", "metric": edits.SUCCESS, "value": float(en)})
-        records.append({"item_id": f"c{case}", "language": "ja", "category": "hair", "metric": edits.SUCCESS, "value": float(ja)})
+        records.append({"item_id": f"c{case}", "language": "en", "group": "hair", "metric": edits.SUCCESS, "value": float(en)})
+        records.append({"item_id": f"c{case}", "language": "ja", "group": "hair", "metric": edits.SUCCESS, "value": float(ja)})
         for lang in ("en", "ja"):
             kept = 0.0 if (case, lang) == (3, "ja") else 1.0
-            records.append({"item_id": f"c{case}", "language": lang, "category": "hair", "metric": edits.IDENTITY, "value": kept})
-    summary = edits.summarize(records, num_bootstrap=200)
+            records.append({"item_id": f"c{case}", "language": lang, "group": "hair", "metric": edits.IDENTITY, "value": kept})
+    summary = EditKind().summarize(records, anchor="en", num_bootstrap=200)
     overall = summary["overall"]
     assert overall["success"]["mean"] == pytest.approx(0.5) and overall["success"]["n"] == 8
     assert 0.0 <= overall["success"]["lower"] <= 0.5 <= overall["success"]["upper"] <= 1.0
     assert overall["identity_kept"]["mean"] == pytest.approx(7 / 8)
-    assert overall["success_mean_over_languages"] == pytest.approx((0.75 + 0.25) / 2)
+    assert summary["mean_over_languages"]["success"] == pytest.approx((0.75 + 0.25) / 2)
     assert summary["by_language"]["en"]["success"]["mean"] == pytest.approx(0.75)
     assert summary["by_language"]["ja"]["success"]["gap_to_english"]["mean"] == pytest.approx(-0.5)
-    assert list(summary["by_language"]) == ["en", "ja"] and summary["n_cases"] == 4
-    assert summary["by_category"]["hair"]["success"]["mean"] == pytest.approx(0.5)
+    assert list(summary["by_language"]) == ["en", "ja"] and summary["n_items"] == 4
+    assert summary["group_field"] == "category" and summary["by_group"]["hair"]["success"]["mean"] == pytest.approx(0.5)
 
 
 # ------------------------------------------------------------------------------------ scoring
@@ -108,32 +109,30 @@ def test_score_samples_with_stub_judges(tmp_path):
     source = Image.new("RGB", (8, 8), (200, 30, 30))
     source_path = tmp_path / "input.png"
     source.save(source_path)
-    judges = edits.EditJudges(StubTagger(), StubTagger(), StubTagger.info, 0.9, edits.PixelOutsideMask(), "tagger-features")
+    judges = edits.SameCharacterJudges(StubTagger(), StubTagger(), StubTagger.info, 0.9, edits.PixelOutsideMask(), "tagger-features")
+    kind = EditKind()
     meta = {"expect_tags": ["red_hair"], "character": "hero", "input_path": str(source_path)}
     kept = SampleView(1, "c", "en", 0, "make the hair red", "", meta, Image.new("RGB", (8, 8), (210, 30, 30)))
     lost = SampleView(2, "c", "en", 1, "make the hair red", "", {**meta, "mask": [0, 0, 0.5, 1]}, Image.new("RGB", (8, 8), (30, 30, 200)))
-    rows = {(r.sample_id, r.metric): r.value for r in edits.score_samples([kept, lost], judges)}
+    rows = {(r.sample_id, r.metric): r.value for r in kind.score_samples([kept, lost], judges)}
     assert rows[(1, edits.SUCCESS)] == 1.0 and rows[(1, edits.IDENTITY)] == 1.0 and rows[(1, edits.CHARACTER_KEPT)] == 1.0
     assert rows[(2, edits.SUCCESS)] == 0.0 and rows[(2, edits.IDENTITY)] == 0.0
     assert rows[(2, edits.PIXEL_L1)] == pytest.approx((170 + 0 + 170) / 255 / 3)  # mean over channels outside the mask
     assert (1, edits.PIXEL_L1) not in rows  # no mask, no preservation score
-    assert edits.expected_metrics(lost, judges) == [("stub-tagger", edits.IDENTITY), ("stub-tagger", edits.SUCCESS), ("pixel-l1", edits.PIXEL_L1)]
+    assert kind.expected_metrics(lost, judges) == [("stub-tagger", edits.IDENTITY), ("stub-tagger", edits.SUCCESS), ("pixel-l1", edits.PIXEL_L1)]
 
 
 # ------------------------------------------------------------------------------------ suites
 
 
-def test_committed_demo_suite_matches_its_generator():
-    from evals.demo_edit_suite import render_yaml
-
-    assert (REPO / "prompts" / "demo-edits.yaml").read_text(encoding="utf-8") == render_yaml()
+def test_committed_demo_edit_suite_loads():
     suite = load_suite_file(REPO / "prompts" / "demo-edits.yaml")[0]
     assert suite.kind == "edit" and len(suite.cases) == 20 and len(suite.languages) == 10
     rows = suite.rows(["en", "ja"], limit=1)
     assert [r.text for r in rows] == ["make the hair red", "髪を赤にして"]
     assert rows[0].meta["expect_tags"] == ["red_hair"] and rows[0].meta["character"] == "aqua_diva"
     real = load_suite_file(REPO / "prompts" / "edits.yaml")[0]
-    assert all(case.input_kind == "generate" for case in real.cases)
+    assert all(case.input.kind == "generate" for case in real.cases)
     assert any(case.mask for case in real.cases)
 
 
@@ -155,7 +154,7 @@ cases:
     [
         ("      ja: {text: 赤くして, status: machine}\n", "", "instructions: missing language 'ja'"),
         ("{render: {character: aqua_diva, seed: 1}}", "{paint: {}}", "input must be one of"),
-        ("{render: {character: aqua_diva, seed: 1}}", "{render: {character: aqua_diva}}", "missing field 'seed'"),
+        ("{render: {character: aqua_diva, seed: 1}}", "{render: {character: aqua_diva}}", "missing field 'input.render.seed'"),
         ("    expect_tags: [red_hair]\n", "    expect_tags: [red_hair]\n    mask: [0.5, 0, 0.2, 1]\n", "mask must be a box"),
         ("赤くして", "make it red", "prompts are identical"),
     ],
@@ -227,14 +226,13 @@ def test_cli_run_of_demo_edits_writes_rows_reports_and_reruns_nothing(tmp_path, 
     assert code == 0, err
     assert out.strip().splitlines()[-1].startswith("generated=0 reused=4")
 
-    from evals.boards import edit_board
     from leaderboards.db import init_db
+    from leaderboards.eval_boards import EDITING_BOARD, build_eval_board
 
-    with init_db(db).session() as session:
-        board = edit_board(session, num_bootstrap=50)
+    board = build_eval_board(init_db(db), EDITING_BOARD, num_bootstrap=1000)
     assert set(board["language"]) == {"all", "en", "ja"}
-    assert set(board["metric"]) == {"success", "identity_kept"}
-    overall = board[(board["language"] == "all") & (board["metric"] == "success")].iloc[0]
+    assert {"success", "identity_kept"} <= set(board["metric"])
+    overall = board[(board["language"] == "all") & (board["metric"] == "success") & (board["group"] == "all")].iloc[0]
     assert overall["value"] == pytest.approx(report["overall"]["success"]["mean"]) and overall["n"] == 4
 
 
@@ -279,7 +277,7 @@ def test_inpainting_cases_score_preservation_and_instruct_models_skip_them(tmp_p
     report = json.loads(out)["suites"]["tiny-inpaint"]
     preservation = report["overall"].get("lpips_outside_mask") or report["overall"]["pixel_l1_outside_mask"]
     assert preservation["n"] == 2 and 0.0 <= preservation["mean"] <= 1.0
-    assert set(report["by_category"]) == {"inpaint", "hair"}
+    assert set(report["by_group"]) == {"inpaint", "hair"}
 
     code, out, err = run_cli(capsys, "run", "--checkpoint", "demo-edit", *base, "--seeds", "1", "--steps", "2", "--no-progress")
     assert code == 0, err

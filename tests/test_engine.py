@@ -56,7 +56,7 @@ def test_same_seed_same_pixels_and_recipe(engine):
     assert not np.array_equal(pixels(first[0]), pixels(other[0]))
     recipe = first[0].recipe
     assert (recipe.model, recipe.seed, recipe.width, recipe.height, recipe.steps) == ("demo-random", 7, 64, 64, 3)
-    assert recipe.model_hash == engine.checkpoint_hash("demo-random")[:10]
+    assert recipe.model_hash == engine.checkpoint_version("demo-random")[:10]
 
 
 def test_batch_count_gives_consecutive_seeds(engine):
@@ -246,7 +246,7 @@ def test_lru_keeps_one_resident_and_evicts_over_budget(tmp_path, builtin_root):
     try:
         engine.generate(GenerationRequest("x", checkpoint="demo-random"))
         engine.generate(GenerationRequest("x", checkpoint="demo-random-b"))
-        assert list(engine._loaded) == ["demo-random-b"]  # budget 0: only the resident one stays
+        assert list(engine.models.loaded) == ["demo-random-b"]  # budget 0: only the resident one stays
         engine.generate(GenerationRequest("x", checkpoint="demo-random"))
         assert engine.stats["checkpoint_loads"] == 3
     finally:

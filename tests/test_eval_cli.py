@@ -36,7 +36,7 @@ def prebuilt(tmp_path_factory):
 def world(tmp_path, prebuilt, monkeypatch):
     import shutil
 
-    config = write_world(tmp_path, character_threshold=0.0)
+    config = write_world(tmp_path)
     shutil.copytree(prebuilt, tmp_path / "data")
     db_url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     env = {
@@ -107,12 +107,14 @@ def test_run_writes_rows_rerun_generates_zero_and_report(world, capsys):
 
     report = json.loads(evals_inproc(world, capsys, "report", "--checkpoint", "demo-random", "--format", "json").stdout)
     suite = report["suites"]["tiny-chars"]
-    assert suite["by_language"]["ja"]["hit_rate"]["mean"] == 1.0
-    assert {"lower", "upper", "n"} <= set(suite["by_language"]["ja"]["hit_rate"])
-    assert suite["by_language"]["ja"]["gap_to_english"]["mean"] == 0.0
-    assert set(suite["by_tier"]) == {"popular", "niche"}
+    hits = query(world, "select s.language, sc.value from samples s join scores sc on sc.sample_id = s.id "
+                        "where sc.metric = 'character_hit'")
+    ja = [value for language, value in hits if language == "ja"]
+    assert suite["by_language"]["ja"]["hit_rate"]["mean"] == pytest.approx(sum(ja) / len(ja))
+    assert {"lower", "upper", "n", "n_items", "gap_to_english"} <= set(suite["by_language"]["ja"]["hit_rate"])
+    assert set(suite["by_group"]) == {"popular", "niche"} and suite["unjudged_items"] == ["shrek"]
     table = evals_inproc(world, capsys, "report", "--checkpoint", "demo-random", "--suite", "tiny-chars").stdout
-    assert "hit rate" in table and "popular" in table
+    assert "hit_rate" in table and "popular" in table and "NOT JUDGED" in table and "shrek" in table
 
 
 def test_multilingual_run_and_report(world, capsys):

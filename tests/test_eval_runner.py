@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from evals.report import build_report
-from evals.runner import EvalError, EvalRunner, RunOptions, cache_key, format_adapters, parse_adapters
+from evals.plan import cache_key, item_seed
+from evals.runner import EvalError, EvalRunner, RunOptions
+from leaderboards.keys import format_adapters, parse_adapters
 from evals.worker import EvalWorker
 from hub.config import load_config
 from hub.errors import HubInputError
@@ -72,7 +74,10 @@ default_judges:
 """
 
 
-def write_world(root: Path, character_threshold: float = 0.0) -> Path:
+THRESHOLD = 0.5  # the random tagger's character probabilities straddle 0.5: hits and misses both occur
+
+
+def write_world(root: Path, character_threshold: float = THRESHOLD) -> Path:
     prompts = root / "prompts"
     (prompts / "vocab").mkdir(parents=True, exist_ok=True)
     (prompts / "vocab" / "v.txt").write_text("1girl\numbrella\nrain\ncat\nwindow\nsolo\n", encoding="utf-8")
@@ -88,14 +93,13 @@ def world(tmp_path_factory):
     from hub.engine import Engine
 
     root = tmp_path_factory.mktemp("evalworld")
-    # Threshold 0 for character tags: every known tag "hits", so hit rates are predictable with a random tagger.
-    config = load_config(write_world(root, character_threshold=0.0))
+    config = load_config(write_world(root))
     mp = pytest.MonkeyPatch()
     mp.setenv("HUB_DATA_DIR", str(root / "data"))
     mp.delenv("HUB_DATABASE_URL", raising=False)
     engine = Engine(config, device="cpu")
     db = init_db(f"sqlite:///{root / 'hub.sqlite3'}")
-    runner = EvalRunner(engine, db, config, data_dir=root / "data", prompts_dir=root / "prompts", num_bootstrap=100)
+    runner = EvalRunner(engine, db, config, data_dir=root / "data", prompts_dir=root / "prompts")
     yield runner
     engine.shutdown()
     db.dispose()
@@ -105,6 +109,20 @@ def world(tmp_path_factory):
 def count(db, model, *where) -> int:
     with db.session() as session:
         return session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
+
+def stored_hits(db) -> list[tuple[str, str, int, float, float, str]]:
+    """(item, language, seed, hit, evidence, image path) of every character_hit row."""
+    from sqlalchemy.orm import aliased
+
+    evidence = aliased(Score)
+    with db.session() as session:
+        return session.execute(
+            select(Sample.item_id, Sample.language, Sample.seed, Score.value, evidence.value, Sample.image_path)
+            .join(Score, Score.sample_id == Sample.id)
+            .join(evidence, (evidence.sample_id == Sample.id) & (evidence.metric == "character_prob"))
+            .where(Score.metric == "character_hit")
+        ).all()
 
 
 def test_character_run_writes_samples_scores_and_run_row(world):
@@ -132,8 +150,33 @@ def test_character_run_writes_samples_scores_and_run_row(world):
             select(Sample.item_id, Score.value).join(Score, Score.sample_id == Sample.id).where(Score.metric == "character_hit")
         ).all()
     assert sorted({item for item, _ in hits}) == ["kino", "miku"]
-    assert len(hits) == 12 and all(v == 1.0 for _, v in hits)  # threshold 0: every known tag hits
+    assert len(hits) == 12
     assert result.unjudged == 6
+    # Each hit is the tagger's verdict on that very image at the real threshold: re-judge the stored PNGs.
+    from evals.judges.registry import build_judge
+
+    tagger = build_judge(world.config.judge("demo-random-tagger"), data_dir=world.data_dir, prompts_dir=world.prompts_dir)
+    rows = stored_hits(db)
+    probs = tagger.predict([path for *_, path in rows])
+    tags = {"miku": "hatsune_miku", "kino": "kino_(kino_no_tabi)"}
+    for (item, _, _, hit, evidence, _), row in zip(rows, probs):
+        p = float(row[tagger.tags.index[tags[item]]])
+        assert evidence == pytest.approx(p, abs=1e-5)
+        assert hit == float(p >= THRESHOLD)
+
+
+def test_seeds_derive_from_suite_item_and_index_and_are_shared_by_languages(world):
+    with world.db.session() as session:
+        seeds = session.execute(select(Sample.item_id, Sample.language, Sample.seed)).all()
+    by_item: dict[str, set[tuple[str, int]]] = {}
+    for item, language, seed in seeds:
+        by_item.setdefault(item, set()).add((language, seed))
+    per_item = {item: {seed for _, seed in pairs} for item, pairs in by_item.items()}
+    for item, item_seeds in per_item.items():
+        assert item_seeds == {item_seed("tiny-chars", item, i) for i in range(2)}
+        for language in ("en", "ja", "es"):  # every language uses the same seeds: gaps stay paired
+            assert {seed for lang, seed in by_item[item] if lang == language} == item_seeds
+    assert per_item["miku"] != per_item["kino"]  # items do not share noise draws
 
 
 def test_rerun_generates_nothing(world):
@@ -149,15 +192,20 @@ def test_rerun_generates_nothing(world):
 def test_report_per_tier_and_language(world):
     report = build_report(world.db, "demo-random", "tiny-chars", num_bootstrap=50)
     suite = report["suites"]["tiny-chars"]
-    assert suite["kind"] == "character_recognition"
-    # The latest complete run is the seeds=3 English-only one; its samples share settings with the
-    # first run, so every stored sample of the suite counts.
+    assert suite["kind"] == "character_recognition" and suite["group_field"] == "tier"
+    # The latest complete run is the seeds=3 English-only one; its samples share settings and version
+    # with the first run, so every stored sample of the suite counts.
     assert set(suite["by_language"]) == {"en", "ja", "es"}
-    en = suite["by_language"]["en"]
-    assert en["hit_rate"]["mean"] == 1.0 and en["gap_to_english"]["mean"] == 0.0
-    assert set(suite["by_tier"]) == {"popular", "niche"}
-    assert suite["by_tier"]["popular"]["by_language"]["ja"]["hit_rate"]["mean"] == 1.0
+    rows = stored_hits(world.db)
+    for language in ("en", "ja"):
+        hits = [hit for item, lang, _, hit, _, _ in rows if lang == language]
+        assert suite["by_language"][language]["hit_rate"]["mean"] == pytest.approx(sum(hits) / len(hits))
+    assert suite["by_language"]["en"]["hit_rate"]["gap_to_english"]["mean"] == 0.0
+    assert set(suite["by_group"]) == {"popular", "niche"}
+    miku_ja = [hit for item, lang, _, hit, _, _ in rows if item == "miku" and lang == "ja"]
+    assert suite["by_group"]["popular"]["by_language"]["ja"]["hit_rate"]["mean"] == pytest.approx(sum(miku_ja) / len(miku_ja))
     assert suite["unjudged_items"] == ["shrek"]  # listed, not counted as a miss
+    assert suite["judged_by"] == ["demo-random-tagger"]
     with pytest.raises(HubInputError, match="no complete eval of 'nope'"):
         build_report(world.db, "nope")
 
@@ -183,21 +231,41 @@ def test_multilingual_run_paired_metrics(world):
     ja = report["by_language"]["ja"]
     assert set(ja) == {"tag_recall", "anchored_alignment", "crosslingual_cosine"}
     assert ja["anchored_alignment"]["gap_to_english"]["mean"] == pytest.approx(ja["anchored_alignment"]["mean"] - 1.0)
-    # The boards read the same rows.
-    from leaderboards.results import multilingual_board
+    # The board reads the same rows and gives the same numbers.
+    from leaderboards.eval_boards import MULTILINGUAL_BOARD, build_eval_board
 
-    with world.db.session() as session:
-        board = multilingual_board(session, suite_name="tiny-ml", num_bootstrap=20)
-    assert set(board["language"]) == {"en", "ja"}
+    board = build_eval_board(world.db, MULTILINGUAL_BOARD, suite="tiny-ml", num_bootstrap=50)
+    assert set(board["language"]) == {"all", "en", "ja"}
+    cell = board[(board["language"] == "ja") & (board["metric"] == "anchored_alignment")].iloc[0]
+    assert (cell["value"], cell["lower"], cell["upper"]) == (ja["anchored_alignment"]["mean"], ja["anchored_alignment"]["lower"],
+                                                            ja["anchored_alignment"]["upper"])
 
 
-def test_character_board_reads_runner_rows(world):
-    from leaderboards.results import character_board
+def test_board_and_report_give_identical_intervals(world):
+    """The Leaderboard tab, the CSV export and `evals report` summarise the same rows with the same
+    interval method: every cell of the board equals the report's number for it."""
+    from leaderboards.eval_boards import CHARACTER_BOARD, build_eval_board, display_eval_board
 
-    with world.db.session() as session:
-        board = character_board(session, suite_name="tiny-chars", num_bootstrap=20)
-    assert set(board["tier"]) == {"popular", "niche"}
-    assert (board["hit_rate"] == 1.0).all()
+    board = build_eval_board(world.db, CHARACTER_BOARD, suite="tiny-chars")
+    report = build_report(world.db, "demo-random", "tiny-chars")["suites"]["tiny-chars"]
+
+    def cell(group, language):
+        row = board[(board["group"] == group) & (board["language"] == language)].iloc[0]
+        return tuple(None if v != v else v for v in (row["value"], row["lower"], row["upper"]))  # NaN: no interval
+
+    def triple(est):
+        return est["mean"], est["lower"], est["upper"]
+
+    assert cell("all", "all") == triple(report["overall"]["hit_rate"])
+    for language in ("en", "ja", "es"):
+        assert cell("all", language) == triple(report["by_language"][language]["hit_rate"])
+        for tier in ("popular", "niche"):
+            assert cell(tier, language) == triple(report["by_group"][tier]["by_language"][language]["hit_rate"])
+    shown = display_eval_board(board, CHARACTER_BOARD)
+    assert list(shown.columns[:5]) == ["checkpoint", "version", "tier", "metric", "all"]
+    assert {"en", "ja", "es", "judged by", "unjudged items"} <= set(shown.columns)
+    top = shown[shown["tier"] == "all"].iloc[0]
+    assert top["judged by"] == "demo-random-tagger" and top["unjudged items"] == 1  # shrek
 
 
 def test_bad_input_records_nothing_complete(world):
@@ -220,37 +288,41 @@ def test_bad_input_records_nothing_complete(world):
 
 
 def test_cache_key_covers_its_parts():
-    base = dict(checkpoint_hash="c", adapters="", adapter_hashes=[], prompt="p", seed=0, settings_hash="s")
+    base = dict(version="c", adapters="", adapter_hashes=[], text="p", seed=0, settings_hash="s")
     key = cache_key(**base)
-    for field, value in [("checkpoint_hash", "c2"), ("adapters", "lora:0.8"), ("prompt", "p2"), ("seed", 1), ("settings_hash", "s2")]:
+    for field, value in [("version", "c2"), ("adapters", "lora:0.8"), ("text", "p2"), ("seed", 1), ("settings_hash", "s2")]:
         assert cache_key(**{**base, field: value}) != key
     assert cache_key(**base) == key
-    assert parse_adapters("a:0.8, b") == (("a", 0.8), ("b", 1.0))
-    assert format_adapters((("a", 0.8), ("b", 1.0))) == "a:0.8,b:1"
+    # One canonical adapter string, whatever order or spelling the LoRAs were given in.
+    assert parse_adapters("b, a:0.8") == (("a", 0.8), ("b", 1.0))
+    assert format_adapters((("b", 1.0), ("a", 0.80))) == "a:0.8,b:1"
+    with pytest.raises(HubInputError, match="listed twice"):
+        parse_adapters("a:1, a:0.5")
 
 
-def test_worker_runs_queued_runs_and_they_survive_restarts(world):
+def test_worker_runs_queued_runs_and_takes_over_after_the_lease(world):
+    from leaderboards import queue
+
     run_id = world.queue(RunOptions("demo-random", "tiny-ml", seeds=1, limit=1))
     with world.db.session() as session:
         assert session.get(EvalRun, run_id).status == "queued"
-    # A "crash" mid-run: the run was claimed (running) when the process died.
-    worker = EvalWorker(world, poll_seconds=0.05)
-    claimed = worker.claim_next()
-    assert claimed.id == run_id
-    # A new worker after the restart puts it back in the queue and runs it.
-    restarted = EvalWorker(world, poll_seconds=0.05)
-    assert restarted.requeue_running() == 1
-    assert restarted.drain() == [run_id]
+    # A worker claims it and "dies" (no heartbeat): the run stays claimed while its lease lasts...
+    dead = queue.claim_next_run(world.db, "dead-worker", lease_seconds=0.5)
+    assert dead.id == run_id
+    assert queue.claim_next_run(world.db, "other", lease_seconds=60) is None
+    # ... and a live worker takes it over once the lease has expired, then completes it.
+    import time
+
+    time.sleep(0.6)
+    assert EvalWorker(world, poll_seconds=0.05).drain() == [run_id]
     with world.db.session() as session:
         run = session.get(EvalRun, run_id)
-    assert run.status == "complete" and run.started_at is not None
+    assert run.status == "complete" and run.worker_id == world.worker_id and run.lease_expires_at is None
     # A queued run with bad input fails with its reason; the worker keeps going.
-    bad = world.queue(RunOptions("demo-random", "tiny-ml", seeds=1, limit=1))
+    bad = world.queue(RunOptions("demo-random", "tiny-ml", seeds=1, limit=1, languages=("ja",)))
     with world.db.write_session() as session:
         session.get(EvalRun, bad).settings = {"languages": ["xx"]}
     thread = EvalWorker(world, poll_seconds=0.05).start()
-    import time
-
     for _ in range(200):
         with world.db.session() as session:
             if session.get(EvalRun, bad).status == "failed":
@@ -260,7 +332,6 @@ def test_worker_runs_queued_runs_and_they_survive_restarts(world):
     with world.db.session() as session:
         failed = session.get(EvalRun, bad)
     assert failed.status == "failed" and "no language 'xx'" in failed.error
-    assert world.queue.__doc__  # the Submit tab's entry point is documented
 
 
 def test_queue_refuses_bad_input(world):
@@ -276,7 +347,7 @@ def test_character_scoring_routes_samples_to_tagger_or_reference_judge(tmp_path)
     import numpy as np
     from PIL import Image
 
-    from evals import character
+    from evals.kinds import character
     from evals.judges.reference import ReferenceJudge
     from evals.judges.tagger import TaggerJudge, build_random_tagger
     from evals.judgeset import JudgeSet
@@ -301,7 +372,7 @@ def test_character_scoring_routes_samples_to_tagger_or_reference_judge(tmp_path)
         SampleView(3, "shrek", "ja", 0, "", "", {"tag": None, "references": str(gallery)}, red),
         SampleView(4, "bean", "en", 0, "", "", {"tag": None}, red),
     ]
-    rows = {(r.sample_id, r.metric): (r.judge_id, r.value) for r in character.score_samples(samples, judges)}
+    rows = {(r.sample_id, r.metric): (r.judge_id, r.value) for r in character.character_scores(samples, judges, [s.image for s in samples])}
     assert rows[(1, "character_hit")] == ("tagger", 1.0)  # threshold 0: the tag always "hits"
     assert rows[(2, "character_hit")] == ("reference", 1.0)
     assert rows[(3, "character_hit")] == ("reference", 0.0)

@@ -5,6 +5,7 @@ board views with empty states)."""
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +15,11 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from leaderboards import plots
-from leaderboards.boards import export_csv, filter_rows
+from leaderboards.boards import BOARDS, BoardSource, board, export_csv, filter_rows
 from leaderboards.db import init_db
-from leaderboards.results import (
-    CHARACTER_COLUMNS,
-    MULTILINGUAL_COLUMNS,
-    character_board,
-    get_or_create_suite,
-    multilingual_board,
-    upsert_checkpoint,
-)
-from leaderboards.schema import Sample, Score
+from leaderboards.eval_boards import CHARACTER_BOARD, LONG_COLUMNS, MULTILINGUAL_BOARD, build_eval_board, display_eval_board
+from leaderboards.results import get_or_create_suite, upsert_checkpoint
+from leaderboards.schema import EvalRun, Sample, Score, utcnow
 
 try:
     from tests.hub_app import running_app
@@ -32,9 +27,16 @@ except ImportError:
     from hub_app import running_app
 
 
+def _complete_run(s, checkpoint: str, suite, kind: str) -> None:
+    s.add(EvalRun(checkpoint_id=checkpoint, suite_id=suite.id, suite_name=suite.name, adapters="", status="complete",
+                  settings_hash="h", checkpoint_version="v1", finished_at=utcnow(),
+                  settings={"kind": kind, "judges": {"tagger": {"id": "tagger"}, "image_text": {"id": "siglip"}}}))
+
+
 @pytest.fixture
 def eval_db(tmp_path):
-    """Two checkpoints, a character suite (2 tiers x 2 languages) and a multilingual suite, scored."""
+    """Two checkpoints, a character suite (2 tiers x 2 languages) and a multilingual suite, scored, with
+    the complete runs that make them current."""
     db = init_db(f"sqlite:///{tmp_path / 'evals.sqlite3'}")
     rng = np.random.default_rng(0)
     hit_rates = {("good", "popular"): 0.9, ("good", "niche"): 0.5, ("weak", "popular"): 0.4, ("weak", "niche"): 0.1}
@@ -48,14 +50,16 @@ def eval_db(tmp_path):
                   for i in range(4) for lang in ("en", "es", "zh")]
         msuite = get_or_create_suite(s, "multilingual", "m1", scenes)
         s.flush()
+        prompt_ids = {(p.item_id, p.language): p.id for p in suite.prompts}
         key = 0
         for cid in ("good", "weak"):
             for prompt in characters:
                 for seed in range(8):
                     key += 1
-                    sample = Sample(cache_key=str(key), checkpoint_id=cid, adapters="", suite_id=suite.id, prompt_id=None,
-                                    item_id=prompt["item_id"], language=prompt["language"], prompt_text=prompt["text"],
-                                    seed=seed, settings_hash="h", image_path="x.png")
+                    sample = Sample(cache_key=str(key), checkpoint_id=cid, adapters="", suite_id=suite.id,
+                                    prompt_id=prompt_ids[(prompt["item_id"], prompt["language"])], item_id=prompt["item_id"],
+                                    language=prompt["language"], prompt_text=prompt["text"], seed=seed, settings_hash="h",
+                                    checkpoint_version="v1", image_path="x.png")
                     s.add(sample)
                     s.flush()
                     hit = float(rng.random() < hit_rates[(cid, prompt["meta"]["tier"])])
@@ -65,82 +69,87 @@ def eval_db(tmp_path):
                     key += 1
                     sample = Sample(cache_key=str(key), checkpoint_id=cid, adapters="", suite_id=msuite.id,
                                     item_id=prompt["item_id"], language=prompt["language"], prompt_text=prompt["text"],
-                                    seed=seed, settings_hash="h", image_path="x.png")
+                                    seed=seed, settings_hash="h", checkpoint_version="v1", image_path="x.png")
                     s.add(sample)
                     s.flush()
                     drop = {"en": 0.0, "es": 0.1, "zh": 0.3 if cid == "weak" else 0.05}[prompt["language"]]
                     s.add(Score(sample_id=sample.id, judge_id="tagger", metric="tag_recall", value=0.8 - drop + rng.normal(0, 0.02)))
                     s.add(Score(sample_id=sample.id, judge_id="siglip", metric="anchored_alignment", value=1.0 - drop))
+            _complete_run(s, cid, suite, "character_recognition")
+            _complete_run(s, cid, msuite, "multilingual_fidelity")
+        # A sample of an older checkpoint version: never mixed into the current board.
+        stale = Sample(cache_key="stale", checkpoint_id="good", adapters="", suite_id=suite.id, item_id="popular0",
+                       language="en", prompt_text="x", seed=0, settings_hash="h", checkpoint_version="v0", image_path="x.png")
+        s.add(stale)
+        s.flush()
+        s.add(Score(sample_id=stale.id, judge_id="tagger", metric="character_hit", value=0.0))
     yield db
     db.dispose()
 
 
 def test_character_board_per_tier_and_language(eval_db):
-    with eval_db.session() as s:
-        board = character_board(s, include_totals=True)
-    assert list(board.columns) == CHARACTER_COLUMNS
-    rows = board.set_index(["checkpoint", "tier", "language"])
-    assert rows.loc[("good", "popular", "en"), "n"] == 5 * 8
+    long = build_eval_board(eval_db, CHARACTER_BOARD)
+    assert list(long.columns) == LONG_COLUMNS
+    rows = long.set_index(["checkpoint", "group", "language"])
+    assert rows.loc[("good", "popular", "en"), "n"] == 5 * 8  # the v0 sample is not counted
     assert rows.loc[("good", "popular", "all"), "n"] == 2 * 5 * 8
-    assert rows.loc[("good", "all", "all"), "n"] == 4 * 5 * 8
-    assert ((board["lower"] <= board["hit_rate"]) & (board["hit_rate"] <= board["upper"])).all()
-    assert rows.loc[("good", "popular", "all"), "hit_rate"] > rows.loc[("weak", "popular", "all"), "upper"]
-    assert rows.loc[("good", "popular", "all"), "lower"] > 0.75
-    with eval_db.session() as s:
-        plain = character_board(s)
-    assert set(plain["tier"]) == {"popular", "niche"} and set(plain["language"]) == {"en", "ja"}
+    assert rows.loc[("good", "all", "all"), "n"] == 4 * 5 * 8 and rows.loc[("good", "all", "all"), "n_items"] == 10
+    assert ((long["lower"] <= long["value"]) & (long["value"] <= long["upper"])).all()
+    assert rows.loc[("good", "popular", "all"), "value"] > rows.loc[("weak", "popular", "all"), "upper"]
+    assert rows.loc[("good", "popular", "all"), "lower"] > 0.7
+    # Intervals resample characters, not single samples: wider than a binomial interval on 80 samples.
+    p = rows.loc[("good", "all", "all"), "value"]
+    binomial_half_width = 1.96 * np.sqrt(p * (1 - p) / (4 * 5 * 8))
+    cluster = rows.loc[("good", "all", "all")]
+    assert (cluster["upper"] - cluster["lower"]) / 2 > binomial_half_width
+    shown = display_eval_board(long, CHARACTER_BOARD)
+    assert list(shown.columns[:6]) == ["checkpoint", "version", "tier", "metric", "all", "en"]
+    good_popular = shown[(shown["checkpoint"] == "good") & (shown["tier"] == "popular")].iloc[0]
+    assert good_popular["all"].startswith("★ ")  # the best value of the column is marked
+    value = rows.loc[("good", "popular", "all")]
+    assert good_popular["all"] == f"★ {value['value']:.2f} [{value['lower']:.2f}, {value['upper']:.2f}]"
 
 
 def test_multilingual_board_gap_to_english(eval_db):
-    with eval_db.session() as s:
-        board = multilingual_board(s)
-    assert list(board.columns) == MULTILINGUAL_COLUMNS
-    rows = board.set_index(["checkpoint", "language", "metric"])
-    assert rows.loc[("weak", "en", "anchored_alignment"), "gap_to_english"] == 0
+    long = build_eval_board(eval_db, MULTILINGUAL_BOARD)
+    rows = long.set_index(["checkpoint", "language", "metric"])
+    assert pd.isna(rows.loc[("weak", "en", "anchored_alignment"), "gap_to_english"])
     assert rows.loc[("weak", "zh", "anchored_alignment"), "gap_to_english"] == pytest.approx(-0.3)
     assert rows.loc[("good", "zh", "anchored_alignment"), "gap_to_english"] == pytest.approx(-0.05)
     assert rows.loc[("weak", "zh", "tag_recall"), "upper"] < rows.loc[("weak", "en", "tag_recall"), "lower"]
-    assert ((board["lower"] <= board["value"] + 1e-12) & (board["value"] <= board["upper"] + 1e-12)).all()
+    assert ((long["lower"] <= long["value"] + 1e-12) & (long["value"] <= long["upper"] + 1e-12)).all()
+    shown = display_eval_board(long, MULTILINGUAL_BOARD)
+    assert list(shown.columns) == ["checkpoint", "version", "metric", "all", "en", "es", "zh"]
 
 
-def test_empty_boards_and_plots(tmp_path):
-    db = init_db(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
-    with db.session() as s:
-        assert character_board(s).empty and list(character_board(s).columns) == CHARACTER_COLUMNS
-        assert multilingual_board(s).empty
-    db.dispose()
-    for figure in (plots.rating_interval_plot(pd.DataFrame()), plots.language_heatmap(pd.DataFrame(), "tag_recall"),
-                   plots.tier_bars(pd.DataFrame())):
-        assert isinstance(figure, Figure)
-        figure.savefig(io.BytesIO(), format="png")
-
-
-def test_plots_render(eval_db):
-    with eval_db.session() as s:
-        characters = character_board(s, include_totals=True)
-        multilingual = multilingual_board(s)
+def test_every_board_renders_empty_and_full(eval_db, tmp_path):
+    empty = BoardSource(init_db(f"sqlite:///{tmp_path / 'empty.sqlite3'}"))
+    full = BoardSource(eval_db)
+    for spec in BOARDS:
+        for source in (empty, full):
+            table = spec.table(source)
+            shown = spec.display(table)
+            figure = spec.plot(table)
+            assert isinstance(figure, Figure)
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png")
+            assert Image.open(io.BytesIO(buffer.getvalue())).size[0] > 100
+            if source is empty:
+                assert table.empty and shown.empty
+    assert not board("characters").table(full).empty and not board("multilingual").table(full).empty
     arena = pd.DataFrame({"checkpoint": ["a", "b"], "name": ["A", "B"], "rating": [1100, 900], "lower": [1050, 850],
                           "upper": [1150, 950], "provisional": [False, True]})
-    for figure in (plots.rating_interval_plot(arena), plots.language_heatmap(multilingual, "tag_recall"),
-                   plots.language_heatmap(multilingual, "anchored_alignment", value="value"), plots.tier_bars(characters),
-                   plots.tier_bars(character_board_plain(eval_db))):
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        assert Image.open(io.BytesIO(buffer.getvalue())).size[0] > 100
+    assert isinstance(plots.rating_interval_plot(arena), Figure)
 
 
-def character_board_plain(db):
-    with db.session() as s:
-        return character_board(s)
-
-
-def test_csv_export_and_filters(tmp_path):
-    frame = pd.DataFrame({"checkpoint": ["a", "b", "c"], "tier": ["popular", "niche", "popular"], "hit_rate": [0.5, 0.25, 1.0]})
-    assert filter_rows(frame, tier=["popular"])["checkpoint"].tolist() == ["a", "c"]
-    assert len(filter_rows(frame, tier=[], checkpoint=None)) == 3
-    path = export_csv(frame, tmp_path / "out", "../char board")
+def test_csv_export_keeps_full_precision_and_filters(eval_db, tmp_path):
+    long = build_eval_board(eval_db, CHARACTER_BOARD)
+    path = export_csv(filter_rows(long, group=["popular"]), tmp_path / "out", "../char board")
     assert path.parent == tmp_path / "out" and path.name == "char_board.csv"
-    pd.testing.assert_frame_equal(pd.read_csv(path), frame)
+    back = pd.read_csv(path)
+    assert set(back["group"]) == {"popular"}
+    assert np.allclose(back["value"].to_numpy(), long[long["group"] == "popular"]["value"].to_numpy())  # not rounded
+    assert len(filter_rows(long, group=[], checkpoint=None)) == len(long)
 
 
 def _find(demo, name: str):
@@ -151,7 +160,8 @@ def _find(demo, name: str):
 
 
 @pytest.mark.timeout(300)
-def test_app_tabs_battle_vote_and_boards(tmp_path):
+def test_app_tabs_battle_vote_and_boards(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     import gradio as gr
     from gradio_client import Client
 
@@ -197,23 +207,32 @@ def test_app_tabs_battle_vote_and_boards(tmp_path):
         with app.db.session() as s:
             assert s.get(Battle, served.battle_id) is not None
 
-        table, figure, note = _find(demo, "arena_view")(True)
-        assert set(table["checkpoint"]) <= set(ids) and len(table) == 2 and isinstance(figure, Figure)
+        source = BoardSource(app.db)
+        table = board("arena").table(source)
+        assert set(table["checkpoint"]) <= set(ids) and len(table) == 2
         assert {"rating", "lower", "upper", "interval", "battles", "rank", "provisional"} <= set(table.columns)
-        csv = Path(_find(demo, "arena_csv")())
-        assert csv.is_file() and not str(csv).startswith(str(app.data_dir))
-        characters, _, note, _, _ = _find(demo, "character_view")(None, None)
-        assert characters.empty and "No character-recognition results yet" in note
-        multilingual, _, note, _ = _find(demo, "multilingual_view")("tag_recall", None)
-        assert multilingual.empty and "No multilingual results yet" in note
+        assert board("characters").table(source).empty and board("multilingual").table(source).empty
         checkpoints, runs, _ = _find(demo, "status")()
         assert set(ids) <= set(checkpoints["checkpoint"]) and runs.empty
         with pytest.raises(gr.Error, match="Unknown family"):
             _find(demo, "register")("new-model", "", "hub", "org/model", "sd3")
+        with pytest.raises(gr.Error, match="Cannot pin org/model"):  # offline and not in the local Hub cache
+            _find(demo, "register")("new-model", "New", "hub", "org/model", "sdxl")
+        commit = "a" * 40
+        cache = Path(os.environ["HF_HUB_CACHE"]) / "models--org--model"
+        (cache / "snapshots" / commit).mkdir(parents=True)
+        (cache / "refs").mkdir()
+        (cache / "refs" / "main").write_text(commit)
         message, _, _ = _find(demo, "register")("new-model", "New", "hub", "org/model", "sdxl")
         assert "Registered" in message
-        message, runs = _find(demo, "queue")("new-model", runs_suite(), "", 1, 0)
-        assert "Queued run" in message and runs["status"].tolist() == ["queued"]
+        from leaderboards.schema import Checkpoint
+
+        with app.db.session() as s:
+            assert s.get(Checkpoint, "new-model").revision == commit  # pinned at registration
+        with pytest.raises(gr.Error, match="needs a GPU"):  # a hub: checkpoint is served on GPU deployments only
+            _find(demo, "queue")("new-model", runs_suite(), "", 1, 0)
+        message, runs = _find(demo, "queue")("demo-random", runs_suite(), "", 1, 0)
+        assert "Queued run" in message and "queued" in runs["status"].tolist()
 
 
 def runs_suite() -> str:

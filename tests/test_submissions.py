@@ -17,7 +17,8 @@ from hub.errors import HubInputError
 from leaderboards import submissions
 from leaderboards.db import Database, init_db
 from leaderboards.results import upsert_checkpoint
-from leaderboards.schema import Checkpoint
+from leaderboards.schema import Checkpoint, EvalRun
+from tests.pg import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ("sd15", "sdxl", "flux2-klein")
@@ -147,64 +148,115 @@ def test_symlinks_out_of_the_upload_folder_are_refused(db, root, tmp_path):
 
 
 def test_queue_runs_refusals_and_restart(db, root, tmp_path):
+    from leaderboards import queue
+
     register(db, root, "model-a", "hub:org/model-a")
-    run = submissions.queue_eval(db, "model-a", "characters", known_suites={"characters", "multilingual"},
-                                 adapters="zeta:1, alpha:0.80", settings={"seeds": 2})
-    assert (run.status, run.adapters, run.settings) == ("queued", "alpha:0.8,zeta:1", {"seeds": 2})
+    run_id = queue.queue_run(db, "model-a", "characters", known_suites={"characters", "multilingual"},
+                             adapters="zeta:1, alpha:0.80", settings={"seeds": 2})
+    with db.session() as s:
+        run = s.get(EvalRun, run_id)
+        assert (run.status, run.adapters, run.settings) == ("queued", "alpha:0.8,zeta:1", {"seeds": 2})
     with pytest.raises(HubInputError, match="already queued or running"):
-        submissions.queue_eval(db, "model-a", "characters", adapters="alpha:0.8,zeta:1.0")
+        queue.queue_run(db, "model-a", "characters", adapters="alpha:0.8,zeta:1.0", settings={"seeds": 2})
+    queue.queue_run(db, "model-a", "characters", adapters="alpha:0.8,zeta:1", settings={"seeds": 3})  # another request
     with pytest.raises(HubInputError, match="Unknown checkpoint"):
-        submissions.queue_eval(db, "nope", "characters")
+        queue.queue_run(db, "nope", "characters")
     with pytest.raises(HubInputError, match="Unknown suite"):
-        submissions.queue_eval(db, "model-a", "nope", known_suites={"characters"})
-    with pytest.raises(HubInputError, match="Adapters must look like"):
-        submissions.queue_eval(db, "model-a", "characters", adapters="alpha=1")
+        queue.queue_run(db, "model-a", "nope", known_suites={"characters"})
+    with pytest.raises(HubInputError, match="not a valid id"):
+        queue.queue_run(db, "model-a", "characters", adapters="../alpha=1")
     with db.write_session() as s:
         s.get(Checkpoint, "model-a").status = "retired"
     with pytest.raises(HubInputError, match="retired"):
-        submissions.queue_eval(db, "model-a", "multilingual")
-    # A restart: a fresh handle on the same database still sees the queued run.
+        queue.queue_run(db, "model-a", "multilingual")
+    # A restart: a fresh handle on the same database still sees the queued runs.
     db.dispose()
     reopened = Database(db.url, migrate=True)
     table = submissions.runs_table(reopened)
-    assert table[["checkpoint", "suite", "status"]].values.tolist() == [["model-a", "characters", "queued"]]
+    assert sorted(table["status"]) == ["queued", "queued"] and set(table["checkpoint"]) == {"model-a"}
     reopened.dispose()
 
 
-def test_each_queued_run_is_claimed_once(db, root):
-    for i in range(6):
-        register(db, root, f"m{i}", f"hub:org/m{i}")
-        submissions.queue_eval(db, f"m{i}", "characters")
+def claim_concurrently(db, runs: int, workers: int) -> list[int]:
+    from leaderboards import queue
+
     claimed: list[int] = []
+    lock = threading.Lock()
 
-    def worker() -> None:
-        while (run := submissions.claim_next_run(db)) is not None:
-            claimed.append(run.id)
+    def worker(name: str) -> None:
+        while (run := queue.claim_next_run(db, name)) is not None:
+            with lock:
+                claimed.append(run.id)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(workers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(claimed) == list(range(1, 7))
+    return claimed
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_each_queued_run_is_claimed_once(tmp_path, root, backend, request):
+    from leaderboards import queue
+
+    url = f"sqlite:///{tmp_path / 'claims.sqlite3'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    db = init_db(url)
+    ids = []
+    for i in range(12):
+        register(db, root, f"m{i}", f"hub:org/m{i}")
+        ids.append(queue.queue_run(db, f"m{i}", "characters"))
+    claimed = claim_concurrently(db, 12, workers=6)
+    assert sorted(claimed) == sorted(ids)  # every run once, none twice
     assert set(submissions.runs_table(db)["status"]) == {"running"}
+    db.dispose()
+
+
+def test_an_expired_lease_is_taken_over_and_a_live_one_is_not(db, root):
+    import datetime as dt
+
+    from leaderboards import queue
+
+    register(db, root, "m", "hub:org/m")
+    run_id = queue.queue_run(db, "m", "characters")
+    first = queue.claim_next_run(db, "replica-a", lease_seconds=60)
+    assert first.id == run_id and first.worker_id == "replica-a"
+    assert queue.claim_next_run(db, "replica-b") is None  # live lease: another replica's start takes nothing
+    assert queue.renew_lease(db, run_id, "replica-a", lease_seconds=60)
+    assert not queue.renew_lease(db, run_id, "replica-b")  # only the holder renews
+    later = queue.utcnow() + dt.timedelta(seconds=61)
+    taken = queue.claim_next_run(db, "replica-b", now=later)
+    assert taken.id == run_id and taken.worker_id == "replica-b"
+    assert not queue.renew_lease(db, run_id, "replica-a")  # the dead replica has lost it
+    queue.finish_run(db, run_id, status="complete")
+    with db.session() as s:
+        run = s.get(EvalRun, run_id)
+        assert run.status == "complete" and run.lease_expires_at is None
+    assert queue.claim_next_run(db, "replica-c", now=later + dt.timedelta(hours=1)) is None  # finished runs stay finished
 
 
 def test_cli_register_queue_runs(tmp_path, root):
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HUB_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "leaderboards", "--db", url, *args],
-                              capture_output=True, text=True, env=env, timeout=120)
+    def cli(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", module, *args, "--db", url],
+                              capture_output=True, text=True, env=env, timeout=120, cwd=REPO_ROOT)
 
     make_weights(root / "w.safetensors")
-    out = cli("register", "cli-model", "file:w.safetensors", "sdxl", "--root", str(root))
+    out = cli("evals", "register", "cli-model", "file:w.safetensors", "sdxl", "--root", str(root))
     assert out.returncode == 0, out.stderr
-    out = cli("register", "cli-model", "file:w.safetensors", "sdxl", "--root", str(root))
-    assert out.returncode == 1 and "already registered" in out.stderr
-    out = cli("register", "other", "hub:org/x", "not-a-family")
-    assert out.returncode == 1 and "Unknown family" in out.stderr
-    assert cli("queue", "cli-model", "characters").returncode == 0
-    out = cli("runs")
+    out = cli("evals", "register", "cli-model", "file:w.safetensors", "sdxl", "--root", str(root))
+    assert out.returncode == 2 and "already registered" in out.stderr
+    out = cli("evals", "register", "other", "hub:org/x", "not-a-family")
+    assert out.returncode == 2 and "Unknown family" in out.stderr
+    out = cli("evals", "register", "other", "hub:org/x", "sdxl")  # offline and not in the local Hub cache
+    assert out.returncode == 2 and "not in the local Hub cache" in out.stderr
+    out = cli("evals", "queue", "cli-model", "characters")
+    assert out.returncode == 0, out.stderr
+    out = cli("leaderboards", "runs")
     assert out.returncode == 0 and "cli-model" in out.stdout and "queued" in out.stdout
+    out = cli("leaderboards", "checkpoints")
+    assert out.returncode == 0 and "cli-model" in out.stdout
+    out = cli("leaderboards", "register", "x", "hub:org/x", "sdxl")
+    assert out.returncode == 2 and "python -m evals register" in out.stderr

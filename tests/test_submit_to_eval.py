@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 from hub.families import FAMILIES
 from hub.recipe import read_recipe
 from leaderboards import submissions
-from leaderboards.results import character_board
+from evals.plan import RunOptions
+from hub.ui.context import make_runner
+from leaderboards.boards import BoardSource, board
 from leaderboards.schema import EvalRun, Sample
 from tests.hub_app import running_app
 
@@ -27,24 +29,22 @@ def test_registered_checkpoint_is_evaluated_and_served(tmp_path):
         submissions.register_checkpoint(
             ctx.db, "author-model", f"folder:{uploads / 'my-model'}", "sd15", families=FAMILIES, allowed_roots=[uploads]
         )
-        run = submissions.queue_eval(
-            ctx.db, "author-model", "demo-characters", settings={"seeds": 1, "limit": 2, "languages": ["en", "ja"]}
-        )
+        run_id = make_runner(ctx).queue(RunOptions("author-model", "demo-characters", seeds=1, limit=2, languages=("en", "ja")))
         ctx.eval_worker.wake()
         deadline = time.monotonic() + 900  # generous: a loaded 2-core machine is slow, never wrong
         status = "queued"
         while time.monotonic() < deadline:
             with ctx.db.session() as session:
-                status, error = session.execute(select(EvalRun.status, EvalRun.error).where(EvalRun.id == run.id)).one()
+                status, error = session.execute(select(EvalRun.status, EvalRun.error).where(EvalRun.id == run_id)).one()
             if status in ("complete", "failed"):
                 break
             time.sleep(1)
         assert status == "complete", error
         with ctx.db.session() as session:
             samples = session.execute(select(func.count()).select_from(Sample).where(Sample.checkpoint_id == "author-model")).scalar()
-            board = character_board(session)
+        characters = board("characters").table(BoardSource(ctx.db))
         assert samples == 4  # 2 characters x 2 languages x 1 seed
-        assert "author-model" in set(board["checkpoint"])
+        assert "author-model" in set(characters["checkpoint"])
 
         client = Client(url, verbose=False, ssl_verify=False)
         gallery, _ = client.predict("1girl", checkpoint="author-model", seed=1, api_name="/generate")

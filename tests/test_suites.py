@@ -135,7 +135,7 @@ scenes:
 def test_valid_tmp_files_load(tmp_path):
     (chars,) = load_suite_file(write(tmp_path, "c.yaml", CHARS))
     assert [c.id for c in chars.characters] == ["miku", "shrek"]
-    assert chars.characters[0].prompt("ja") == "初音ミク、ソロ"
+    assert [r.text for r in chars.rows(["ja"])] == ["初音ミク、ソロ", "シュレック、ソロ"]
     (scenes,) = load_suite_file(write(tmp_path, "s.yaml", SCENES))
     assert scenes.scenes[0].status == {"en": "reviewed", "ja": "machine"}
     # Several suites in one file, found through a registry on the folder.
@@ -149,9 +149,9 @@ def test_valid_tmp_files_load(tmp_path):
     [
         (CHARS.replace("ja: 初音ミク", "jp: 初音ミク"), r"c\.yaml: character 'miku': names: missing language 'ja'"),
         (CHARS.replace("id: shrek", "id: miku"), r"c\.yaml: character 'miku': duplicate id"),
-        (CHARS.replace("tags: [1girl]", "tags: [1girl, umbrela]"), r"c\.yaml: character 'miku': unknown tag 'umbrela' \(not in vocab/v\.txt\)"),
-        (CHARS.replace("tier: popular", "tier: famous"), r"character 'miku': unknown tier 'famous'"),
-        (CHARS.replace('ja: "{name}、ソロ"', 'ja: "ソロ"'), r"c\.yaml: suite 'chars': template for 'ja' lacks \{name\}"),
+        (CHARS.replace("tags: [1girl]", "tags: [1girl, umbrela]"), r"c\.yaml: character 'miku': tags: unknown tag 'umbrela' \(not in vocab/v\.txt\)"),
+        (CHARS.replace("tier: popular", "tier: famous"), r"character 'miku': tier: unknown tier 'famous'"),
+        (CHARS.replace('ja: "{name}、ソロ"', 'ja: "ソロ"'), r"c\.yaml: suite 'chars': templates: template for 'ja' lacks \{name\}"),
         (CHARS.replace('en: "{name}, solo"', 'en: "{name}, {series}"'), r"template for 'en' has unknown placeholder \{series\}"),
         (CHARS.replace("kind: character_recognition", "kind: quiz"), r"suite 'chars': unknown kind 'quiz'"),
         (CHARS.replace("vocab/v.txt", "vocab/missing.txt"), r"vocabulary file 'vocab/missing.txt' not found"),
@@ -172,10 +172,10 @@ def test_character_file_errors_name_file_item_problem(tmp_path, text, pattern):
     "text, pattern",
     [
         (SCENES.replace("ja: {text", "ko: {text"), r"s\.yaml: scene 'rainy': texts: missing language 'ja'"),
-        (SCENES.replace("status: machine", "status: maybe"), r"scene 'rainy': texts: 'ja' status must be one of reviewed, machine"),
-        (SCENES.replace("[1girl, umbrella, rain]", "[1girl, umbrella, snow]"), r"s\.yaml: scene 'rainy': unknown tag 'snow'"),
-        (SCENES.replace("[1girl, umbrella, rain]", "[1girl, Umbrella]"), r"scene 'rainy': bad tag 'Umbrella'"),
-        (SCENES.replace("雨の中で傘をさす女の子", "a girl with an umbrella in the rain"), r"scene 'rainy': the 'en' and 'ja' prompts are identical"),
+        (SCENES.replace("status: machine", "status: maybe"), r"scene 'rainy': texts\.ja: status must be one of reviewed, machine"),
+        (SCENES.replace("[1girl, umbrella, rain]", "[1girl, umbrella, snow]"), r"s\.yaml: scene 'rainy': tags: unknown tag 'snow'"),
+        (SCENES.replace("[1girl, umbrella, rain]", "[1girl, Umbrella]"), r"scene 'rainy': tags: bad tag 'Umbrella'"),
+        (SCENES.replace("雨の中で傘をさす女の子", "a girl with an umbrella in the rain"), r"scene 'rainy': texts: the 'en' and 'ja' prompts are identical"),
         (SCENES.replace("languages: [en, ja]", "languages: [en, ja]\nanchor_language: fr"), r"anchor_language 'fr' is not in languages"),
         (SCENES.replace("languages: [en, ja]", "languages: [en, en]"), r"duplicate language"),
     ],

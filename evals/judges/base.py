@@ -1,10 +1,21 @@
-"""What every judge shares: where its weights come from, which device it runs on, image helpers."""
+"""What every judge shares: the protocols it satisfies, where its weights come from, which device it
+runs on, image helpers.
+
+A judge is any object with an `info: JudgeInfo`; what it can do is said by the capability protocols
+below, which `evals.judges.registry.build_judge` checks when it builds one for an eval role:
+- `Tagger` (role `tagger`): Danbooru tag probabilities (WD v3 format);
+- `ImageTextJudge` (role `image_text`): image-text scores and image embeddings (SigLIP 2, CLIP);
+- `ImageEmbedder`: image embeddings only (what the reference judge compares);
+- `GalleryJudge` (role `reference`): "same character as this gallery?";
+- `NameJudge` (role `name`): zero-shot "which of these names is this character?".
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -23,6 +34,86 @@ class JudgeInfo:
     id: str
     kind: str
     version: str
+
+
+@runtime_checkable
+class Judge(Protocol):
+    info: JudgeInfo
+
+
+@runtime_checkable
+class ImageEmbedder(Protocol):
+    info: JudgeInfo
+
+    def image_embeddings(self, images: Sequence[Any]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Tagger(Protocol):
+    info: JudgeInfo
+    tags: Any
+
+    def predict(self, images: Sequence[Any]) -> np.ndarray: ...
+
+    def has_tag(self, tag: str) -> bool: ...
+
+    def threshold_for(self, tag: str) -> float: ...
+
+    def decide(self, probs: np.ndarray) -> list[dict[str, float]]: ...
+
+    def image_embeddings(self, images: Sequence[Any]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ImageTextJudge(Protocol):
+    info: JudgeInfo
+
+    def scores(self, images: Sequence[Any], texts: Sequence[str]) -> np.ndarray: ...
+
+    def image_embeddings(self, images: Sequence[Any]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class GalleryJudge(Protocol):
+    info: JudgeInfo
+
+    def judge(self, images: Sequence[Any], gallery: Any) -> list[Any]: ...
+
+
+@runtime_checkable
+class NameJudge(Protocol):
+    info: JudgeInfo
+
+    def recognise(self, images: Sequence[Any], candidate_sets: Sequence[Any]) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a judge kind's builder gets: the config entry's parts and where things are."""
+
+    info: JudgeInfo
+    source: str  # folder sources already made absolute
+    thresholds: dict[str, float]
+    options: dict[str, Any]
+    data_dir: Path
+    device: Any
+    others: dict[str, Any]  # judges already built in this set, by id (`judge:ID` sources)
+    prompts_dir: Path | None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.options.get("batch_size", 16))
+
+
+@dataclass(frozen=True)
+class JudgeKind:
+    """A kind of judge, as the registry knows it: the eval roles it can play, the protocol every built
+    judge must satisfy, and its builder."""
+
+    name: str
+    roles: tuple[str, ...]
+    protocol: type
+    build: Callable[[BuildContext], Any]
 
 
 def resolve_source(source: str | Path, required: Sequence[str], judge_id: str = "judge") -> Path:

@@ -17,7 +17,10 @@ import numpy as np
 from PIL import Image
 
 from evals.judges.base import (
+    BuildContext,
+    ImageTextJudge,
     JudgeInfo,
+    JudgeKind,
     JudgeLoadError,
     batched,
     l2_normalize,
@@ -131,3 +134,10 @@ class ClipJudge:
         return l2_normalize(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
 
     embed = image_embeddings
+
+
+def _build(ctx: BuildContext) -> ClipJudge:
+    return ClipJudge.load(ctx.source, info=ctx.info, device=ctx.device, batch_size=ctx.batch_size)
+
+
+KIND = JudgeKind("clip", roles=("image_text",), protocol=ImageTextJudge, build=_build)

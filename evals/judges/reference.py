@@ -10,20 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-from PIL import Image
 
-from evals.judges.base import JudgeInfo, JudgeLoadError, load_image
+from evals.judges.base import BuildContext, GalleryJudge, ImageEmbedder, JudgeInfo, JudgeKind, JudgeLoadError, load_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 DEFAULT_THRESHOLD = 0.85
 DEFAULT_MIN_FRACTION = 0.5
-
-
-class ImageEmbedder(Protocol):
-    def image_embeddings(self, images: Sequence[Any]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -69,9 +64,6 @@ class ReferenceJudge:
             self._galleries[key] = np.asarray(self.embedder.image_embeddings(images), dtype=np.float32)
         return self._galleries[key]
 
-    def add_gallery(self, key: str, images: Sequence[Image.Image]) -> None:
-        self._galleries[key] = np.asarray(self.embedder.image_embeddings(list(images)), dtype=np.float32)
-
     def verdicts_from_embeddings(self, embeddings: np.ndarray, gallery: np.ndarray) -> list[ReferenceVerdict]:
         cos = np.asarray(embeddings, np.float32) @ np.asarray(gallery, np.float32).T  # (N, R)
         fractions = (cos >= self.threshold).mean(axis=1)
@@ -86,3 +78,27 @@ class ReferenceJudge:
             return []
         embeddings = np.asarray(self.embedder.image_embeddings(list(images)), dtype=np.float32)
         return self.verdicts_from_embeddings(embeddings, self.gallery(gallery))
+
+
+def _build(ctx: BuildContext) -> ReferenceJudge:
+    """`judge:OTHER_ID` reuses another judge's image embeddings; any other source loads a SigLIP model."""
+    kind, _, value = ctx.source.partition(":")
+    if kind == "judge":
+        if value not in ctx.others:
+            raise JudgeLoadError(f"judge '{ctx.info.id}': embedder judge '{value}' is not loaded")
+        embedder = ctx.others[value]
+        if not isinstance(embedder, ImageEmbedder):
+            raise JudgeLoadError(f"judge '{ctx.info.id}': judge '{value}' gives no image embeddings")
+    else:
+        from evals.judges.siglip import SiglipJudge
+
+        embedder = SiglipJudge.load(ctx.source, info=ctx.info, device=ctx.device, batch_size=ctx.batch_size)
+    return ReferenceJudge(
+        embedder,
+        threshold=float(ctx.thresholds.get("same", DEFAULT_THRESHOLD)),
+        min_fraction=float(ctx.thresholds.get("min_fraction", DEFAULT_MIN_FRACTION)),
+        info=ctx.info,
+    )
+
+
+KIND = JudgeKind("reference", roles=("reference",), protocol=GalleryJudge, build=_build)

@@ -1,27 +1,54 @@
-"""Build a judge from a config entry `{id, kind: tagger|siglip|clip|reference, source, version, thresholds, options}`.
+"""Judge kinds, found by name, and building a judge from a config entry.
 
-Sources: `hub:ORG/NAME`, `folder:PATH` (relative paths from the repository root), `builtin:demo-random-tagger`
-(a tiny random WD-v3-format tagger written to `<data_dir>/judges/demo-random-tagger/` on first use,
-knowing every tag the prompt suites use), and for reference judges `judge:OTHER_ID` (reuse another
-judge's image embeddings).
+A config entry is `{id, kind, source, version, thresholds, options}`. `JUDGE_KINDS` lists the kinds:
+each judge module declares its `KIND` (roles it can play, the protocol it satisfies, its builder), and
+`build_judge` checks that what the builder returns satisfies that protocol. Adding a judge: one new
+module with its `KIND`, one line in `_KIND_MODULES`.
+
+Sources: `hub:ORG/NAME`, `folder:PATH` (relative paths from the repository root),
+`builtin:demo-random-tagger` (a tiny random WD-v3-format tagger written to
+`<data_dir>/judges/demo-random-tagger/` on first use, knowing every tag the prompt suites use), and for
+reference judges `judge:OTHER_ID` (reuse another judge's image embeddings).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import threading
 from pathlib import Path
 from typing import Any, Mapping
 
-from evals.judges.base import JudgeInfo, JudgeLoadError
+from evals.judges.base import BuildContext, JudgeInfo, JudgeKind, JudgeLoadError
 
-KINDS = ("tagger", "siglip", "clip", "reference")
+# kind name -> module declaring its KIND (imported when the kind is first used: torch stays unloaded
+# until a judge is really built).
+_KIND_MODULES = {
+    "tagger": "evals.judges.tagger",
+    "siglip": "evals.judges.siglip",
+    "clip": "evals.judges.clip",
+    "reference": "evals.judges.reference",
+}
 DEMO_RANDOM_TAGGER = "demo-random-tagger"
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 _cache: dict[tuple, Any] = {}
 _lock = threading.Lock()
+
+
+def kind_names() -> list[str]:
+    return sorted(_KIND_MODULES)
+
+
+def judge_kind(name: str) -> JudgeKind:
+    if name not in _KIND_MODULES:
+        raise JudgeLoadError(f"unknown judge kind '{name}' (expected one of: {', '.join(kind_names())})")
+    return importlib.import_module(_KIND_MODULES[name]).KIND
+
+
+def kinds_for_role(role: str) -> tuple[str, ...]:
+    return tuple(name for name in kind_names() if role in judge_kind(name).roles)
 
 
 def _field(spec: Any, name: str, default: Any = None) -> Any:
@@ -36,25 +63,16 @@ def _local(value: str) -> str:
 
 
 def suite_tags(prompts_dir: str | Path | None = None) -> list[tuple[str, int]]:
-    """Every (tag, category) the prompt suites use: general tags of the vocabularies and scenes,
-    character tags of the catalogs. Sorted, so the random tagger is the same on every machine."""
-    from evals.suites import list_suites, load_vocabulary
+    """Every (tag, category) the prompt suites use (general and character tags), sorted, so the
+    random tagger is the same on every machine."""
+    from evals.suites import list_suites
 
     general: set[str] = set()
     characters: set[str] = set()
     for suite in list_suites(prompts_dir):
-        if suite.vocabulary_path is not None:
-            general |= load_vocabulary(suite.vocabulary_path)
-        for scene in suite.scenes:
-            general |= set(scene.tags)
-        for character in suite.characters:
-            general |= set(character.tags)
-            if character.tag:
-                characters.add(character.tag)
-        for case in suite.cases:  # edit suites: the tags expected after the edit, the character kept
-            general |= set(case.expect_tags)
-            if case.character:
-                characters.add(case.character)
+        suite_general, suite_characters = suite.tags()
+        general |= suite_general
+        characters |= suite_characters
     return [(t, 0) for t in sorted(general - characters)] + [(t, 4) for t in sorted(characters)]
 
 
@@ -78,6 +96,17 @@ def ensure_demo_random_tagger(data_dir: str | Path, prompts_dir: str | Path | No
     return folder
 
 
+def _resolve_source(source: str, info: JudgeInfo, data_dir: Path, prompts_dir: Any) -> str:
+    kind, sep, value = source.partition(":")
+    if sep and kind == "folder":
+        return "folder:" + _local(value)
+    if sep and kind == "builtin":
+        if value != DEMO_RANDOM_TAGGER:
+            raise JudgeLoadError(f"judge '{info.id}': unknown builtin '{value}'")
+        return "folder:" + str(ensure_demo_random_tagger(data_dir, prompts_dir))
+    return source
+
+
 def build_judge(
     spec: Any,
     *,
@@ -89,21 +118,34 @@ def build_judge(
 ) -> Any:
     """A loaded judge for one config entry; `JudgeLoadError` (a HubInputError) when it cannot load."""
     judge_id = str(_field(spec, "id"))
-    kind = str(_field(spec, "kind"))
+    kind_name = str(_field(spec, "kind"))
     source = str(_field(spec, "source", ""))
     version = str(_field(spec, "version", "1"))
-    thresholds = dict(_field(spec, "thresholds", {}) or {})
+    thresholds = {k: float(v) for k, v in dict(_field(spec, "thresholds", {}) or {}).items()}
     options = dict(_field(spec, "options", {}) or {})
-    if kind not in KINDS:
-        raise JudgeLoadError(f"judge '{judge_id}': unknown kind '{kind}' (expected one of: {', '.join(KINDS)})")
-    info = JudgeInfo(judge_id, kind, version)
-    key = (judge_id, kind, source, version, tuple(sorted(thresholds.items())), str(Path(data_dir).resolve()), str(device))
+    if kind_name not in _KIND_MODULES:
+        raise JudgeLoadError(f"judge '{judge_id}': unknown kind '{kind_name}' (expected one of: {', '.join(kind_names())})")
+    kind = judge_kind(kind_name)
+    info = JudgeInfo(judge_id, kind_name, version)
+    key = (judge_id, kind_name, source, version, tuple(sorted(thresholds.items())), str(Path(data_dir).resolve()), str(device))
     if use_cache and key in _cache:
         return _cache[key]
     with _lock:
         if use_cache and key in _cache:
             return _cache[key]
-        judge = _build(kind, source, info, thresholds, options, Path(data_dir), device, others or {}, prompts_dir)
+        context = BuildContext(
+            info=info,
+            source=_resolve_source(source, info, Path(data_dir), prompts_dir),
+            thresholds=thresholds,
+            options=options,
+            data_dir=Path(data_dir),
+            device=device,
+            others=dict(others or {}),
+            prompts_dir=Path(prompts_dir) if prompts_dir else None,
+        )
+        judge = _with_dtype(kind.build(context), options.get("dtype"))
+        if not isinstance(judge, kind.protocol):
+            raise JudgeLoadError(f"judge '{judge_id}': a '{kind_name}' judge must satisfy {kind.protocol.__name__}")
         if use_cache:
             _cache[key] = judge
         return judge
@@ -122,50 +164,6 @@ def _with_dtype(judge: Any, dtype: str | None) -> Any:
     if model is not None and getattr(judge, "device", None) is not None and judge.device.type == "cuda":
         model.to(getattr(torch, dtype))
     return judge
-
-
-def _build(kind, source, info, thresholds, options, data_dir, device, others, prompts_dir) -> Any:
-    return _with_dtype(_build_fp32(kind, source, info, thresholds, options, data_dir, device, others, prompts_dir), options.get("dtype"))
-
-
-def _build_fp32(kind, source, info, thresholds, options, data_dir, device, others, prompts_dir) -> Any:
-    src_kind, sep, value = source.partition(":")
-    if sep and src_kind == "folder":
-        source = "folder:" + _local(value)
-    batch_size = int(options.get("batch_size", 16))
-    if kind == "tagger":
-        from evals.judges.tagger import TaggerJudge
-
-        if src_kind == "builtin":
-            if value != DEMO_RANDOM_TAGGER:
-                raise JudgeLoadError(f"judge '{info.id}': unknown builtin '{value}'")
-            source = "folder:" + str(ensure_demo_random_tagger(data_dir, prompts_dir))
-        return TaggerJudge.load(source, thresholds=thresholds, info=info, device=device, batch_size=batch_size)
-    if kind == "siglip":
-        from evals.judges.siglip import SiglipJudge
-
-        return SiglipJudge.load(source, info=info, device=device, batch_size=batch_size)
-    if kind == "clip":
-        from evals.judges.clip import ClipJudge
-
-        return ClipJudge.load(source, info=info, device=device, batch_size=batch_size)
-    # reference
-    from evals.judges.reference import DEFAULT_MIN_FRACTION, DEFAULT_THRESHOLD, ReferenceJudge
-
-    if src_kind == "judge":
-        if value not in others:
-            raise JudgeLoadError(f"judge '{info.id}': embedder judge '{value}' is not loaded")
-        embedder = others[value]
-    else:
-        from evals.judges.siglip import SiglipJudge
-
-        embedder = SiglipJudge.load(source, info=info, device=device, batch_size=batch_size)
-    return ReferenceJudge(
-        embedder,
-        threshold=float(thresholds.get("same", DEFAULT_THRESHOLD)),
-        min_fraction=float(thresholds.get("min_fraction", DEFAULT_MIN_FRACTION)),
-        info=info,
-    )
 
 
 def clear_cache() -> None:

@@ -15,7 +15,10 @@ import numpy as np
 from PIL import Image
 
 from evals.judges.base import (
+    BuildContext,
+    ImageTextJudge,
     JudgeInfo,
+    JudgeKind,
     JudgeLoadError,
     batched,
     l2_normalize,
@@ -115,3 +118,9 @@ class SiglipJudge:
 
     text_scores = scores
 
+
+def _build(ctx: BuildContext) -> SiglipJudge:
+    return SiglipJudge.load(ctx.source, info=ctx.info, device=ctx.device, batch_size=ctx.batch_size)
+
+
+KIND = JudgeKind("siglip", roles=("image_text",), protocol=ImageTextJudge, build=_build)

@@ -23,8 +23,11 @@ import numpy as np
 from PIL import Image
 
 from evals.judges.base import (
+    BuildContext,
     JudgeInfo,
+    JudgeKind,
     JudgeLoadError,
+    Tagger,
     batched,
     l2_normalize,
     load_image,
@@ -343,3 +346,10 @@ def build_random_tagger(
     safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
     write_selected_tags(folder / "selected_tags.csv", pairs)
     return folder
+
+
+def _build(ctx: BuildContext) -> TaggerJudge:
+    return TaggerJudge.load(ctx.source, thresholds=ctx.thresholds, info=ctx.info, device=ctx.device, batch_size=ctx.batch_size)
+
+
+KIND = JudgeKind("tagger", roles=("tagger",), protocol=Tagger, build=_build)

@@ -1,15 +1,19 @@
-"""What every tab needs: the config, the one engine, the database, and where files go."""
+"""What every tab needs: the config, the one engine, the database, where files go, the demo hooks."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from hub.config import HubConfig
+from hub.demo_hooks import DemoHooks, load_demo_hooks
 from hub.engine import Engine, GeneratedImage, get_engine
 from hub.recipe import save_png
 from leaderboards.db import Database
@@ -22,11 +26,18 @@ class HubContext:
     config: HubConfig
     engine: Engine
     db: Database
-    eval_worker: Any = None  # evals.worker.EvalWorker: runs the eval runs queued from the Submit tab
+    demo: DemoHooks = DemoHooks()
+    eval_worker: Any = None  # evals.worker.EvalWorker: runs queued eval runs (Submit tab, bootstrap runs)
 
     @property
     def data_dir(self) -> Path:
         return self.config.data_path
+
+    @property
+    def demo_portrait(self) -> Callable[[], tuple[Image.Image, str]] | None:
+        """A random demo portrait and an instruction for it (None without a demo world)."""
+        hook = self.demo.random_portrait
+        return (lambda: hook(None)) if hook is not None else None
 
     def save_outputs(self, images: list[GeneratedImage], folder: str = "outputs") -> list[str]:
         """Write images as PNGs with their recipes, under random names; return the paths."""
@@ -47,36 +58,60 @@ def sync_checkpoints(ctx: HubContext) -> None:
     with ctx.db.write_session() as session:
         for spec in ctx.config.checkpoints:  # authors' registrations are already on record
             upsert_checkpoint(
-                session,
-                spec.id,
-                display_name=spec.name,
-                family=spec.family,
-                source=spec.source,
-                sha256=None,
-                is_demo=spec.is_demo,
+                session, spec.id, display_name=spec.name, family=spec.family, source=spec.source, is_demo=spec.is_demo,
                 status="available" if status[spec.id].available else "registered",
             )
 
 
+def make_runner(ctx: HubContext) -> Any:
+    from evals.runner import EvalRunner
+
+    return EvalRunner(ctx.engine, ctx.db, ctx.config, render_input=ctx.demo.render_input)
+
+
+def queue_bootstrap_evals(ctx: HubContext) -> list[int]:
+    """On a fresh database (no eval run ever recorded), queue `bootstrap_evals` so the boards fill from
+    the first start; a run a checkpoint cannot do here (e.g. it needs a GPU) is skipped with a log line."""
+    from sqlalchemy import func, select
+
+    from evals.plan import RunOptions
+    from leaderboards.keys import parse_adapters
+    from leaderboards.schema import EvalRun
+
+    if not ctx.config.bootstrap_evals:
+        return []
+    with ctx.db.session() as session:
+        if session.execute(select(func.count()).select_from(EvalRun)).scalar_one():
+            return []
+    runner = make_runner(ctx)
+    queued = []
+    for item in ctx.config.bootstrap_evals:
+        options = RunOptions(checkpoint=item.checkpoint, suite=item.suite, seeds=item.seeds, adapters=parse_adapters(item.adapters))
+        try:
+            queued.append(runner.queue(options))
+        except Exception as err:  # noqa: BLE001 - one impossible bootstrap run must not stop the hub
+            log.warning("bootstrap eval %s on %s not queued: %s", item.checkpoint, item.suite, err)
+    return queued
+
+
 def start_eval_worker(ctx: HubContext) -> None:
     """One eval worker per process; queued runs live in the database and survive restarts."""
-    from evals.runner import EvalRunner
     from evals.worker import EvalWorker
 
-    # With several replicas on one PostgreSQL database a 'running' run may belong to a live
-    # replica, so only a single-process SQLite hub puts stale runs back in the queue.
-    ctx.eval_worker = EvalWorker(EvalRunner(ctx.engine, ctx.db, ctx.config), requeue_stale=ctx.db.is_sqlite).start()
+    ctx.eval_worker = EvalWorker(make_runner(ctx)).start()
 
 
 def create_context(
     config: HubConfig, engine: Engine | None = None, db: Database | None = None, start_worker: bool = True
 ) -> HubContext:
-    """Build the engine, open (creating or upgrading) the database, start the eval worker."""
+    """Build the engine, open (creating or upgrading) the database, queue the bootstrap evals on a fresh
+    database, start the eval worker."""
     config.data_path.mkdir(parents=True, exist_ok=True)
     ctx = HubContext(
         config=config,
         engine=engine or get_engine(config),
         db=db or Database(config.resolved_database_url, migrate=True),
+        demo=load_demo_hooks(config),
     )
     from evals.runner import attach_registered_checkpoints
 
@@ -86,5 +121,6 @@ def create_context(
     except Exception:  # noqa: BLE001 - the hub still serves generation if the records lag
         log.exception("could not record the configured checkpoints")
     if start_worker:
+        queue_bootstrap_evals(ctx)
         start_eval_worker(ctx)
     return ctx

@@ -13,10 +13,14 @@ from typing import Any
 
 import gradio as gr
 
+from evals.plan import RunOptions
 from hub.errors import HubInputError
 from hub.families import FAMILIES
-from hub.ui.context import HubContext
+from hub.revisions import RevisionError
+from hub.ui.context import HubContext, make_runner
+from hub.validation import check_int
 from leaderboards import submissions
+from leaderboards.keys import parse_adapters
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +53,21 @@ def build_tab(ctx: HubContext) -> None:
         return [c for c, s in zip(table["checkpoint"], table["status"], strict=True) if s != "retired"]
 
     def register(checkpoint_id: str, name: str, kind: str, location: str, family: str) -> tuple[str, Any, Any]:
+        source = f"{kind}:{(location or '').strip()}"
         try:
+            submissions.check_checkpoint_id(checkpoint_id)
+            submissions.check_family(family, families)
+            checked = submissions.check_source(source, upload_roots(ctx))
+            revision = None
+            if checked.kind == "hub":  # pinned now: new weights pushed later are a new version
+                repo, _, pinned = checked.source.removeprefix("hub:").partition("@")
+                try:
+                    revision = ctx.engine.registry.revision_resolver.resolve(repo, pinned or None)
+                except RevisionError as err:
+                    raise HubInputError(f"Cannot pin {repo}: {err}") from None
             row = submissions.register_checkpoint(
-                ctx.db,
-                checkpoint_id,
-                f"{kind}:{(location or '').strip()}",
-                family,
-                families=families,
-                display_name=name,
-                allowed_roots=upload_roots(ctx),
+                ctx.db, checkpoint_id, source, family, families=families, display_name=name,
+                allowed_roots=upload_roots(ctx), revision=revision,
             )
         except HubInputError as err:
             raise gr.Error(str(err), print_exception=False) from None
@@ -67,16 +77,16 @@ def build_tab(ctx: HubContext) -> None:
     def queue(checkpoint_id: str, suite: str, adapters: str, seeds: float, limit: float) -> tuple[str, Any]:
         if not checkpoint_id:
             raise gr.Error("Choose a checkpoint.")
-        settings: dict[str, Any] = {"seeds": int(seeds or 1)}
-        if limit:
-            settings["limit"] = int(limit)
         try:
-            run = submissions.queue_eval(
-                ctx.db, checkpoint_id, suite, known_suites=suites or None, adapters=adapters, settings=settings
-            )
+            options = RunOptions(checkpoint=checkpoint_id, suite=(suite or "").strip(), adapters=parse_adapters(adapters),
+                                 seeds=check_int(seeds or 1, "Seeds", 1, 16),
+                                 limit=check_int(limit, "Limit", 1, 10_000) if limit else None)
+            run_id = make_runner(ctx).queue(options)
         except HubInputError as err:
             raise gr.Error(str(err), print_exception=False) from None
-        return f"Queued run **{run.id}**: `{run.checkpoint_id}` on `{run.suite_name}`.", submissions.runs_table(ctx.db)
+        if ctx.eval_worker is not None:
+            ctx.eval_worker.wake()
+        return f"Queued run **{run_id}**: `{checkpoint_id}` on `{options.suite}`.", submissions.runs_table(ctx.db)
 
     def status() -> tuple[Any, Any, Any]:
         return submissions.checkpoints_table(ctx.db), submissions.runs_table(ctx.db), gr.update(choices=checkpoint_ids())

@@ -1,0 +1,116 @@
+"""One pipeline call for a batch of compatible jobs: the family builds the arguments, the outputs get
+their recipes (and inpainting its paste-back)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from hub.engine.inpaint import paste_back
+from hub.engine.models import LoadedModel, ModelCache
+from hub.engine.requests import GeneratedImage, Job, PipelineCall, image_hash
+from hub.recipe import Recipe
+
+
+def make_scheduler(sampler: str, base_scheduler: Any) -> Any:
+    """A fresh scheduler object per call: scheduler state is not shareable between calls."""
+    import diffusers
+
+    config = base_scheduler.config
+    if sampler == "default":
+        return type(base_scheduler).from_config(config)
+    table = {
+        "euler_a": (diffusers.EulerAncestralDiscreteScheduler, {}),
+        "euler": (diffusers.EulerDiscreteScheduler, {}),
+        "dpmpp_2m": (diffusers.DPMSolverMultistepScheduler, {}),
+        "dpmpp_2m_karras": (diffusers.DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
+        "ddim": (diffusers.DDIMScheduler, {}),
+        "unipc": (diffusers.UniPCMultistepScheduler, {}),
+    }
+    cls, extra = table[sampler]
+    return cls.from_config(config, **extra)
+
+
+def run_jobs(models: ModelCache, jobs: list[Job], *, mask_blur: int) -> list[list[GeneratedImage]]:
+    """Run `jobs` (same checkpoint, task and settings) as one pipeline call; one image list per job."""
+    first = jobs[0]
+    assert first.spec is not None
+    loaded = models.ensure_loaded(first.spec)
+    models.prepare(loaded, first.loras)
+    pipe = models.task_pipeline(loaded, first.task)
+    if hasattr(pipe, "scheduler"):
+        pipe.scheduler = make_scheduler(first.sampler, loaded.base.scheduler)
+    prompts, negatives, generators, seeds = [], [], [], []
+    for job in jobs:
+        for index in range(job.batch):
+            prompts.append(job.prompt)
+            negatives.append(job.negative_prompt)
+            seeds.append(job.seed + index)
+            # CPU generators: the same seed gives the same noise on every device.
+            generators.append(torch.Generator("cpu").manual_seed(job.seed + index))
+
+    def on_step_end(_pipe: Any, step: int, _timestep: Any, callback_kwargs: dict) -> dict:
+        for job in jobs:
+            if job.progress is not None:
+                try:
+                    job.progress(step + 1, first.steps)
+                except Exception:  # noqa: BLE001 - a broken progress bar must not kill the call
+                    pass
+        return callback_kwargs
+
+    call = PipelineCall(
+        task=first.task, prompts=prompts, negative_prompts=negatives, generators=generators, steps=first.steps,
+        cfg=first.cfg, width=first.width, height=first.height, image=first.image, mask=first.mask,
+        references=first.references, strength=first.strength, image_guidance=first.image_guidance, on_step_end=on_step_end,
+    )
+    kwargs = loaded.family.call_kwargs(call)
+    with torch.inference_mode():
+        if loaded.family.one_prompt_per_call and len(prompts) > 1:
+            outputs = []
+            for index in range(len(prompts)):
+                single = {k: (v[index : index + 1] if k in ("prompt", "negative_prompt", "generator") else v) for k, v in kwargs.items()}
+                outputs += list(pipe(**single).images)
+        else:
+            outputs = list(pipe(**kwargs).images)
+    models.stats["pipeline_calls"] += 1
+    models.stats["images"] += len(outputs)
+    if first.task == "inpaint" and first.mask is not None and first.image is not None:
+        outputs = [paste_back(first.image, image, first.mask, mask_blur) for image in outputs]
+    return _with_recipes(models, loaded, jobs, outputs, seeds, mask_blur)
+
+
+def _with_recipes(models: ModelCache, loaded: LoadedModel, jobs: list[Job], outputs: list[Any], seeds: list[int],
+                  mask_blur: int) -> list[list[GeneratedImage]]:
+    first = jobs[0]
+    lora_hashes = tuple((lora_id, models.registry.lora_hash(lora_id)[:10]) for lora_id, _ in first.loras)
+    reference_hashes = tuple(image_hash(image) for image in first.references)
+    results, cursor = [], 0
+    for job in jobs:
+        assert job.spec is not None
+        images = []
+        for _ in range(job.batch):
+            image = outputs[cursor]
+            recipe = Recipe(
+                prompt=job.prompt,
+                negative_prompt=job.negative_prompt,
+                steps=job.steps,
+                sampler=job.sampler,
+                cfg=job.cfg,
+                seed=seeds[cursor],
+                width=image.width,
+                height=image.height,
+                model=job.spec.id,
+                model_hash=loaded.model_hash,
+                loras=job.loras,
+                lora_hashes=lora_hashes,
+                task=job.task,
+                strength=job.strength,
+                image_guidance=job.image_guidance,
+                references=reference_hashes,
+                extra={"mask_blur": mask_blur} if job.task == "inpaint" else {},
+            )
+            images.append(GeneratedImage(image=image, seed=seeds[cursor], recipe=recipe, checkpoint=job.spec.id))
+            cursor += 1
+        results.append(images)
+    return results
