@@ -7,6 +7,8 @@
   queue ID SUITE              queue an eval run
   runs                        list eval runs and their status
   export DIR                  write every board as CSV into DIR
+  export-votes --format csv|parquet --out FILE [--kind generate|edit]
+                              the anonymised arena votes (counted votes only; no session or IP data)
 
 `--db` defaults to HUB_DATABASE_URL, else the SQLite file in HUB_DATA_DIR.
 """
@@ -63,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("runs", help="list eval runs")
     export = commands.add_parser("export", help="write the boards as CSV files")
     export.add_argument("directory", type=Path)
+    export_votes = commands.add_parser("export-votes", help="write the anonymised arena votes (CSV or Parquet)")
+    export_votes.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    export_votes.add_argument("--out", type=Path, required=True)
+    export_votes.add_argument("--kind", choices=["generate", "edit"], default=None, help="battle kind (default: both)")
     # Also accept --db after the command (python -m leaderboards ratings --db URL).
     for sub in commands.choices.values():
         sub.add_argument("--db", dest="db_after", help=argparse.SUPPRESS)
@@ -104,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
                 ("sampling", boards.sampling_table(db)),
             ):
                 print(boards.export_csv(frame, args.directory, name))
+        elif args.command == "export-votes":
+            from leaderboards.arena_votes import export_votes
+
+            print(export_votes(db, args.out, args.format, kind=args.kind))
     except HubInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
