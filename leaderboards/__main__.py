@@ -4,6 +4,8 @@
   ratings [--bootstrap N]     print the arena board (Bradley–Terry, 95% intervals)
   boards [--board ID]         print every leaderboard (or one), as the Leaderboard tab shows it
   export DIR                  write every board as CSV (full precision) into DIR
+  export-votes --format csv|parquet --out FILE [--kind generate|edit]
+                              the anonymised arena votes, as the public arenas publish theirs
   runs                        list eval runs and their status
   checkpoints                 list registered checkpoints and their versions
 
@@ -45,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--board", choices=[b.id for b in boards.BOARDS], default=None)
     export = commands.add_parser("export", help="write the boards as CSV files")
     export.add_argument("directory", type=Path)
+    export_votes = commands.add_parser("export-votes", help="write the anonymised arena votes (CSV or Parquet)")
+    export_votes.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    export_votes.add_argument("--out", type=Path, required=True)
+    export_votes.add_argument("--kind", choices=["generate", "edit"], default=None, help="battle kind (default: both)")
     commands.add_parser("runs", help="list eval runs")
     commands.add_parser("checkpoints", help="list registered checkpoints")
     for moved in ("register", "queue"):
@@ -80,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             for spec in boards.BOARDS:
                 print(boards.export_csv(spec.table(source), args.directory, spec.id))
             print(boards.export_csv(boards.sampling_table(db), args.directory, "sampling"))
+        elif args.command == "export-votes":
+            from leaderboards.arena_votes import export_votes
+
+            print(export_votes(db, args.out, args.format, kind=args.kind))
         elif args.command == "runs":
             _print(submissions.runs_table(db), "No eval runs yet.")
         elif args.command == "checkpoints":

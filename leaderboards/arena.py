@@ -3,27 +3,49 @@
 A battle is served as `(battle_id, image_a, image_b)`: the id is an unguessable random token, the images
 are PNG files with random names and no metadata, so nothing names the models before the vote.
 
-- Pairs are drawn balanced over pairs (the least-served pair among the candidates, ties broken at
-  random) and the sides are swapped at random, so no model is drawn against the leader more than others.
-- When stored eval samples exist for the exact prompt (no adapters), the battle reuses them (no GPU
-  work); otherwise both images are generated with the same seed through the `generate` callable.
-- One vote per battle is enforced by the database (UNIQUE battle_id); outcomes by a CHECK; a vote is
-  refused for unknown/forged/expired ids, a battle served to another session, or over the per-session
-  (and per-IP) rate limit. The vote and its tally update commit in one transaction.
+- Pairs: drawn by `arena_sampling.PairSampler` (never a model with itself; pairs with few votes and
+  models with wide intervals are favoured, every pair keeps a known minimum rate; see that module's
+  docstring for the rule). Sides are swapped at random.
+- Images: when stored eval samples exist for the exact prompt (no adapters) from at least two
+  candidates, the battle reuses them (no GPU work) and records their category: the sample's prompt
+  language and, for character suites, its tier (`prompts.meta`). Otherwise both images are generated
+  with the same seed through the `generate` callable; the category is language 'custom', no tier.
+- Withheld images: an optional `is_withheld(image) -> reason | None` (per call or per Arena) is asked
+  about both images before anything is written; a pair with a withheld side is never served: another
+  pair is drawn without the withheld side (that stored sample, or that model for this generated
+  prompt), up to MAX_DRAWS times, then the request is refused with a short message.
+- Votes: one *live* vote per battle, enforced by the database (a unique index on battle_id over the
+  votes with undone_at IS NULL); outcomes by a CHECK. A vote is refused for unknown/forged/expired ids,
+  a battle served to another session, or over the per-session (and per-IP) rate limit. The vote and
+  its tally update commit in one transaction.
+- Undo (`undo_vote`): the voter's own last vote, within UNDO_WINDOW (30 s), once per battle. The vote
+  row stays on record with `undone_at` set, its tally is taken back in the same transaction, and the
+  battle can be voted on again. That second vote is cast after the names were shown, so it is stored
+  with blind = false: it counts on the voter's personal board, not in the community tallies/ratings
+  (only blind votes count). Refused (nothing changed): too late, not the last vote, someone else's
+  vote, unknown battle, already undone, a battle already undone once.
+- Exact limits (`arena_sessions`): each budget check and the insert that spends it share one write
+  transaction that first serialises on the hashed session and IP (advisory locks on PostgreSQL; SQLite
+  has one writer). New battles are admitted by a `battle_requests` row written *before* any image is
+  generated (a request that then fails still used its slot); votes count the `votes` rows (undone
+  ones included, so vote-undo cycles cannot beat the limit).
 - Edit battles (`create_edit_battle`, kind 'edit'): two edit-capable checkpoints edit the same input
   image with the same instruction and seed through the `edit` callable. They are voted through the same
   `record_vote`, but rated on their own board: `vote_tallies` (the generation board's input) counts
   only 'generate' battles, and the edit board reads `vote_counts(session, "edit")`.
-- Sessions and client IPs are stored only as salted HMAC-SHA256 hashes. The salt comes from
-  `HUB_SESSION_SALT`, else from `<data_dir>/session_salt` (created, mode 0600, on first use).
+- Sessions and client IPs are stored only as salted HMAC-SHA256 hashes (`arena_sessions`). Replicas
+  sharing one database and one salt serve and accept each other's battles.
+
+Related modules: `arena_sessions` (salt, hashes, limits, locks), `arena_votes` (which votes count,
+tallies, the votes download), `arena_sampling` (pairs, sampling-rate tables), `arena_samples` (reusing
+stored eval samples), `arena_boards` (per-category and personal boards), `arena_cleanup` (deleting the
+images of expired, unvoted battles).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import os
+import logging
 import random
 import re
 import secrets
@@ -35,86 +57,83 @@ from typing import Any
 
 import pandas as pd
 from PIL import Image
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub.errors import HubInputError
+from leaderboards.errors import InputError as HubInputError
+from leaderboards.arena_samples import sample_seeds, stored_samples, suite_prompts
+from leaderboards.arena_sampling import PairSampler, sampling_rates
+from leaderboards.arena_sessions import (
+    RATE_WINDOW,
+    SALT_ENV,
+    SALT_FILE,
+    ArenaLimits,
+    SessionHasher,
+    advisory_key,
+    advisory_lock,
+    check_rate,
+    load_salt,
+)
+from leaderboards.arena_votes import (
+    TALLIED_KIND,
+    bump_tally,
+    rebuild_tallies,
+    rows_frame,
+    tallies_frame,
+    vote_counts,
+)
 from leaderboards.db import Database
-from leaderboards.schema import VOTE_OUTCOMES, Battle, Checkpoint, Sample, Vote, VoteTally, as_utc, utcnow
+from leaderboards.schema import (
+    CUSTOM_LANGUAGE,
+    VOTE_OUTCOMES,
+    Battle,
+    BattleRequest,
+    Checkpoint,
+    Vote,
+    as_utc,
+    utcnow,
+)
 
-SALT_ENV = "HUB_SESSION_SALT"
-SALT_FILE = "session_salt"
+__all__ = [
+    "RATE_WINDOW",
+    "SALT_ENV",
+    "SALT_FILE",
+    "advisory_key",
+    "advisory_lock",
+    "check_rate",
+    "Arena",
+    "ArenaLimits",
+    "ServedBattle",
+    "SessionHasher",
+    "UndoResult",
+    "VoteResult",
+    "TALLIED_KIND",
+    "UNDO_WINDOW",
+    "load_salt",
+    "new_battle_id",
+    "rebuild_tallies",
+    "rows_frame",
+    "sampling_rates",
+    "save_clean_png",
+    "tallies_frame",
+    "vote_counts",
+]
+
+log = logging.getLogger(__name__)
+
 BATTLE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
-RATE_WINDOW = dt.timedelta(minutes=1)
+UNDO_WINDOW = dt.timedelta(seconds=30)
+MAX_DRAWS = 3
+WITHHELD_MESSAGE = "The content filter withheld the images for this prompt: try another prompt."
 
 # (checkpoint_id, prompt, seed) -> (PIL image, recipe or None). The recipe goes to `save_image`.
 GenerateFn = Callable[[str, str, int], tuple[Image.Image, Any]]
 SaveImageFn = Callable[[Image.Image, Any, Path], None]
 # (checkpoint_id, input image, instruction, seed) -> (PIL image, recipe or None).
 EditFn = Callable[[str, Image.Image, str, int], tuple[Image.Image, Any]]
-# Which battles feed `vote_tallies` (the generation arena board).
-TALLIED_KIND = "generate"
-
-
-@dataclass(frozen=True)
-class ArenaLimits:
-    votes_per_minute: int = 30
-    battles_per_minute: int = 10
-    battle_ttl_minutes: int = 60
-    # Per-IP limits are this many times the per-session ones (many users can share one IP).
-    ip_multiplier: int = 10
-    max_prompt_chars: int = 1000
-
-    @classmethod
-    def from_config(cls, limits: Any) -> ArenaLimits:
-        """From `hub.config.Limits` (or anything with the same attribute names)."""
-        defaults = cls()
-        return cls(
-            votes_per_minute=int(getattr(limits, "votes_per_minute", defaults.votes_per_minute)),
-            battles_per_minute=int(getattr(limits, "battles_per_minute", defaults.battles_per_minute)),
-            battle_ttl_minutes=int(getattr(limits, "battle_ttl_minutes", defaults.battle_ttl_minutes)),
-            max_prompt_chars=int(getattr(limits, "max_prompt_chars", defaults.max_prompt_chars)),
-        )
-
-
-def load_salt(data_dir: str | Path | None = None) -> bytes:
-    """The hashing salt: `HUB_SESSION_SALT`, else `<data_dir>/session_salt` (created on first use)."""
-    env = os.environ.get(SALT_ENV, "")
-    if env:
-        return env.encode()
-    if data_dir is None:
-        raise ValueError(f"no salt: set {SALT_ENV} or give a data dir")
-    path = Path(data_dir) / SALT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: two processes starting together agree on one salt (the loser reads the winner's).
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-    for _ in range(100):
-        text = path.read_text().strip()
-        if text:
-            return text.encode()
-        threading.Event().wait(0.01)  # the creator is still writing
-    raise RuntimeError(f"{path} is empty")
-
-
-class SessionHasher:
-    """Salted HMAC-SHA256 of session ids and IPs (only these hashes are stored)."""
-
-    def __init__(self, salt: bytes) -> None:
-        if not salt:
-            raise ValueError("empty salt")
-        self._salt = salt
-
-    def hash(self, value: str | None, kind: str = "session") -> str | None:
-        if not value:
-            return None
-        return hmac.new(self._salt, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+# image -> why it is withheld (logged, never shown), or None when it may be shown.
+WithheldFn = Callable[[Image.Image], str | None]
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,14 @@ class VoteResult:
     model_b: str
     name_a: str
     name_b: str
+    # False for a vote cast again after an undo (names already shown): kept, but not in the ratings.
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    battle_id: str
+    outcome: str  # the outcome that was taken back
 
 
 def save_clean_png(image: Image.Image, _recipe: Any, path: Path) -> None:
@@ -145,129 +172,15 @@ def new_battle_id() -> str:
     return secrets.token_urlsafe(24)  # 32 chars, 192 random bits
 
 
-def bump_tally(session: Session, model_a: str, model_b: str, outcome: str, by: int = 1) -> None:
-    """vote_tallies[(a, b, outcome)] += by, as one upsert statement."""
-    table = VoteTally.__table__
-    values = {"model_a": model_a, "model_b": model_b, "outcome": outcome, "n": by}
-    dialect = session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        stmt = dialect_insert(table).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["model_a", "model_b", "outcome"], set_={"n": table.c.n + stmt.excluded.n}
-        )
-        session.execute(stmt)
-        return
-    where = (table.c.model_a == model_a, table.c.model_b == model_b, table.c.outcome == outcome)
-    if session.execute(update(table).where(*where).values(n=table.c.n + by)).rowcount == 0:
-        session.execute(insert(table).values(**values))
-
-
-def _grouped_votes(session: Session, kind: str) -> Sequence[Any]:
-    """(model_a, model_b, outcome, count) over the votes on battles of one kind."""
-    return session.execute(
-        select(Battle.model_a, Battle.model_b, Vote.outcome, func.count())
-        .join(Vote, Vote.battle_id == Battle.id)
-        .where(Battle.kind == kind)
-        .group_by(Battle.model_a, Battle.model_b, Vote.outcome)
-    ).all()
-
-
-def rebuild_tallies(session: Session) -> None:
-    """Recompute `vote_tallies` from `votes` on generation battles (repair tool; normally maintained per vote)."""
-    session.execute(delete(VoteTally))
-    rows = _grouped_votes(session, TALLIED_KIND)
-    if rows:
-        session.execute(
-            insert(VoteTally), [{"model_a": a, "model_b": b, "outcome": o, "n": n} for a, b, o, n in rows]
-        )
-
-
-def tallies_frame(session: Session) -> pd.DataFrame:
-    """Vote counts as (model_a, model_b, winner, count) rows: the input of `bradley_terry_from_counts`."""
-    table = VoteTally.__table__
-    rows = session.connection().execute(select(table.c.model_a, table.c.model_b, table.c.outcome, table.c.n)).all()
-    return rows_frame(rows, ["model_a", "model_b", "winner", "count"])
-
-
-def vote_counts(session: Session, kind: str = TALLIED_KIND) -> pd.DataFrame:
-    """(model_a, model_b, winner, count) for one battle kind: the tallies for 'generate'; for 'edit'
-    (far fewer votes) grouped from `votes` directly."""
-    if kind == TALLIED_KIND:
-        return tallies_frame(session)
-    return rows_frame(_grouped_votes(session, kind), ["model_a", "model_b", "winner", "count"])
-
-
-def rows_frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
-    """DataFrame from result rows, column by column (pandas is slow on a list of Row objects)."""
-    if not rows:
-        return pd.DataFrame({c: [] for c in columns})
-    return pd.DataFrame(dict(zip(columns, (list(col) for col in zip(*rows)), strict=True)))
-
-
-def sampling_rates(session: Session, kind: str = TALLIED_KIND) -> pd.DataFrame:
-    """How often each checkpoint was served in battles of one kind, and voted on (public sampling rates)."""
-    served: dict[str, int] = {}
-    for column in (Battle.model_a, Battle.model_b):
-        for model, n in session.execute(select(column, func.count()).where(Battle.kind == kind).group_by(column)):
-            served[model] = served.get(model, 0) + int(n)
-    voted: dict[str, int] = {}
-    counts = vote_counts(session, kind)
-    pair_votes = counts.groupby(["model_a", "model_b"])["count"].sum() if not counts.empty else {}
-    for (model_a, model_b), n in dict(pair_votes).items():
-        voted[model_a] = voted.get(model_a, 0) + int(n)
-        voted[model_b] = voted.get(model_b, 0) + int(n)
-    total_slots = sum(served.values())
-    frame = pd.DataFrame(
-        {
-            "checkpoint": sorted(served),
-            "battles_served": [served[m] for m in sorted(served)],
-            "votes": [voted.get(m, 0) for m in sorted(served)],
-        }
-    )
-    frame["share"] = frame["battles_served"] / total_slots if total_slots else 0.0
-    return frame
-
-
-class PairBalancer:
-    """Per-pair served counts of one battle kind (loaded once from the database, then counted in process)."""
-
-    def __init__(self, kind: str = TALLIED_KIND) -> None:
-        self.kind = kind
-        self._counts: dict[frozenset[str], int] | None = None
-        self._lock = threading.Lock()
-
-    def _load(self, session: Session) -> dict[frozenset[str], int]:
-        counts: dict[frozenset[str], int] = {}
-        for a, b, n in session.execute(
-            select(Battle.model_a, Battle.model_b, func.count())
-            .where(Battle.kind == self.kind)
-            .group_by(Battle.model_a, Battle.model_b)
-        ):
-            key = frozenset((a, b))
-            counts[key] = counts.get(key, 0) + int(n)
-        return counts
-
-    def draw(self, session: Session, candidates: Sequence[str], rng: random.Random) -> tuple[str, str]:
-        """The least-served pair (random among equals), sides in random order; counts it as served."""
-        models = sorted(set(candidates))
-        if len(models) < 2:
-            raise HubInputError("The arena needs at least two available checkpoints.")
-        with self._lock:
-            if self._counts is None:
-                self._counts = self._load(session)
-            pairs = [(a, b) for i, a in enumerate(models) for b in models[i + 1 :]]
-            fewest = min(self._counts.get(frozenset(p), 0) for p in pairs)
-            a, b = rng.choice([p for p in pairs if self._counts.get(frozenset(p), 0) == fewest])
-            self._counts[frozenset((a, b))] = fewest + 1
-        return (a, b) if rng.random() < 0.5 else (b, a)
+def _load_image(path: str | Path) -> Image.Image:
+    with Image.open(path) as image:
+        image.load()
+        return image.copy()
 
 
 class Arena:
-    """Serves battles and records votes. Thread-safe; one per process."""
+    """Serves battles and records votes. Thread-safe; one per process (several replicas may share a
+    database and a salt)."""
 
     def __init__(
         self,
@@ -283,9 +196,12 @@ class Arena:
         limits: ArenaLimits = ArenaLimits(),
         rng: random.Random | None = None,
         now: Callable[[], dt.datetime] = utcnow,
+        is_withheld: WithheldFn | None = None,
+        sampler_refresh_s: float = 10.0,
     ) -> None:
         self.db = db
-        self.image_dir = Path(image_dir)
+        # Absolute, so the clean-up job can tell which stored paths lie in its data folder.
+        self.image_dir = Path(image_dir).absolute()
         self.hasher = hasher
         self.candidates = candidates
         self.generate = generate
@@ -293,63 +209,98 @@ class Arena:
         self.edit = edit
         self.save_image = save_image
         self.limits = limits
+        self.is_withheld = is_withheld
         self._rng = rng or random.SystemRandom()
         self._rng_lock = threading.Lock()
         self._now = now
-        self._balancer = PairBalancer("generate")
-        self._edit_balancer = PairBalancer("edit")
+        self.samplers = {
+            "generate": PairSampler("generate", refresh_s=sampler_refresh_s),
+            "edit": PairSampler("edit", refresh_s=sampler_refresh_s),
+        }
+
+    def _new_rng(self) -> random.Random:
+        with self._rng_lock:
+            return random.Random(self._rng.getrandbits(64))
+
+    def _draw(self, kind: str, candidates: Sequence[str], rng: random.Random) -> tuple[str, str]:
+        with self.db.session() as session:
+            return self.samplers[kind].draw(session, candidates, rng)
+
+    def _new_paths(self) -> tuple[Path, Path]:
+        self.image_dir.mkdir(parents=True, exist_ok=True)
+        return self.image_dir / f"{secrets.token_hex(16)}.png", self.image_dir / f"{secrets.token_hex(16)}.png"
 
     # ------------------------------------------------------------------------------ battles
     def create_battle(
-        self, prompt: str, session_id: str | None = None, client_ip: str | None = None
+        self,
+        prompt: str,
+        session_id: str | None = None,
+        client_ip: str | None = None,
+        *,
+        is_withheld: WithheldFn | None = None,
     ) -> ServedBattle:
-        prompt = (prompt or "").strip()
+        prompt = (prompt or "").strip() if isinstance(prompt, str) else ""
         if not prompt:
             raise HubInputError("Enter a prompt first.")
         if len(prompt) > self.limits.max_prompt_chars:
             raise HubInputError(f"The prompt is too long (max {self.limits.max_prompt_chars} characters).")
         session_hash = self.hasher.hash(session_id, "session")
         ip_hash = self.hasher.hash(client_ip, "ip")
-        now = self._now()
+        candidates = list(dict.fromkeys(self.candidates()))
         with self.db.session() as session:
-            self._check_rate(
-                session, Battle, session_hash, ip_hash, now, self.limits.battles_per_minute, "new battles"
-            )
-            candidates = [c for c in dict.fromkeys(self.candidates())]
-            stored = self._stored_samples(session, prompt, candidates)
-        image_dir = self.image_dir
-        image_dir.mkdir(parents=True, exist_ok=True)
-        path_a = image_dir / f"{secrets.token_hex(16)}.png"
-        path_b = image_dir / f"{secrets.token_hex(16)}.png"
-        with self._rng_lock:
-            rng = random.Random(self._rng.getrandbits(64))
-        with self.db.session() as session:
-            if len(stored) >= 2:
-                model_a, model_b = self._balancer.draw(session, list(stored), rng)
-                source = "samples"
-            else:
-                model_a, model_b = self._balancer.draw(session, candidates, rng)
-                source = "generated"
-        if source == "samples":
-            seeds = sorted(set(stored[model_a]) & set(stored[model_b]))
-            seed_a = seed_b = rng.choice(seeds) if seeds else None
-            if seed_a is None:
-                seed_a, seed_b = rng.choice(sorted(stored[model_a])), rng.choice(sorted(stored[model_b]))
-            for model, seed, path in ((model_a, seed_a, path_a), (model_b, seed_b, path_b)):
-                with Image.open(stored[model][seed]) as img:
-                    img.load()
-                    self.save_image(img, None, path)
-        else:
+            stored = stored_samples(session, prompt, candidates)
+        use_samples = len(stored) >= 2
+        if not use_samples:
+            if len(candidates) < 2:
+                raise HubInputError("The arena needs at least two different available checkpoints.")
             if self.generate is None:
                 raise HubInputError("No stored images for this prompt, and generation is not available here.")
-            seed = rng.randrange(2**31)
-            for model, path in ((model_a, path_a), (model_b, path_b)):
-                image, recipe = self.generate(model, prompt, seed)
-                self.save_image(image, recipe, path)
-        battle_id = self.record_battle(
-            model_a, model_b, prompt, path_a, path_b, session_hash=session_hash, ip_hash=ip_hash, image_source=source
-        )
-        return ServedBattle(battle_id, path_a, path_b)
+        self._reserve_battle(session_hash, ip_hash, "generate")
+        rng = self._new_rng()
+        withheld = is_withheld or self.is_withheld
+        blocked: set[tuple[str, int]] = set()  # withheld stored samples
+        excluded: set[str] = set()  # models whose generated image was withheld
+        for _ in range(MAX_DRAWS):
+            if use_samples:
+                pool = [m for m, seeds in stored.items() if any((m, s) not in blocked for s in seeds)]
+                if len(pool) < 2:
+                    break
+                model_a, model_b = self._draw("generate", pool, rng)
+                seed_a, seed_b = sample_seeds(stored, model_a, model_b, blocked, rng)
+                images = [_load_image(stored[model_a][seed_a].path), _load_image(stored[model_b][seed_b].path)]
+                recipes: list[Any] = [None, None]
+                keys = [(model_a, seed_a), (model_b, seed_b)]
+                language, tier = stored[model_a][seed_a].language, stored[model_a][seed_a].tier
+            else:
+                pool = [m for m in candidates if m not in excluded]
+                if len(pool) < 2:
+                    break
+                model_a, model_b = self._draw("generate", pool, rng)
+                seed = rng.randrange(2**31)
+                (image_a, recipe_a), (image_b, recipe_b) = (
+                    self.generate(model_a, prompt, seed),  # type: ignore[misc]
+                    self.generate(model_b, prompt, seed),  # type: ignore[misc]
+                )
+                images, recipes, keys = [image_a, image_b], [recipe_a, recipe_b], []
+                language, tier = CUSTOM_LANGUAGE, None
+            if withheld is not None:
+                reasons = [withheld(image) for image in images]
+                if any(reasons):
+                    log.info("arena: withheld %s (%s)", [m for m, r in zip((model_a, model_b), reasons) if r], reasons)
+                    # Samples: skip that stored image. Generation: this prompt gets that model's
+                    # images withheld, so draw the next pair without it.
+                    blocked.update(key for key, reason in zip(keys, reasons, strict=False) if reason)
+                    excluded.update(m for m, reason in zip((model_a, model_b), reasons, strict=True) if reason)
+                    continue
+            path_a, path_b = self._new_paths()
+            self.save_image(images[0], recipes[0], path_a)
+            self.save_image(images[1], recipes[1], path_b)
+            battle_id = self.record_battle(
+                model_a, model_b, prompt, path_a, path_b, session_hash=session_hash, ip_hash=ip_hash,
+                image_source="samples" if use_samples else "generated", language=language, tier=tier,
+            )
+            return ServedBattle(battle_id, path_a, path_b)
+        raise HubInputError(WITHHELD_MESSAGE)
 
     def create_edit_battle(
         self,
@@ -357,6 +308,8 @@ class Arena:
         instruction: str,
         session_id: str | None = None,
         client_ip: str | None = None,
+        *,
+        is_withheld: WithheldFn | None = None,
     ) -> ServedBattle:
         """A blind edit battle: two edit-capable checkpoints edit `image` with `instruction`, same seed."""
         if not isinstance(image, Image.Image):
@@ -370,39 +323,46 @@ class Arena:
             raise HubInputError("Editing is not available here.")
         candidates = list(dict.fromkeys(self.edit_candidates()))
         if len(candidates) < 2:
-            raise HubInputError("The edit arena needs at least two available edit-capable checkpoints.")
+            raise HubInputError("The edit arena needs at least two different available edit-capable checkpoints.")
         session_hash = self.hasher.hash(session_id, "session")
         ip_hash = self.hasher.hash(client_ip, "ip")
-        with self.db.session() as session:
-            # One budget for new battles of either kind.
-            self._check_rate(
-                session, Battle, session_hash, ip_hash, self._now(), self.limits.battles_per_minute, "new battles"
-            )
-        with self._rng_lock:
-            rng = random.Random(self._rng.getrandbits(64))
-        with self.db.session() as session:
-            model_a, model_b = self._edit_balancer.draw(session, candidates, rng)
-        self.image_dir.mkdir(parents=True, exist_ok=True)
-        path_a = self.image_dir / f"{secrets.token_hex(16)}.png"
-        path_b = self.image_dir / f"{secrets.token_hex(16)}.png"
-        seed = rng.randrange(2**31)
+        self._reserve_battle(session_hash, ip_hash, "edit")  # one budget for new battles of either kind
+        rng = self._new_rng()
+        withheld = is_withheld or self.is_withheld
         source = image.copy()
         source.info = {}
-        for model, path in ((model_a, path_a), (model_b, path_b)):
-            try:
-                edited, recipe = self.edit(model, source.copy(), instruction, seed)
-            except HubInputError as err:
-                # The battle is blind: an input error must not name the checkpoint that raised it.
-                message = str(err)
-                for name in (model_a, model_b):
-                    message = message.replace(repr(name), "one of the checkpoints").replace(name, "one of the checkpoints")
-                raise HubInputError(message) from None
-            self.save_image(edited, recipe, path)
-        battle_id = self.record_battle(
-            model_a, model_b, instruction, path_a, path_b,
-            session_hash=session_hash, ip_hash=ip_hash, image_source="generated", kind="edit",
-        )
-        return ServedBattle(battle_id, path_a, path_b)
+        excluded: set[str] = set()  # models whose edit was withheld
+        for _ in range(MAX_DRAWS):
+            pool = [m for m in candidates if m not in excluded]
+            if len(pool) < 2:
+                break
+            model_a, model_b = self._draw("edit", pool, rng)
+            seed = rng.randrange(2**31)
+            outputs = []
+            for model in (model_a, model_b):
+                try:
+                    outputs.append(self.edit(model, source.copy(), instruction, seed))
+                except HubInputError as err:
+                    # The battle is blind: an input error must not name the checkpoint that raised it.
+                    message = str(err)
+                    for name in (model_a, model_b):
+                        message = message.replace(repr(name), "one of the checkpoints").replace(name, "one of the checkpoints")
+                    raise HubInputError(message) from None
+            if withheld is not None:
+                reasons = [withheld(edited) for edited, _ in outputs]
+                if any(reasons):
+                    log.info("arena: withheld edit by %s (%s)", [m for m, r in zip((model_a, model_b), reasons) if r], reasons)
+                    excluded.update(m for m, reason in zip((model_a, model_b), reasons, strict=True) if reason)
+                    continue
+            path_a, path_b = self._new_paths()
+            for (edited, recipe), path in zip(outputs, (path_a, path_b), strict=True):
+                self.save_image(edited, recipe, path)
+            battle_id = self.record_battle(
+                model_a, model_b, instruction, path_a, path_b,
+                session_hash=session_hash, ip_hash=ip_hash, image_source="generated", kind="edit",
+            )
+            return ServedBattle(battle_id, path_a, path_b)
+        raise HubInputError(WITHHELD_MESSAGE.replace("this prompt", "this edit"))
 
     def record_battle(
         self,
@@ -416,8 +376,12 @@ class Arena:
         ip_hash: str | None = None,
         image_source: str = "generated",
         kind: str = "generate",
+        language: str = CUSTOM_LANGUAGE,
+        tier: str | None = None,
     ) -> str:
         """Store a served battle (images already written) and return its id."""
+        if model_a == model_b:
+            raise HubInputError("A checkpoint cannot battle itself.")
         battle_id = new_battle_id()
         now = self._now()
         with self.db.write_session() as session:
@@ -433,26 +397,41 @@ class Arena:
                     session_hash=session_hash,
                     ip_hash=ip_hash,
                     image_source=image_source,
+                    language=(language or CUSTOM_LANGUAGE)[:16],
+                    tier=tier[:32] if tier else None,
                     created_at=now,
                     expires_at=now + dt.timedelta(minutes=self.limits.battle_ttl_minutes),
                 )
             )
         return battle_id
 
-    def _stored_samples(self, session: Session, prompt: str, candidates: Sequence[str]) -> dict[str, dict[int, str]]:
-        """checkpoint -> {seed: image path} of stored eval samples for exactly this prompt."""
-        if not candidates:
-            return {}
-        found: dict[str, dict[int, str]] = {}
-        rows = session.execute(
-            select(Sample.checkpoint_id, Sample.seed, Sample.image_path).where(
-                Sample.prompt_text == prompt, Sample.adapters == "", Sample.checkpoint_id.in_(list(candidates))
-            )
-        )
-        for checkpoint_id, seed, image_path in rows:
-            if Path(image_path).is_file():
-                found.setdefault(checkpoint_id, {})[int(seed)] = image_path
-        return found
+    def _reserve_battle(self, session_hash: str | None, ip_hash: str | None, kind: str) -> None:
+        """Admit one new battle against the per-session and per-IP budgets, exactly (see docstring)."""
+        if session_hash is None and ip_hash is None:
+            return
+        now = self._now()
+        with self.db.write_session() as session:
+            advisory_lock(session, "battle", session_hash, ip_hash)
+            check_rate(session, BattleRequest, session_hash, ip_hash, now, self.limits.battles_per_minute,
+                       self.limits.ip_multiplier, "new battles")
+            session.add(BattleRequest(kind=kind, session_hash=session_hash, ip_hash=ip_hash, created_at=now))
+
+    def random_suite_prompt(self, language: str | None = None) -> str:
+        """A stored eval prompt with images from at least two current candidates (battles on it reuse
+        them and carry its language and tier)."""
+        with self.db.session() as session:
+            prompts = suite_prompts(session, list(dict.fromkeys(self.candidates())), language, self.limits.max_prompt_chars)
+        if not prompts:
+            raise HubInputError("No stored eval prompts with images from two checkpoints yet: type a prompt.")
+        return self._new_rng().choice(prompts)
+
+    def pair_rates(self, kind: str = TALLIED_KIND) -> pd.DataFrame:
+        """The public per-pair sampling table now: votes, interval widths, weight, draw probability."""
+        if kind not in self.samplers:
+            raise HubInputError(f"Unknown battle kind {str(kind)[:20]!r}.")
+        source = self.candidates if kind == "generate" else (self.edit_candidates or (lambda: []))
+        with self.db.session() as session:
+            return self.samplers[kind].probabilities(session, list(dict.fromkeys(source())), fresh=True)
 
     # ------------------------------------------------------------------------------ votes
     def record_vote(
@@ -468,21 +447,28 @@ class Arena:
         now = self._now()
         try:
             with self.db.write_session() as session:
-                battle = session.get(Battle, battle_id)
+                advisory_lock(session, "vote", session_hash, ip_hash)
+                battle = session.get(Battle, battle_id, with_for_update=True)
                 if battle is None:
                     raise HubInputError("Unknown battle: start a new battle.")
-                if session.execute(select(Vote.id).where(Vote.battle_id == battle_id)).first() is not None:
+                earlier = session.execute(select(Vote.undone_at).where(Vote.battle_id == battle_id)).scalars().all()
+                if any(undone is None for undone in earlier):
                     raise HubInputError("This battle already has a vote: start a new battle.")
-                if as_utc(battle.expires_at) <= now:
+                if battle.expired_at is not None or as_utc(battle.expires_at) <= now:
                     raise HubInputError("This battle has expired: start a new battle.")
                 if battle.session_hash and session_hash and battle.session_hash != session_hash:
                     raise HubInputError("This battle was served to another session.")
-                self._check_rate(session, Vote, session_hash, ip_hash, now, self.limits.votes_per_minute, "votes")
+                check_rate(session, Vote, session_hash, ip_hash, now, self.limits.votes_per_minute,
+                           self.limits.ip_multiplier, "votes")
+                blind = not earlier  # a vote after an undo comes after the names were shown
                 session.add(
-                    Vote(battle_id=battle_id, outcome=outcome, session_hash=session_hash, ip_hash=ip_hash, created_at=now)
+                    Vote(
+                        battle_id=battle_id, outcome=outcome, session_hash=session_hash, ip_hash=ip_hash,
+                        created_at=now, blind=blind,
+                    )
                 )
-                session.flush()  # the UNIQUE(battle_id) check fires here, before the tally moves
-                if battle.kind == TALLIED_KIND:  # edit votes go to the edit board only
+                session.flush()  # the unique index on live votes fires here, before the tally moves
+                if blind and battle.kind == TALLIED_KIND:  # edit votes go to the edit board only
                     bump_tally(session, battle.model_a, battle.model_b, outcome)
                 names = dict(
                     session.execute(
@@ -493,16 +479,64 @@ class Arena:
                 )
                 model_a, model_b = battle.model_a, battle.model_b
         except IntegrityError:
-            # A concurrent vote on the same battle committed first (UNIQUE battle_id).
+            # A concurrent vote on the same battle committed first (unique live vote per battle).
             raise HubInputError("This battle already has a vote: start a new battle.") from None
         return VoteResult(
-            battle_id, outcome, model_a, model_b, names.get(model_a, model_a), names.get(model_b, model_b)
+            battle_id, outcome, model_a, model_b, names.get(model_a, model_a), names.get(model_b, model_b), blind
         )
+
+    def undo_vote(self, battle_id: str, session_id: str | None = None, client_ip: str | None = None) -> UndoResult:
+        """Take back this session's last vote (within UNDO_WINDOW, once per battle); see the docstring."""
+        if not isinstance(battle_id, str) or not BATTLE_ID_PATTERN.match(battle_id):
+            raise HubInputError("Unknown battle: nothing to undo.")
+        session_hash = self.hasher.hash(session_id, "session")
+        if session_hash is None:
+            raise HubInputError("Only the session that voted can undo its vote.")
+        now = self._now()
+        with self.db.write_session() as session:
+            advisory_lock(session, "vote", session_hash)  # the same lock as this session's votes
+            battle = session.get(Battle, battle_id, with_for_update=True)
+            if battle is None:
+                raise HubInputError("Unknown battle: nothing to undo.")
+            votes = session.execute(select(Vote).where(Vote.battle_id == battle_id).order_by(Vote.id)).scalars().all()
+            live = [v for v in votes if v.undone_at is None]
+            if not live:
+                if any(v.session_hash == session_hash for v in votes):
+                    raise HubInputError("This vote is already undone.")
+                raise HubInputError("This battle has no vote to undo.")
+            vote = live[0]
+            if vote.session_hash != session_hash:
+                raise HubInputError("You can only undo your own vote.")
+            if len(votes) > 1:
+                raise HubInputError("A battle's vote can be undone only once.")
+            last_id = session.scalar(select(func.max(Vote.id)).where(Vote.session_hash == session_hash))
+            if vote.id != last_id:
+                raise HubInputError("Only your last vote can be undone.")
+            if now - as_utc(vote.created_at) > UNDO_WINDOW:
+                raise HubInputError(f"Too late: a vote can be undone within {UNDO_WINDOW.seconds} seconds.")
+            changed = session.execute(
+                update(Vote)
+                .where(Vote.id == vote.id, Vote.undone_at.is_(None))
+                .values(undone_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if changed != 1:
+                raise HubInputError("This vote is already undone.")
+            if vote.blind and battle.kind == TALLIED_KIND:
+                bump_tally(session, battle.model_a, battle.model_b, vote.outcome, by=-1)
+            outcome = vote.outcome
+        return UndoResult(battle_id, outcome)
+
+    def personal_board(self, session_id: str | None, *, num_bootstrap: int = 100) -> pd.DataFrame:
+        """Your own ratings beside the community's (see `arena_boards.personal_board`)."""
+        from leaderboards.arena_boards import personal_board  # it imports boards, which imports this module
+
+        return personal_board(self.db, self.hasher.hash(session_id, "session"), num_bootstrap=num_bootstrap)
 
     def _check_rate(
         self,
         session: Session,
-        table: type[Battle] | type[Vote],
+        table: type[BattleRequest] | type[Vote],
         session_hash: str | None,
         ip_hash: str | None,
         now: dt.datetime,

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from leaderboards import plots
 from leaderboards.arena import TALLIED_KIND, sampling_rates, vote_counts
+from leaderboards.arena_votes import counted
 from leaderboards.db import Database
 from leaderboards.eval_boards import (
     CHARACTER_BOARD,
@@ -142,7 +143,7 @@ class ArenaBoard:
                 rows = session.execute(
                     select(Vote.id, Battle.model_a, Battle.model_b, Vote.outcome)
                     .join(Battle, Battle.id == Vote.battle_id)
-                    .where(Vote.id > last_id, Battle.kind == self.kind)
+                    .where(Vote.id > last_id, Battle.kind == self.kind, counted())
                     .order_by(Vote.id)
                     .limit(chunk)
                 ).all()

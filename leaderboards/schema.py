@@ -2,7 +2,7 @@
 
 One module so Alembic's autogenerate/compare sees every table. Table and column names are a stable
 interface: evals writes `prompt_suites`, `prompts`, `eval_runs`, `samples` and `scores`; the arena writes
-`battles`, `votes` and `vote_tallies`. Add columns through a new migration in
+`battles`, `votes`, `vote_tallies` and `battle_requests`. Add columns through a new migration in
 `leaderboards/migrations/versions/`; `tests/test_schema_migrations.py` fails when this file and the
 migrations drift apart.
 
@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -44,6 +45,8 @@ VOTE_OUTCOMES = ("model_a", "model_b", "tie", "tie (bothbad)")
 CHECKPOINT_STATUSES = ("registered", "available", "failed", "retired")
 RUN_STATUSES = ("queued", "running", "complete", "failed")
 BATTLE_KINDS = ("generate", "edit")
+# Battle language for free-text prompts typed by users (not from a stored eval suite).
+CUSTOM_LANGUAGE = "custom"
 
 
 def utcnow() -> dt.datetime:
@@ -208,7 +211,14 @@ class Score(Base):
 
 
 class Battle(Base):
-    """A served arena pair. `model_a` is the left image as served. `id` is an unguessable token."""
+    """A served arena pair. `model_a` is the left image as served. `id` is an unguessable token.
+
+    Category (recorded when served): `language` is the prompt language of the stored eval samples the
+    battle reuses, or 'custom' for free text typed by a user (and edit instructions); `tier` is the
+    character tier from `prompts.meta` (character suites only), else NULL.
+    Clean-up: `expired_at` is set by the clean-up job once voting has closed; `images_deleted` says
+    whether it deleted the two images (battles without a counted vote) or kept them (voted battles).
+    """
 
     __tablename__ = "battles"
     __table_args__ = (
@@ -218,6 +228,8 @@ class Battle(Base):
         Index("ix_battles_ip_created", "ip_hash", "created_at"),
         Index("ix_battles_model_a", "model_a"),
         Index("ix_battles_model_b", "model_b"),
+        Index("ix_battles_expired_expires", "expired_at", "expires_at"),
+        Index("ix_battles_language_tier", "language", "tier"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -231,23 +243,64 @@ class Battle(Base):
     ip_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Where the images came from: 'generated' (engine call) or 'samples' (reused eval samples).
     image_source: Mapped[str] = mapped_column(String(16), default="generated")
+    language: Mapped[str] = mapped_column(String(16), default=CUSTOM_LANGUAGE, server_default=CUSTOM_LANGUAGE)
+    tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column()
+    expired_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    images_deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Vote(Base):
-    """One vote per battle, enforced by UNIQUE(battle_id); outcomes restricted by a CHECK."""
+    """Votes on battles; outcomes restricted by a CHECK.
+
+    One *live* vote per battle, enforced by a unique index on battle_id over the rows with
+    `undone_at IS NULL` (a partial index, on SQLite and PostgreSQL alike). An undone vote stays on
+    record with its `undone_at` and stops counting; the voter may then vote on that battle again.
+    Such a second vote was cast after the names were revealed, so it is stored with `blind = false`:
+    it counts on the voter's personal board but not in the community tallies or ratings.
+    """
 
     __tablename__ = "votes"
     __table_args__ = (
         CheckConstraint(_in_list("outcome", VOTE_OUTCOMES), name="outcome"),
         Index("ix_votes_session_created", "session_hash", "created_at"),
         Index("ix_votes_ip_created", "ip_hash", "created_at"),
+        Index("ix_votes_battle", "battle_id"),
+        Index(
+            "uq_votes_live_battle",
+            "battle_id",
+            unique=True,
+            sqlite_where=text("undone_at IS NULL"),
+            postgresql_where=text("undone_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    battle_id: Mapped[str] = mapped_column(ForeignKey("battles.id"), unique=True)
+    battle_id: Mapped[str] = mapped_column(ForeignKey("battles.id"))
     outcome: Mapped[str] = mapped_column(String(16))
+    session_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ip_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    undone_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    blind: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+
+
+class BattleRequest(Base):
+    """One admitted request for a new battle (the per-session / per-IP battle budget).
+
+    Written, under the same lock as the count that admits it, before any image is generated, so a
+    burst of requests cannot all pass the check. Rows older than a day are pruned by the clean-up job.
+    """
+
+    __tablename__ = "battle_requests"
+    __table_args__ = (
+        Index("ix_battle_requests_session_created", "session_hash", "created_at"),
+        Index("ix_battle_requests_ip_created", "ip_hash", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
     session_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ip_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -273,6 +326,7 @@ __all__ = [
     "Adapter",
     "Base",
     "Battle",
+    "BattleRequest",
     "Checkpoint",
     "EvalRun",
     "Prompt",
@@ -282,6 +336,7 @@ __all__ = [
     "Vote",
     "VoteTally",
     "BATTLE_KINDS",
+    "CUSTOM_LANGUAGE",
     "CHECKPOINT_STATUSES",
     "RUN_STATUSES",
     "VOTE_OUTCOMES",

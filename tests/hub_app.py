@@ -23,7 +23,7 @@ def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False
     Yields (url, HubContext)."""
     from hub.config import load_config
     from hub.ui import build_app, launch_kwargs
-    from hub.ui.context import create_context
+    from hub.ui.context import close_context, create_context
 
     saved = {k: os.environ.pop(k, None) for k in ("HUB_DATABASE_URL", "HUB_DATA_DIR", "HUB_SESSION_SALT")}
     # Gradio recomputes queue analytics (a DataFrame of up to 10,000 past events) after every event
@@ -50,10 +50,7 @@ def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False
             yield demo.local_url, ctx
         finally:
             demo.close()
-            if ctx.eval_worker is not None:
-                ctx.eval_worker.stop()
-            ctx.engine.shutdown()
-            ctx.db.dispose()
+            close_context(ctx)
     finally:
         if analytics == "1000" and os.environ.get("GRADIO_ANALYTICS_CACHE_FREQUENCY") == "1000":
             os.environ.pop("GRADIO_ANALYTICS_CACHE_FREQUENCY", None)

@@ -153,7 +153,14 @@ def test_killed_voter_leaves_no_partial_rows(tmp_path):
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
     )
     try:
-        feeder = threading.Thread(target=lambda: (proc.stdin.write("\n".join(battles) + "\n"), proc.stdin.flush()), daemon=True)
+        def feed() -> None:
+            try:
+                proc.stdin.write("\n".join(battles) + "\n")
+                proc.stdin.flush()
+            except (BrokenPipeError, ValueError):  # the voter was killed mid-feed: expected
+                pass
+
+        feeder = threading.Thread(target=feed, daemon=True)
         feeder.start()
         seen = 0
         while seen < 200:  # let it get going, then kill it between (or inside) transactions
@@ -180,5 +187,72 @@ def test_killed_voter_leaves_no_partial_rows(tmp_path):
             assert sorted(tallies_frame(s).itertuples(index=False)) == before
         arena = Arena(db, tmp_path, hasher, candidates=lambda: [], limits=ArenaLimits(votes_per_minute=10**6))
         arena.record_vote(battles[-1], "tie", session_id="voter")  # still writable
+    finally:
+        db.dispose()
+
+
+def _burst(call, n: int) -> Counter:
+    """call(i) for i < n from n threads released at once; counts 'ok' and each refusal message."""
+    from hub.errors import HubInputError
+
+    outcomes: Counter = Counter()
+    lock = threading.Lock()
+    barrier = threading.Barrier(n)
+
+    def worker(i: int) -> None:
+        barrier.wait(timeout=60)
+        try:
+            call(i)
+            key = "ok"
+        except HubInputError as err:
+            key = str(err)
+        with lock:
+            outcomes[key] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return outcomes
+
+
+@pytest.mark.timeout(120)
+def test_burst_is_held_to_the_limits_exactly(database_url, tmp_path):
+    """20 simultaneous votes from one session with a limit of 5 per minute: exactly 5 accepted (the
+    check and the insert are serialised per session and per IP). The same for new battles, and for
+    the per-IP limit across many sessions."""
+    from PIL import Image
+
+    from leaderboards.arena import Arena, ArenaLimits, SessionHasher
+    from leaderboards.results import upsert_checkpoint
+
+    db = init_db(database_url)
+    try:
+        with db.session() as s:
+            for cid in ("x", "y", "z"):
+                upsert_checkpoint(s, cid, cid.upper(), "sd15", f"builtin:{cid}", None, True)
+        hasher = SessionHasher(b"salt")
+        generated: list[str] = []
+
+        def generate(checkpoint: str, prompt: str, seed: int):
+            generated.append(checkpoint)
+            return Image.new("RGB", (8, 8)), None
+
+        arena = Arena(db, tmp_path / "arena", hasher, candidates=lambda: ["x", "y", "z"], generate=generate,
+                      limits=ArenaLimits(votes_per_minute=5, battles_per_minute=5, ip_multiplier=2))
+        battles = [arena.record_battle("x", "y", "p", "a", "b", session_hash=hasher.hash("burst")) for _ in range(20)]
+        votes = _burst(lambda i: arena.record_vote(battles[i], "model_a", session_id="burst", client_ip="10.9.9.9"), 20)
+        assert votes == {"ok": 5, "Too many votes: at most 5 per minute. Please wait a moment.": 15}
+        served = _burst(lambda i: arena.create_battle("1girl", session_id="burst-b", client_ip="10.8.8.8"), 20)
+        assert served == {"ok": 5, "Too many new battles: at most 5 per minute. Please wait a moment.": 15}
+        assert len(generated) == 10  # refused requests generated nothing
+        # Per IP (5 x 2 = 10 a minute), 20 sessions behind one address.
+        shared = [arena.record_battle("x", "z", "p", "a", "b", session_hash=hasher.hash(f"s{i}")) for i in range(20)]
+        by_ip = _burst(lambda i: arena.record_vote(shared[i], "tie", session_id=f"s{i}", client_ip="10.7.7.7"), 20)
+        assert by_ip == {"ok": 10, "Too many votes: at most 10 per minute. Please wait a moment.": 10}
+        with db.session() as s:
+            assert s.scalar(select(func.count()).select_from(Vote)) == 15
+            assert s.scalar(select(func.count()).select_from(Battle).where(Battle.prompt == "1girl")) == 5
     finally:
         db.dispose()

@@ -27,17 +27,17 @@ class HubContext:
     engine: Engine
     db: Database
     demo: DemoHooks = DemoHooks()
+    # A random demo portrait and an instruction for it (the arena's "random demo portrait"); None
+    # without a demo world.
+    demo_portrait: Callable[[], tuple[Image.Image, str]] | None = None
     eval_worker: Any = None  # evals.worker.EvalWorker: runs queued eval runs (Submit tab, bootstrap runs)
+    cleanup_thread: Any = None  # deletes the images of expired, unvoted battles
+    # The content filter: an image -> the reason it is withheld, or None (see hub/content_filter.py).
+    is_withheld: Callable[[Image.Image], str | None] | None = None
 
     @property
     def data_dir(self) -> Path:
         return self.config.data_path
-
-    @property
-    def demo_portrait(self) -> Callable[[], tuple[Image.Image, str]] | None:
-        """A random demo portrait and an instruction for it (None without a demo world)."""
-        hook = self.demo.random_portrait
-        return (lambda: hook(None)) if hook is not None else None
 
     def save_outputs(self, images: list[GeneratedImage], folder: str = "outputs") -> list[str]:
         """Write images as PNGs with their recipes, under random names; return the paths."""
@@ -113,6 +113,9 @@ def create_context(
         db=db or Database(config.resolved_database_url, migrate=True),
         demo=load_demo_hooks(config),
     )
+    if ctx.demo.random_portrait is not None:
+        hook = ctx.demo.random_portrait
+        ctx.demo_portrait = lambda: hook(None)
     from evals.runner import attach_registered_checkpoints
 
     attach_registered_checkpoints(ctx.engine, ctx.db)
@@ -123,4 +126,16 @@ def create_context(
     if start_worker:
         queue_bootstrap_evals(ctx)
         start_eval_worker(ctx)
+    from leaderboards.arena_cleanup import start_cleanup_thread
+
+    ctx.cleanup_thread = start_cleanup_thread(ctx.db, ctx.data_dir, interval_s=600)
     return ctx
+
+
+def close_context(ctx: HubContext) -> None:
+    """Stop the background threads and release the engine and the database (tests, tools)."""
+    for thread in (ctx.eval_worker, ctx.cleanup_thread):
+        if thread is not None:
+            thread.stop()
+    ctx.engine.shutdown()
+    ctx.db.dispose()
