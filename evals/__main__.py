@@ -7,6 +7,7 @@
     python -m evals register ID SOURCE FAMILY [--name N] [--root DIR]   # hub:org/name[@rev] | folder: | file:
     python -m evals queue ID SUITE [--lora ID:WEIGHT ...] [--seeds N]   # the app's worker runs it
     python -m evals refresh ID                               # pin a hub: checkpoint to its newest commit
+    python -m evals reproduce [--out FILE]                   # regenerate the README's measured tables
 
 `run` prints a progress bar on stderr and, as its last line on stdout,
 `generated=N reused=M scored=K unjudged=U run_id=R status=complete`. Exit status 0 on success, 2 for bad
@@ -78,7 +79,26 @@ def _parser() -> argparse.ArgumentParser:
     refresh.add_argument("id")
     refresh.add_argument("--db", default=None)
     refresh.add_argument("--config", default=None)
+    reproduce = sub.add_parser("reproduce", help="regenerate the README's measured tables from the committed weights")
+    reproduce.add_argument("--out", type=Path, default=None, help="also write the tables (markdown) here")
+    reproduce.add_argument("--db", default=None)
+    reproduce.add_argument("--config", default=None)
+    reproduce.add_argument("--no-progress", action="store_true")
     return parser
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from evals.reproduce import reproduce
+
+    runner = _runner(args)
+    try:
+        text = reproduce(runner, progress=not args.no_progress)
+    finally:
+        runner.engine.shutdown()
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
 
 
 def _runner(args: argparse.Namespace):  # noqa: ANN202 - evals.runner.EvalRunner
@@ -174,7 +194,8 @@ def _refresh(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("EVALS_LOG_LEVEL", "WARNING"), stream=sys.stderr)
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "report": _report, "register": _register, "queue": _queue, "refresh": _refresh}
+    commands = {"run": _run, "report": _report, "register": _register, "queue": _queue, "refresh": _refresh,
+                "reproduce": _reproduce}
     try:
         if args.command in commands:
             return commands[args.command](args)

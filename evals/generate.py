@@ -29,8 +29,8 @@ def generate_missing(
     data_dir: Path,
     on_batch: Callable[[int, int], None],
     progress: Callable[[int, str], Any],
-) -> tuple[int, int]:
-    """(generated, reused). `on_batch(generated_so_far, reused)` after each committed batch."""
+) -> tuple[int, int, int]:
+    """(generated, reused, score rows written). `on_batch(generated_so_far, reused)` after each batch."""
     existing = existing_samples(db, [p.cache_key for p in plan.samples])
     todo: dict[str, PlannedSample] = {}
     for planned in plan.samples:
@@ -39,7 +39,7 @@ def generate_missing(
             todo.setdefault(planned.cache_key, planned)
     reused = len(plan.samples) - sum(1 for p in plan.samples if p.cache_key not in existing)
     pending = list(todo.values())
-    generated = 0
+    generated = scored = 0
     bar = progress(len(pending), f"generate {plan.checkpoint.id}")
     try:
         for start in range(0, len(pending), plan.options.batch_size):
@@ -70,8 +70,9 @@ def generate_missing(
             scores = plan.kind.score_samples(views, plan.judges)
             insert_samples(db, records, [(batch[score.sample_id].cache_key, score) for score in scores])
             generated += len(batch)
+            scored += len(scores)
             on_batch(generated, reused)
             bar.update(len(batch))
     finally:
         bar.close()
-    return generated, reused
+    return generated, reused, scored

@@ -164,8 +164,8 @@ class EvalRunner:
             result.generated, result.reused = generated, reused
             queue.update_run(self.db, result.run_id, n_generated=generated, n_reused=reused)
 
-        result.generated, result.reused = generate_missing(plan, engine=self.engine, db=self.db, data_dir=self.data_dir,
-                                                           on_batch=on_batch, progress=bar)
+        result.generated, result.reused, result.scored = generate_missing(
+            plan, engine=self.engine, db=self.db, data_dir=self.data_dir, on_batch=on_batch, progress=bar)
         scored, result.unjudged = score_missing(plan, db=self.db, progress=bar)
         result.scored += scored
 

@@ -81,6 +81,13 @@ class ModelCache:
     # -- loading ----------------------------------------------------------------------------------
     def ensure_loaded(self, spec: CheckpointSpec) -> LoadedModel:
         loaded = self.loaded.get(spec.id)
+        if loaded is not None and loaded.version != self.registry.version(spec.id):
+            # The pin moved (`evals refresh`) or the weights changed on disk: a new version loads anew.
+            del self.loaded[spec.id]
+            if self.resident == spec.id:
+                self.resident = None
+            loaded = None
+            free_memory()
         if loaded is None:
             loaded = self._load(spec)
             self.loaded[spec.id] = loaded
