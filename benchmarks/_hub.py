@@ -30,3 +30,23 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+class Goals:
+    """Goals of one benchmark run: each printed as met / NOT met; `exit()` is non-zero if one was missed."""
+
+    def __init__(self) -> None:
+        self.missed: list[str] = []
+
+    def check(self, name: str, value: float, target: float, *, at_least: bool, unit: str = "") -> bool:
+        met = value >= target if at_least else value <= target
+        sign = ">=" if at_least else "<="
+        print(f"goal {name}: {value:.3g}{unit} (goal {sign} {target:g}{unit}) -> {'met' if met else 'NOT met'}")
+        if not met:
+            self.missed.append(name)
+        return met
+
+    def exit(self) -> None:
+        if self.missed:
+            print(f"missed: {', '.join(self.missed)}")
+            raise SystemExit(1)

@@ -117,6 +117,12 @@ def main() -> None:
     print(f"display Elo (background thread): first replay of all votes {elo_first_s * 1000:.0f} ms, "
           f"then board + incremental update {elo_warm_s * 1000:.1f} ms")
     db.dispose()
+    from _hub import Goals
+
+    goals = Goals()
+    goals.check("board query with 1M votes", query_s * 1000, 200, at_least=False, unit=" ms")
+    goals.check("faster than GROUP BY over every vote", baseline_s / query_s, 1.0, at_least=True, unit="x")
+    goals.exit()
 
 
 if __name__ == "__main__":

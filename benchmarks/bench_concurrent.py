@@ -9,7 +9,7 @@ import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from _hub import hub_app
+from _hub import Goals, hub_app
 
 
 def main() -> None:
@@ -40,7 +40,9 @@ def main() -> None:
             calls = ctx.engine.stats["pipeline_calls"] - calls_before
         print(f"device={ctx.engine.device}")
         print(f"{args.requests} sequential: {best_seq:.2f} s; {args.requests} concurrent: {best_par:.2f} s ({calls} pipeline calls)")
-        print(f"throughput ratio concurrent/sequential = {best_seq / best_par:.2f}x  (goal >= 1.3x)")
+        goals = Goals()
+        goals.check("throughput concurrent/sequential", best_seq / best_par, 1.3, at_least=True, unit="x")
+    goals.exit()
 
 
 if __name__ == "__main__":

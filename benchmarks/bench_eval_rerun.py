@@ -81,7 +81,7 @@ def main() -> int:
             f"({100 * ratio:.1f}% of the first run)"
         )
     print(f"goal (rerun: 0 generations, <= 5% of the first run's time): {'met' if ok else 'NOT met'}")
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

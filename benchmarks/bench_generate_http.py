@@ -9,7 +9,7 @@ import argparse
 
 import torch
 
-from _hub import hub_app, median_seconds
+from _hub import Goals, hub_app, median_seconds
 
 
 def main() -> None:
@@ -52,7 +52,9 @@ def main() -> None:
         print(f"device={ctx.engine.device} size={d.width}x{d.height} steps={d.steps}")
         print(f"direct pipeline call: {a * 1000:.1f} ms (median of {args.repeats})")
         print(f"/generate over HTTP:  {b * 1000:.1f} ms")
-        print(f"ratio http/direct = {b / a:.3f}  (goal <= 1.15)")
+        goals = Goals()
+        goals.check("/generate over HTTP vs a direct call", b / a, 1.15, at_least=False, unit="x")
+    goals.exit()
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ def main() -> int:
         ratios.append(bench_siglip(args, images))
     goal = min(ratios) >= 3.0
     print(f"goal (>= 3x batched vs one at a time): {'met' if goal else 'NOT met'} (min {min(ratios):.1f}x)")
-    return 0
+    return 0 if goal else 1
 
 
 if __name__ == "__main__":

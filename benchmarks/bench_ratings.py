@@ -99,6 +99,12 @@ def main() -> None:
           f"(measured {len(round_times)}), projected {projected:.1f} s for 1 + {args.rounds} fits; "
           f"ratings agree within {agree:.2f} pts")
     print(f"ratio (baseline / bradley_terry): {projected / ours_s:.1f}x")
+    from _hub import Goals
+
+    goals = Goals()
+    goals.check("bradley_terry on 1M battles, 100 bootstrap rounds", ours_s, 10.0, at_least=False, unit=" s")
+    goals.check("faster than the per-battle baseline", projected / ours_s, 1.0, at_least=True, unit="x")
+    goals.exit()
 
 
 if __name__ == "__main__":
