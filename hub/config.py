@@ -206,6 +206,8 @@ class BootstrapEval(_Strict):
     suite: str
     seeds: int = Field(2, ge=1, le=16)
     adapters: str = ""
+    limit: int | None = Field(None, ge=1)  # only the first N items
+    languages: list[str] | None = None  # only these languages
 
 
 class EngineSettings(_Strict):

@@ -17,8 +17,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False, **limits: Any) -> Iterator[tuple[str, Any]]:
-    """The app from spaces_config.yaml with its data dir and database replaced, limits overridden.
+def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False, bootstrap_evals: list | None = None,
+                **limits: Any) -> Iterator[tuple[str, Any]]:
+    """The app from spaces_config.yaml with its data dir and database replaced, limits overridden, and
+    no bootstrap evals unless given (they would keep a test's worker busy for minutes).
 
     Yields (url, HubContext)."""
     from hub.config import load_config
@@ -36,6 +38,7 @@ def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False
                 "data_dir": str(data_dir),
                 "database_url": database_url,
                 "limits": config.limits.model_copy(update=limits),
+                "bootstrap_evals": list(bootstrap_evals or []),
             }
         )
         # No eval worker unless asked: most tests drive the arena and boards, where queued runs must stay queued.

@@ -86,7 +86,8 @@ def queue_bootstrap_evals(ctx: HubContext) -> list[int]:
     runner = make_runner(ctx)
     queued = []
     for item in ctx.config.bootstrap_evals:
-        options = RunOptions(checkpoint=item.checkpoint, suite=item.suite, seeds=item.seeds, adapters=parse_adapters(item.adapters))
+        options = RunOptions(checkpoint=item.checkpoint, suite=item.suite, seeds=item.seeds, adapters=parse_adapters(item.adapters),
+                             limit=item.limit, languages=tuple(item.languages) if item.languages else None)
         try:
             queued.append(runner.queue(options))
         except Exception as err:  # noqa: BLE001 - one impossible bootstrap run must not stop the hub
