@@ -22,6 +22,10 @@ from hub.config import CheckpointSpec, HubConfig, LoraSpec, resolve_path
 from hub.families import get_family
 
 
+# The file that makes a folder a diffusers pipeline: classic pipelines, then modular ones.
+PIPELINE_INDEX_FILES = ("model_index.json", "modular_model_index.json")
+
+
 @dataclass(frozen=True)
 class Availability:
     available: bool
@@ -51,7 +55,8 @@ def checkpoint_availability(
         return Availability(True)
     if kind == "folder":
         folder = resolve_path(value)
-        if not (folder / "model_index.json").is_file():
+        # Modular pipelines (Anima) save a modular_model_index.json instead.
+        if not any((folder / index).is_file() for index in PIPELINE_INDEX_FILES):
             return Availability(False, f"folder {value} has no model_index.json")
         return Availability(True)
     if kind == "file":
@@ -87,24 +92,21 @@ def native_size(folder: Path) -> int | None:
 
 def load_pipeline(spec: CheckpointSpec, config: HubConfig, dtype: torch.dtype, revision: str | None = None):
     """Load the family's base pipeline for `spec` (on the CPU; the engine moves it). `hub:` sources load
-    the pinned `revision` (a commit); offline (HF_HUB_OFFLINE=1) only from the local cache."""
-    import diffusers
-
+    the pinned `revision` (a commit); offline (HF_HUB_OFFLINE=1) only from the local cache. How a
+    pipeline loads is the family's (`Family.load`): a modular pipeline loads differently."""
     family = get_family(spec.family)
-    loader = getattr(diffusers, family.loader)
-    common = {"dtype": dtype}
     kind, value = spec.source_kind, spec.source_value
     if kind in ("builtin", "folder"):
-        pipe = loader.from_pretrained(local_folder(spec, config), local_files_only=True, use_safetensors=True, **common)
+        pipe = family.load(local_folder(spec, config), dtype=dtype, local_files_only=True)
     elif kind == "file":
-        pipe = loader.from_single_file(str(resolve_path(value)), local_files_only=True, **common)
+        pipe = family.load(resolve_path(value), dtype=dtype, single_file=True, local_files_only=True)
     else:
         from hub.revisions import cache_dir_from_env
 
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        pipe = loader.from_pretrained(
-            spec.hub_repo, revision=revision or spec.pinned_revision, cache_dir=str(cache_dir_from_env()),
-            local_files_only=offline, use_safetensors=True, **common,
+        pipe = family.load(
+            spec.hub_repo, dtype=dtype, revision=revision or spec.pinned_revision, cache_dir=str(cache_dir_from_env()),
+            local_files_only=offline,
         )
     if spec.prediction_type and hasattr(pipe, "scheduler"):
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type=spec.prediction_type)

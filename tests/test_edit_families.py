@@ -9,156 +9,26 @@ issue 6: each is a `HubInputError` with a clear message, and the engine serves t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from hub.config import load_config
 from hub.engine import EditRequest, Engine, GenerationRequest
 from hub.errors import HubInputError
 from tests.conftest import write_config
-
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                  "<|image_pad|>", "<|video_pad|>", "<think>", "</think>"]
-# Enough of the Qwen chat template for `apply_chat_template(messages, add_generation_prompt=True)`.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+from tests.tiny_models import (
+    checkpoint_entry as checkpoint,
+    lower_qwen_edit_image_sizes,
+    save_tiny_flux2_klein,
+    save_tiny_instruct_pix2pix,
+    save_tiny_qwen_image_edit_plus,
 )
-
-
-def byte_vocab() -> dict[str, int]:
-    """GPT-2 byte-level symbols (every string in every script tokenizes), then the Qwen special tokens."""
-    from hub.builtin import byte_level_vocab
-
-    vocab, _ = byte_level_vocab()
-    symbols = [token for token in vocab if not token.endswith("</w>") and not token.startswith("<|")]
-    table = {symbol: index for index, symbol in enumerate(symbols)}
-    for token in SPECIAL_TOKENS:
-        table[token] = len(table)
-    return table
-
-
-def qwen_tokenizer():
-    from transformers import Qwen2Tokenizer
-
-    tokenizer = Qwen2Tokenizer(vocab=byte_vocab(), merges=[], unk_token="<|endoftext|>", model_max_length=4096)
-    tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
-
-
-def save_tiny_instruct_pix2pix(folder: Path) -> Path:
-    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    from hub.builtin import byte_level_vocab
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=16, in_channels=8, out_channels=4,  # noisy latents + the image's latents
-        block_out_channels=(32, 64), layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=4, norm_num_groups=8,
-    )
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, block_out_channels=(16, 32), latent_channels=4, norm_num_groups=8,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-    )
-    vocab, merges = byte_level_vocab()
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"],
-        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, vocab_size=len(vocab),
-    ))
-    pipe = StableDiffusionInstructPix2PixPipeline(
-        unet=unet, vae=vae, text_encoder=text_encoder,
-        tokenizer=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
-        scheduler=EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    pipe.save_pretrained(folder, safe_serialization=True)
-    return folder
-
-
-def save_tiny_flux2_klein(folder: Path) -> Path:
-    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    tokenizer = qwen_tokenizer()
-    torch.manual_seed(0)
-    # The pipeline stacks text-encoder hidden states 9, 18 and 27: 28 layers, 16 wide (still tiny).
-    text_encoder = Qwen3ForCausalLM(Qwen3Config(
-        hidden_size=16, intermediate_size=16, num_hidden_layers=28, num_attention_heads=2, num_key_value_heads=2,
-        head_dim=8, vocab_size=len(tokenizer), max_position_embeddings=1024,
-    ))
-    transformer = Flux2Transformer2DModel(
-        patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
-        num_attention_heads=2, joint_attention_dim=48, timestep_guidance_channels=256,
-        axes_dims_rope=[4, 4, 4, 4], guidance_embeds=False,
-    )
-    vae = AutoencoderKLFlux2(
-        sample_size=32, in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), layers_per_block=1,
-        latent_channels=4, norm_num_groups=4, use_quant_conv=False, use_post_quant_conv=False,
-    )
-    pipe = Flux2KleinPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
-                              tokenizer=tokenizer, transformer=transformer)
-    pipe.save_pretrained(folder, safe_serialization=True)
-    return folder
-
-
-def save_tiny_qwen_image_edit_plus(folder: Path) -> Path:
-    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageEditPlusPipeline, QwenImageTransformer2DModel
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
-
-    tokenizer = qwen_tokenizer()
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
-    torch.manual_seed(0)
-    config = Qwen2_5_VLConfig(
-        text_config={
-            "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
-            "num_key_value_heads": 2, "vocab_size": len(tokenizer), "rope_theta": 1000000.0,
-            "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
-            "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
-        },
-        vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": 16},
-        vocab_size=len(tokenizer), hidden_size=16,
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-    )
-    text_encoder = Qwen2_5_VLForConditionalGeneration(config)
-    torch.manual_seed(0)
-    transformer = QwenImageTransformer2DModel(
-        patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16, num_attention_heads=3,
-        joint_attention_dim=16, guidance_embeds=False, axes_dims_rope=(8, 4, 4),
-    )
-    vae = AutoencoderKLQwenImage(base_dim=24, z_dim=4, dim_mult=[1, 2, 4], num_res_blocks=1,
-                                 temperal_downsample=[False, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
-    processor = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=56 * 56),
-                                 tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor())
-    pipe = QwenImageEditPlusPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
-                                     tokenizer=tokenizer, processor=processor, transformer=transformer)
-    pipe.save_pretrained(folder, safe_serialization=True)
-    return folder
-
-
-def checkpoint(id_: str, family: str, folder: Path, cfg: float, sampler: str) -> dict:
-    return {"id": id_, "name": id_, "family": family, "source": f"folder:{folder}",
-            "defaults": {"width": 64, "height": 64, "steps": 2, "cfg": cfg, "sampler": sampler}}
 
 
 @pytest.fixture(scope="module")
 def edit_engine(tmp_path_factory, builtin_root):
-    # Qwen-Image-Edit resizes references to ~1 MP for the VAE and 384² for the VL encoder: lowered for CPU.
-    import diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus as qwen_module
-
-    patch = pytest.MonkeyPatch()
-    patch.setattr(qwen_module, "VAE_IMAGE_SIZE", 64 * 64)
-    patch.setattr(qwen_module, "CONDITION_IMAGE_SIZE", 56 * 56)
+    patch = lower_qwen_edit_image_sizes()
     root = tmp_path_factory.mktemp("edit-families")
     extra = [
         checkpoint("tiny-ip2p", "instruct-pix2pix", save_tiny_instruct_pix2pix(root / "ip2p"), 4.0, "euler_a"),

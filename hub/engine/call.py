@@ -70,9 +70,9 @@ def run_jobs(models: ModelCache, jobs: list[Job], *, mask_blur: int) -> list[lis
             outputs = []
             for index in range(len(prompts)):
                 single = {k: (v[index : index + 1] if k in ("prompt", "negative_prompt", "generator") else v) for k, v in kwargs.items()}
-                outputs += list(pipe(**single).images)
+                outputs += loaded.family.run(pipe, single)
         else:
-            outputs = list(pipe(**kwargs).images)
+            outputs = loaded.family.run(pipe, kwargs)
     models.stats["pipeline_calls"] += 1
     models.stats["images"] += len(outputs)
     if first.task == "inpaint" and first.mask is not None and first.image is not None:

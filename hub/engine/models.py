@@ -1,5 +1,5 @@
 """Loaded models: one checkpoint resident on the device, others in CPU memory within a budget (LRU);
-task pipelines derived with `from_pipe` (shared weights); LoRAs as named peft adapters; compile.
+task pipelines derived by the family (`from_pipe`: shared weights); LoRAs as named peft adapters; compile.
 
 Only the engine's worker calls into this class (under the engine's GPU lock), so it needs no lock.
 """
@@ -96,7 +96,8 @@ class ModelCache:
             if self.resident in self.loaded and self.device != "cpu":
                 self.loaded[self.resident].base.to("cpu")
             if self.device != "cpu":
-                if self.device == "cuda" and self._wants_offload():
+                # Modular pipelines (Anima) have no model offload of their own: they move whole.
+                if self.device == "cuda" and self._wants_offload() and hasattr(loaded.base, "enable_model_cpu_offload"):
                     loaded.base.enable_model_cpu_offload()
                 else:
                     loaded.base.to(self.device)
@@ -136,20 +137,9 @@ class ModelCache:
             free_memory()
 
     def task_pipeline(self, loaded: LoadedModel, task: str) -> Any:
-        import diffusers
-
+        """The pipeline serving `task`, derived once from the base by its family (shared weights)."""
         if task not in loaded.derived:
-            cls_name = loaded.family.tasks[task]
-            if cls_name == type(loaded.base).__name__:
-                loaded.derived[task] = loaded.base
-            else:
-                cls = getattr(diffusers, cls_name)
-                # Passing the dtype keeps shared modules as they are (without it from_pipe casts them
-                # to fp32, changing the base too); fp32 bases need no cast at all.
-                extra = {} if loaded.base.dtype == torch.float32 else {"dtype": loaded.base.dtype}
-                derived = cls.from_pipe(loaded.base, **extra)
-                derived.set_progress_bar_config(disable=True)
-                loaded.derived[task] = derived
+            loaded.derived[task] = loaded.family.derive(loaded.base, task)
         return loaded.derived[task]
 
     # -- LoRAs and compile ------------------------------------------------------------------------

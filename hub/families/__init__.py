@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from hub.families.anima import ANIMA
 from hub.families.base import EDIT_TASKS, TASKS, Family
 from hub.families.flux2_klein import FLUX2_KLEIN
 from hub.families.instruct_pix2pix import INSTRUCT_PIX2PIX
 from hub.families.qwen_image_edit import QWEN_IMAGE_EDIT
 from hub.families.stable_diffusion import SD15, SDXL
-from hub.families.z_image import Z_IMAGE
+from hub.families.z_image import Z_IMAGE, Z_IMAGE_OMNI
 
 FAMILIES: dict[str, Family] = {
     family.name: family
@@ -18,6 +19,8 @@ FAMILIES: dict[str, Family] = {
         FLUX2_KLEIN,
         Z_IMAGE,
         QWEN_IMAGE_EDIT,
+        ANIMA,
+        Z_IMAGE_OMNI,
     )
 }
 

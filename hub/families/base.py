@@ -1,8 +1,12 @@
 """What a model family is: which diffusers classes serve which task, and how a call is made.
 
-A family owns its call arguments: `call_kwargs(call)` turns one engine call (a batch of jobs that
-share settings) into the keyword arguments of its pipeline. The engine and the eval runner know no
-family by name; a new family is one file in this package plus one line in `hub/families/__init__.py`.
+A family owns how its pipelines are made and called, through four hooks the engine uses for every
+family alike: `load` (the base pipeline from a folder, a Hub repo or one file), `derive` (the
+pipeline of a task, sharing the base's weights), `call_kwargs` (one engine call, a batch of jobs that
+share settings, as the pipeline's keyword arguments) and `run` (the call itself, returning images).
+The defaults fit `DiffusionPipeline` classes; a modular pipeline (Anima) overrides `load` and `run`.
+The engine and the eval runner know no family by name; a new family is one file in this package plus
+one line in `hub/families/__init__.py`.
 
 Tasks:
 - `text2img`: prompt -> image;
@@ -14,9 +18,12 @@ Tasks:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
+
     from hub.engine.requests import PipelineCall
 
 TASKS = ("text2img", "img2img", "inpaint", "instruct", "reference")
@@ -26,8 +33,8 @@ EDIT_TASKS = ("img2img", "inpaint", "instruct")
 @dataclass(frozen=True)
 class Family:
     name: str
-    loader: str  # diffusers class loaded with from_pretrained / from_single_file
-    tasks: dict[str, str]  # task -> diffusers class derived from the loaded base with from_pipe
+    loader: str  # diffusers class that loads the base pipeline (see `load`)
+    tasks: dict[str, str]  # task -> diffusers class serving it, derived from the base (see `derive`)
     description: str = ""
     supports_lora: bool = True
     supports_negative_prompt: bool = True
@@ -40,6 +47,9 @@ class Family:
     one_prompt_per_call: bool = False
     # Families whose default size differs when a registered checkpoint gives none.
     native_size: int = 512
+    # Width and height must be multiples of this (VAE downsampling x patch size); the pipeline
+    # refuses other sizes.
+    size_multiple: int = 8
     extra_call_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def supports(self, task: str) -> bool:
@@ -48,6 +58,34 @@ class Family:
     @property
     def edit_tasks(self) -> list[str]:
         return [task for task in EDIT_TASKS if task in self.tasks]
+
+    # -- loading ----------------------------------------------------------------------------------
+    def load(self, location: str | Path, *, dtype: torch.dtype, single_file: bool = False, **options: Any) -> Any:
+        """The base pipeline (on the CPU) from a diffusers folder or Hub repo id, or from one
+        `.safetensors` file with `single_file`. `options` are the Hub arguments (`revision`,
+        `cache_dir`, `local_files_only`). Weights load only from safetensors, never with remote code."""
+        import diffusers
+
+        loader = getattr(diffusers, self.loader)
+        if single_file:
+            return loader.from_single_file(str(location), dtype=dtype, **options)
+        return loader.from_pretrained(location, use_safetensors=True, dtype=dtype, **options)
+
+    def derive(self, base: Any, task: str) -> Any:
+        """The pipeline serving `task`, sharing the base's modules (`from_pipe`, no weights copied);
+        the base itself where its own class serves the task."""
+        import diffusers
+        import torch
+
+        class_name = self.tasks[task]
+        if class_name == type(base).__name__:
+            return base
+        # Passing the dtype keeps shared modules as they are (without it from_pipe casts them to fp32,
+        # changing the base too); fp32 bases need no cast at all.
+        extra = {} if base.dtype == torch.float32 else {"dtype": base.dtype}
+        derived = getattr(diffusers, class_name).from_pipe(base, **extra)
+        derived.set_progress_bar_config(disable=True)
+        return derived
 
     # -- the call ---------------------------------------------------------------------------------
     def call_kwargs(self, call: PipelineCall) -> dict[str, Any]:
@@ -71,6 +109,10 @@ class Family:
             kwargs["mask_image"] = [call.mask] * call.n_images
         kwargs.update(self.extra_call_kwargs)
         return kwargs
+
+    def run(self, pipe: Any, kwargs: dict[str, Any]) -> list[Any]:
+        """One pipeline call with `call_kwargs`' arguments: the output images, in prompt order."""
+        return list(pipe(**kwargs).images)
 
 
 @dataclass(frozen=True)
