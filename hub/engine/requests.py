@@ -197,12 +197,12 @@ def _common(spec: CheckpointSpec, config: HubConfig, steps: Any, cfg: Any, sampl
     }
 
 
-def snap_size(width: int, height: int, config: HubConfig) -> tuple[int, int]:
-    """Scale down to the size limits if needed, then snap to multiples of 8."""
+def snap_size(width: int, height: int, config: HubConfig, multiple: int = 8) -> tuple[int, int]:
+    """Scale down to the size limits if needed, then snap to the family's size multiple."""
     limits = config.limits
     scale = min(1.0, limits.max_size / max(width, height), (limits.max_pixels / (width * height)) ** 0.5)
-    w = max(limits.min_size, int(width * scale) // 8 * 8)
-    h = max(limits.min_size, int(height * scale) // 8 * 8)
+    w = max(limits.min_size, int(width * scale) // multiple * multiple)
+    h = max(limits.min_size, int(height * scale) // multiple * multiple)
     return w, h
 
 
@@ -253,7 +253,7 @@ def resolve_generation(request: GenerationRequest, registry: ModelRegistry, conf
     references = check_references(request.references, spec, config, task=task, input_images=0)
     if task == "reference" and not family.supports("text2img"):
         # Models that draw from the reference image itself (InstructPix2Pix-style) keep its size.
-        width, height = snap_size(*references[0].size, config)
+        width, height = snap_size(*references[0].size, config, family.size_multiple)
         references = tuple(r.resize((width, height), Image.Resampling.LANCZOS) if r.size != (width, height) else r
                            for r in references)
     else:
@@ -262,6 +262,8 @@ def resolve_generation(request: GenerationRequest, registry: ModelRegistry, conf
             spec.defaults.height if request.height is None else request.height,
             limits,
         )
+        if width % family.size_multiple or height % family.size_multiple:
+            raise HubInputError(f"{spec.id!r} needs width and height in multiples of {family.size_multiple} (got {width}x{height}).")
     common = _common(spec, config, request.steps, request.cfg, request.sampler, request.seed, request.batch)
     return Job(
         task=task,
@@ -314,7 +316,7 @@ def resolve_edit(request: EditRequest, registry: ModelRegistry, config: HubConfi
         mask = request.mask.convert("L")
         if mask.getextrema()[1] == 0:
             raise HubInputError("The mask is empty: paint the area to change.")
-    width, height = snap_size(image.width, image.height, config)
+    width, height = snap_size(image.width, image.height, config, family.size_multiple)
     if family.min_image_side and task == "instruct" and min(width, height) < family.min_image_side:
         raise HubInputError(
             f"Checkpoint {spec.id!r} needs an image of at least {family.min_image_side} px on each side "
