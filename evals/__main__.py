@@ -8,6 +8,8 @@
     python -m evals queue ID SUITE [--lora ID:WEIGHT ...] [--seeds N]   # the app's worker runs it
     python -m evals refresh ID                               # pin a hub: checkpoint to its newest commit
     python -m evals reproduce [--out FILE]                   # regenerate the README's measured tables
+    python -m evals gallery SUITE CHARACTER_ID IMAGE...      # store an author's reference gallery (3-20 images)
+    python -m evals calibrate --judge ID --suite SUITE [--source render|galleries] [--seeds N] [--max-false-hits F]
 
 `run` prints a progress bar on stderr and, as its last line on stdout,
 `generated=N reused=M scored=K unjudged=U run_id=R status=complete`. Exit status 0 on success, 2 for bad
@@ -84,6 +86,24 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--db", default=None)
     reproduce.add_argument("--config", default=None)
     reproduce.add_argument("--no-progress", action="store_true")
+
+    gallery = sub.add_parser("gallery", help="store an author's reference gallery of one character (3-20 images)")
+    gallery.add_argument("suite")
+    gallery.add_argument("character_id")
+    gallery.add_argument("images", nargs="+", metavar="IMAGE")
+    gallery.add_argument("--config", default=None)
+
+    calibrate = sub.add_parser("calibrate", help="calibrate a name or reference judge on images of known characters")
+    calibrate.add_argument("--judge", required=True, help="a configured judge of kind name or reference")
+    calibrate.add_argument("--suite", required=True, help="a character suite")
+    calibrate.add_argument("--source", choices=("render", "galleries"), default=None,
+                           help="known truth: demo-world renders (default with a demo world) or authors' galleries")
+    calibrate.add_argument("--seeds", type=int, default=4, help="renders per character (render source)")
+    calibrate.add_argument("--max-false-hits", type=float, default=0.05, help="highest false-hit rate allowed")
+    calibrate.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                           help="render options, cycled over the seeds (e.g. background=blue,expression=sad)")
+    calibrate.add_argument("--format", choices=("table", "json"), default="table")
+    calibrate.add_argument("--config", default=None)
     return parser
 
 
@@ -191,11 +211,42 @@ def _refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gallery(args: argparse.Namespace) -> int:
+    from evals.galleries import save_gallery
+    from hub.config import load_config
+
+    record = save_gallery(load_config(args.config).data_path, args.suite, args.character_id, args.images)
+    print(f"gallery of '{record.character_id}' in suite '{record.suite}': {record.n_images} images, "
+          f"sha256 {record.sha256} at {record.path}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from evals.calibrate import run_calibration
+    from hub.config import load_config
+    from hub.demo_hooks import load_demo_hooks
+
+    config = load_config(args.config)
+    variants = []
+    for text in args.variant:
+        pairs = [part.partition("=") for part in text.split(",") if part.strip()]
+        if any(not sep or not key.strip() for key, sep, _ in pairs):
+            raise HubInputError(f"--variant {text!r}: expected KEY=VALUE[,KEY=VALUE]")
+        variants.append({key.strip(): value.strip() for key, _, value in pairs})
+    result = run_calibration(config, args.judge, args.suite, data_dir=config.data_path, source=args.source, seeds=args.seeds,
+                             max_false_hits=args.max_false_hits, render_input=load_demo_hooks(config).render_input,
+                             variants=variants or ({},))
+    print(json.dumps(asdict(result), indent=2) if args.format == "json" else "\n".join(result.report_lines()))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("EVALS_LOG_LEVEL", "WARNING"), stream=sys.stderr)
     args = _parser().parse_args(argv)
     commands = {"run": _run, "report": _report, "register": _register, "queue": _queue, "refresh": _refresh,
-                "reproduce": _reproduce}
+                "reproduce": _reproduce, "gallery": _gallery, "calibrate": _calibrate}
     try:
         if args.command in commands:
             return commands[args.command](args)

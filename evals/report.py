@@ -6,7 +6,12 @@ the suite's kind summarises them with the hub's one interval method. JSON per su
 
     {"suite", "kind", "version_hash", "checkpoint", "checkpoint_version", "adapters", "run_id", "judges",
      "seeds", "anchor_language", "overall", "mean_over_languages", "by_language", "by_group", "group_field",
-     "n_items", "n_samples", ...kind extras ("judged_by", "unjudged_items", "skipped_cases")}
+     "n_items", "n_samples", ...kind extras ("judged_by", "unjudged_items", "unjudged_warning", "skipped_cases")}
+
+Character suites also carry `tagger_name_agreement` (in `overall`, `by_language`, `by_group`): where the
+tagger decides and a name judge is loaded, the share of samples where both give the same verdict, with
+the hub's one interval method (`cluster_bootstrap` over characters). Unjudged items are said first and
+loudly: every number of the suite leaves them out.
 """
 
 from __future__ import annotations
@@ -16,8 +21,12 @@ from typing import Any
 from evals.kinds import get_kind
 from evals.suites import get_suite
 from hub.errors import HubInputError
+from leaderboards.eval_boards import decided_rows, unjudged_warning
 from leaderboards.intervals import format_estimate
 from leaderboards.results import current_rows, current_runs, sampled_items
+
+
+AGREEMENT_KEY = "tagger_name_agreement"  # the character kind's report key for tagger / name judge agreement
 
 
 def build_report(
@@ -52,7 +61,8 @@ def build_report(
                 anchor, items = loaded.anchor_language, set(loaded.item_ids)
             except HubInputError:  # suite file gone: report what was stored
                 anchor, items = "en", None
-            records = current_rows(session, run, list(kind.metrics.values()), kind.group_field, items)
+            records = decided_rows(current_rows(session, run, list(kind.metrics.values()), kind.group_field, items), run.settings)
+            second_opinions = set(getattr(kind, "second_opinion_metrics", ()))
             summary = kind.summarize(records, anchor=anchor, num_bootstrap=num_bootstrap, seed=seed)
             judged = {r["item_id"] for r in records}
             sampled = sampled_items(session, run) & items if items is not None else sampled_items(session, run)
@@ -69,8 +79,10 @@ def build_report(
                 "judges": run.settings.get("judges", {}),
                 "seeds": run.settings.get("seeds"),
                 "anchor_language": anchor,
-                "judged_by": sorted({r["judge_id"] for r in records}),
+                # Judges that decided: a judge that only gave a compared second opinion is not one of them.
+                "judged_by": sorted({r["judge_id"] for r in records if r["metric"] not in second_opinions}),
                 "unjudged_items": sorted(sampled - judged),
+                "unjudged_warning": unjudged_warning(len(sampled - judged)) or None,
                 **({"skipped_cases": run.settings["skipped_cases"]} if run.settings.get("skipped_cases") else {}),
                 **summary,
             }
@@ -83,8 +95,15 @@ def format_table(report: dict[str, Any]) -> str:
     for name, s in report["suites"].items():
         lines.append(f"== {name}  ({s['kind']}, checkpoint {s['checkpoint']} @ {str(s['checkpoint_version'])[:10]}, "
                      f"{s['n_samples']} samples, {s['n_items']} items, suite {str(s['version_hash'])[:12]})")
+        if s.get("unjudged_items"):  # first, before any number that leaves them out
+            lines.append(f"!! {s.get('unjudged_warning') or unjudged_warning(len(s['unjudged_items']))}")
         lines.append(f"judged by: {', '.join(s['judged_by']) or 'none'}")
         lines += get_kind(s["kind"]).format_lines(s)
+        agreement = (s.get("overall") or {}).get(AGREEMENT_KEY)
+        if agreement:
+            lines.append(f"tagger vs name judge: same verdict on {format_estimate(agreement.get('mean'), agreement.get('lower'), agreement.get('upper'))} "
+                         f"of {agreement.get('n')} samples ({agreement.get('n_items')} characters the tagger decides; "
+                         "the name judge's verdicts there are compared, not counted)")
         if s.get("unjudged_items"):
             lines.append(f"NOT JUDGED (no judge here can tell these): {', '.join(s['unjudged_items'])}")
         if s.get("skipped_cases"):

@@ -40,9 +40,13 @@ class EvalBoardSpec:
 
 
 # The eval boards (their metric names are the ones the suite kinds in `evals/kinds/` write).
+# `tagger_name_agreement`: where the tagger decides and a name judge is loaded, the share of samples on
+# which the name judge gives the same verdict (how far the zero-shot judge can be trusted where no tagger
+# can check it); never part of the hit rate.
 CHARACTER_BOARD = EvalBoardSpec(
-    kind="character_recognition", metrics={"hit_rate": "character_hit"}, group_field="tier",
-    group_order=("popular", "niche", "non_anime"), percent=("hit_rate",), judged_by=True,
+    kind="character_recognition", metrics={"hit_rate": "character_hit", "tagger_name_agreement": "character_judges_agree"},
+    group_field="tier", group_order=("popular", "niche", "non_anime"), percent=("hit_rate",), judged_by=True,
+    extra={"unranked": ("tagger_name_agreement",)},  # a property of the judges, not a model's merit: no ★
 )
 REFERENCE_BOARD = EvalBoardSpec(
     kind="reference", metrics={"hit_rate": "character_hit", "reference_same": "edit_reference_same", "success": "edit_success"},
@@ -92,7 +96,7 @@ def build_eval_board(db: Database, spec: EvalBoardSpec, *, suite: str | None = N
     out: list[dict[str, Any]] = []
     with db.session() as session:
         for run in current_runs(session, kinds=[spec.kind], suite=suite):
-            records = current_rows(session, run, list(spec.metrics.values()), spec.group_field)
+            records = decided_rows(current_rows(session, run, list(spec.metrics.values()), spec.group_field), run.settings)
             base = {"checkpoint": checkpoint_label(run.checkpoint_id, run.adapters), "version": run.version[:10],
                     "suite": run.suite_name}
             groups = [ALL]
@@ -104,6 +108,18 @@ def build_eval_board(db: Database, spec: EvalBoardSpec, *, suite: str | None = N
                 for key, metric in spec.metrics.items():
                     out += _cells(records, key, metric, group, spec, base, unjudged.get(group), num_bootstrap, seed)
     return pd.DataFrame(out, columns=LONG_COLUMNS)
+
+
+def decided_rows(records: list[dict[str, Any]], settings: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Where a run names each item's decider (`settings.judges.deciders`: {metric, items: {item: judge id
+    or null}}), that metric's rows count only from the item's decider; other rows pass unchanged. So when
+    a character's decider changes (an author's gallery arrives, a tagger learns the tag), the verdicts of
+    the judge that decided it before stop counting, though they stay stored."""
+    deciders = ((settings or {}).get("judges") or {}).get("deciders")
+    if not isinstance(deciders, Mapping) or not isinstance(deciders.get("items"), Mapping):
+        return records
+    metric, items = deciders.get("metric"), deciders["items"]
+    return [r for r in records if r["metric"] != metric or r["item_id"] not in items or items[r["item_id"]] == r["judge_id"]]
 
 
 def _unjudged_by_group(session: Any, run: CurrentRun, records: list[dict[str, Any]], spec: EvalBoardSpec) -> dict[str, int]:
@@ -120,6 +136,14 @@ def _unjudged_by_group(session: Any, run: CurrentRun, records: list[dict[str, An
     for item in missing:
         counts[group_of.get(item, "unknown")] = counts.get(group_of.get(item, "unknown"), 0) + 1
     return counts
+
+
+def unjudged_warning(unjudged: int) -> str:
+    """The board's (and the report's) warning when some sampled items could not be judged."""
+    if not unjudged:
+        return ""
+    items = "item" if unjudged == 1 else "items"
+    return f"⚠ {unjudged} {items} NOT JUDGED (no judge here can tell; left out of these numbers)"
 
 
 def display_eval_board(long: pd.DataFrame, spec: EvalBoardSpec) -> pd.DataFrame:
@@ -143,7 +167,7 @@ def display_eval_board(long: pd.DataFrame, spec: EvalBoardSpec) -> pd.DataFrame:
             cells = [(i, r[language]) for i, r in shown.iterrows() if r["metric"] == metric and r[language] is not None]
             values = [(i, c["value"]) for i, c in cells if pd.notna(c["value"])]
             best = None
-            if len(values) > 1:
+            if len(values) > 1 and metric not in spec.extra.get("unranked", ()):
                 pick = min if metric in spec.lower_is_better else max
                 best = pick(values, key=lambda item: item[1])[1]
             for i, cell in cells:
@@ -159,6 +183,8 @@ def display_eval_board(long: pd.DataFrame, spec: EvalBoardSpec) -> pd.DataFrame:
         shown["judged by"] = [totals[k]["judged_by"] if k in totals else "" for k in keys]
         shown["unjudged items"] = [int(totals[k]["unjudged_items"]) if k in totals and pd.notna(totals[k]["unjudged_items"]) else 0
                                    for k in keys]
+        # Said loudly: a hit rate over the judged items only reads as better than it may be.
+        shown["warning"] = [unjudged_warning(n) for n in shown["unjudged items"]]
     if spec.group_field:
         shown = shown.rename(columns={"group": spec.group_field})
     return shown.reset_index(drop=True)

@@ -6,6 +6,7 @@ Runs go through the real engine, database (migrations) and judges; only the size
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 
 from evals.report import build_report
@@ -377,3 +378,104 @@ def test_character_scoring_routes_samples_to_tagger_or_reference_judge(tmp_path)
     assert rows[(2, "character_hit")] == ("reference", 1.0)
     assert rows[(3, "character_hit")] == ("reference", 0.0)
     assert not any(sid == 4 for sid, _ in rows)
+
+
+# ------------------------------------------------------------ name judge, galleries, agreement
+
+
+NAME_JUDGES = """\
+  - id: names
+    kind: name
+    source: folder:{names}
+    thresholds: {{probability: 0.0, margin: 0.0}}
+  - id: ref
+    kind: reference
+    source: judge:names
+    thresholds: {{same: 0.0, min_fraction: 0.5}}
+"""
+
+
+def test_name_judge_decides_untagged_characters_and_is_compared_with_the_tagger(world, tmp_path):
+    """With a name judge configured: shrek (no tag) is decided by it; where the tagger decides, the name
+    judge's verdict is recorded and compared (never counted); then an author's gallery for shrek makes the
+    reference judge (with the gallery's hash in its id) decide it instead, without generating anything."""
+    from evals.galleries import save_gallery
+    from evals.report import format_table
+    from leaderboards.eval_boards import CHARACTER_BOARD, build_eval_board, display_eval_board
+    from tests.name_world import save_tiny_siglip
+
+    names = save_tiny_siglip(tmp_path / "names", extra_words=("Hatsune", "Miku", "初音ミク", "Kino", "キノ", "Shrek", "シュレック"))
+    text = Path(world.config.source_path).read_text(encoding="utf-8")
+    text = text.replace("default_judges:\n  tagger: demo-random-tagger\n", "")
+    text += NAME_JUDGES.format(names=names) + "default_judges: {tagger: demo-random-tagger, name: names, reference: ref}\n"
+    (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
+    runner = EvalRunner(world.engine, world.db, load_config(tmp_path / "config.yaml"), data_dir=world.data_dir,
+                        prompts_dir=world.prompts_dir)
+    options = RunOptions("demo-random", "tiny-chars", seeds=1, languages=("en", "ja"))
+    result = runner.run(options, progress=False)
+    assert result.status == "complete" and result.unjudged == 0  # shrek too, now
+
+    with world.db.session() as session:
+        stored = session.execute(
+            select(Sample.id, Sample.item_id, Sample.language, Sample.seed, Score.judge_id, Score.metric, Score.value)
+            .join(Score, Score.sample_id == Sample.id)
+        ).all()
+    # The samples this run planned: seed index 0, English and Japanese.
+    rows = [r for r in stored if r.language in ("en", "ja") and r.seed == item_seed("tiny-chars", r.item_id, 0)]
+    hits = {(r.id, r.judge_id): r.value for r in rows if r.metric == "character_hit"}
+    items = {r.id: r.item_id for r in rows}
+    assert {items[sid] for sid, judge in hits if judge == "names"} == {"shrek"}
+    tagger_hit = {sid: v for (sid, judge), v in hits.items() if judge == "demo-random-tagger"}
+    name_hit = {r.id: r.value for r in rows if r.metric == "character_hit_name"}
+    agree = {r.id: (r.judge_id, r.value) for r in rows if r.metric == "character_judges_agree"}
+    assert set(name_hit) == set(tagger_hit) == set(agree) and {items[s] for s in agree} == {"miku", "kino"}
+    for sid in agree:
+        assert agree[sid] == ("demo-random-tagger~names", float(tagger_hit[sid] == name_hit[sid]))
+
+    report = build_report(world.db, "demo-random", "tiny-chars", num_bootstrap=50)["suites"]["tiny-chars"]
+    assert report["judged_by"] == ["demo-random-tagger", "names"] and report["unjudged_items"] == []
+    assert report["unjudged_warning"] is None
+    agreement = report["overall"]["tagger_name_agreement"]
+    assert agreement["n_items"] == 2 and agreement["n"] == len(agree) == 4
+    assert agreement["mean"] == pytest.approx(sum(v for _, v in agree.values()) / len(agree))
+    assert report["overall"]["hit_rate"]["n_items"] == 3  # shrek now counts; agreement rows never do
+    table = format_table({"suites": {"tiny-chars": report}})
+    assert "tagger vs name judge: same verdict on" in table and "NOT JUDGED" not in table
+    board = build_eval_board(world.db, CHARACTER_BOARD, suite="tiny-chars", num_bootstrap=50)
+    cell = board[(board["group"] == "all") & (board["language"] == "all") & (board["metric"] == "tagger_name_agreement")].iloc[0]
+    assert (cell["value"], cell["lower"], cell["upper"]) == (agreement["mean"], agreement["lower"], agreement["upper"])
+    shown = display_eval_board(board, CHARACTER_BOARD)
+    assert set(shown["warning"]) == {""}
+
+    # An author's gallery for shrek: at the next plan the reference judge decides it, the gallery's hash
+    # in its id; nothing is generated, shrek's samples are scored again, the name judge's old verdicts
+    # on shrek stop counting.
+    record = save_gallery(world.data_dir, "tiny-chars", "shrek", [Image.new("RGB", (32, 32), c) for c in ("red", "green", "blue")],
+                          prompts_dir=world.prompts_dir)
+    again = runner.run(options, progress=False)
+    assert again.generated == 0 and again.scored > 0
+    report = build_report(world.db, "demo-random", "tiny-chars", num_bootstrap=50)["suites"]["tiny-chars"]
+    gallery_judge = f"ref@{record.sha256[:12]}"
+    assert report["judged_by"] == ["demo-random-tagger", gallery_judge]
+    assert report["judges"]["gallery:shrek"]["sha256"] == record.sha256
+    with world.db.session() as session:
+        decided = session.execute(select(Score.judge_id, func.count()).join(Sample, Sample.id == Score.sample_id)
+                                  .where(Sample.item_id == "shrek", Score.metric == "character_hit").group_by(Score.judge_id)).all()
+    assert dict(decided)[gallery_judge] == dict(decided)["names"]  # both stored; only the gallery's counts
+    shrek_rows = report["by_group"]["non_anime"]["hit_rate"]
+    assert shrek_rows["n"] == dict(decided)[gallery_judge]
+
+
+def test_unjudged_items_are_said_loudly(world):
+    """tiny-chars with the plain config: shrek has no judge; the report says so first, the board in a column."""
+    from evals.report import format_table
+    from leaderboards.eval_boards import CHARACTER_BOARD, build_eval_board, display_eval_board
+
+    world.run(RunOptions("demo-random", "tiny-chars", seeds=1, languages=("en",)), progress=False)
+    report = build_report(world.db, "demo-random", "tiny-chars", num_bootstrap=20)
+    table = format_table(report).splitlines()
+    assert table[1].startswith("!! ⚠ 1 item NOT JUDGED")  # right under the suite's header line
+    assert report["suites"]["tiny-chars"]["unjudged_warning"].startswith("⚠ 1 item NOT JUDGED")
+    shown = display_eval_board(build_eval_board(world.db, CHARACTER_BOARD, suite="tiny-chars", num_bootstrap=20), CHARACTER_BOARD)
+    top = shown[shown["tier"] == "all"].iloc[0]
+    assert top["unjudged items"] == 1 and top["warning"].startswith("⚠ 1 item NOT JUDGED")

@@ -337,3 +337,44 @@ def test_registry_errors_are_clear(tmp_path, monkeypatch):
     with pytest.raises(JudgeLoadError, match=r"judge 'wd': cannot fetch 'SmilingWolf/wd-vit-tagger-v3' from the Hub"):
         build_judge({"id": "wd", "kind": "tagger", "source": "hub:SmilingWolf/wd-vit-tagger-v3"}, use_cache=False)
     assert issubclass(JudgeLoadError, HubInputError)
+
+
+# ------------------------------------------------------------------------- name judge, CCIP
+
+
+def test_name_kind_is_registered_for_the_name_role(siglip_dir):
+    from evals.judges.base import NameJudge
+    from evals.judges.registry import judge_kind, kind_names, kinds_for_role
+
+    assert "name" in kind_names() and kinds_for_role("name") == ("name",)
+    assert judge_kind("name").protocol is NameJudge
+    judge = build_judge({"id": "names", "kind": "name", "source": f"folder:{siglip_dir}", "version": "3"}, use_cache=False)
+    assert isinstance(judge, NameJudge) and judge.info.kind == "name" and judge.info.version == "3"
+    (verdict,) = judge.recognise([Image.new("RGB", (32, 32), (255, 0, 0))],
+                                 [{"names": ["a red cat"], "other_names": ["a blue cat"], "distractors": ["a girl"]}])
+    assert 0.0 <= verdict.probability <= 1.0 and verdict.rank in (1, 2, 3)
+
+
+def test_reference_judge_without_ccip_installed_falls_back_to_embeddings(tagger, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("imgutils") is not None:
+        pytest.skip("dghs-imgutils is installed here: CCIP would decide")
+    judge = build_judge({"id": "ref", "kind": "reference", "source": "judge:tagger", "version": "1", "options": {"ccip": "auto"}},
+                        others={"tagger": tagger}, data_dir=tmp_path, use_cache=False)
+    assert judge.ccip is None and judge.info.version == "1"  # no "+ccip": the embeddings decided
+    assert judge.data_dir == tmp_path  # where authors' galleries are found
+
+
+def test_reference_judge_embeds_a_replaced_gallery_afresh(tmp_path):
+    gallery = tmp_path / "g"
+    gallery.mkdir()
+    Image.new("RGB", (16, 16), (0, 200, 0)).save(gallery / "a.png")
+    judge = ReferenceJudge(_ColourEmbedder(), threshold=0.95)
+    green = Image.new("RGB", (16, 16), (0, 210, 0))
+    assert judge.judge([green], gallery)[0].same
+    import os
+
+    Image.new("RGB", (16, 16), (255, 0, 0)).save(gallery / "a.png")  # same path, new picture
+    os.utime(gallery / "a.png", ns=(1, 1))  # whatever the sizes, the modification time differs
+    assert not judge.judge([green], gallery)[0].same

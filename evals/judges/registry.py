@@ -29,6 +29,7 @@ _KIND_MODULES = {
     "siglip": "evals.judges.siglip",
     "clip": "evals.judges.clip",
     "reference": "evals.judges.reference",
+    "name": "evals.judges.name",
 }
 DEMO_RANDOM_TAGGER = "demo-random-tagger"
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent

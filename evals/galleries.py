@@ -1,0 +1,250 @@
+"""Reference galleries from authors: a few images of one character of a suite, for the reference judge.
+
+    save_gallery(data_dir, "characters", "shrek", [img1, img2, img3]) -> GalleryRecord
+    list_galleries(data_dir) -> [GalleryRecord(suite, character_id, path, sha256, n_images), ...]
+    python -m evals gallery SUITE CHARACTER_ID IMAGE...
+
+Storage: `<data_dir>/galleries/<suite>/<character_id>/` holds `00.png`, `01.png`, ... (RGB, transparency
+composited onto white, as the judges see them) and `gallery.json` (suite, character, sha256, files). A
+gallery is written into a hidden folder next to it and renamed into place, so a reader never sees half a
+gallery; saving again replaces the whole gallery.
+
+Hash: sha256 over the sorted per-image digests, each sha256 of "WxH\\n" + the RGB pixels. It depends on
+the pixels only (not on the PNG encoder or the order images were given in), so the same pictures always
+give the same hash and any changed pixel gives a new one. The character kind records it on every score the
+gallery decides (judge id `<reference judge>@<hash12>`): a new gallery is a new judge, and is rescored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from evals.judges.base import to_rgb_on_white
+from hub.errors import HubInputError
+
+log = logging.getLogger(__name__)
+
+GALLERIES_DIR = "galleries"
+MANIFEST = "gallery.json"
+MIN_IMAGES = 3
+MAX_IMAGES = 20
+MIN_SIDE = 16  # smaller than any judge's input: nothing to compare
+MAX_PIXELS = 4096 * 4096  # the hub's upload limit; also keeps decompression bombs out
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,127}")
+_write_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class GalleryRecord:
+    suite: str
+    character_id: str
+    path: Path
+    sha256: str
+    n_images: int
+
+    @property
+    def short_hash(self) -> str:
+        return self.sha256[:12]
+
+
+# ------------------------------------------------------------------------------------------ hashing
+
+
+def image_digest(image: Image.Image) -> str:
+    rgb = to_rgb_on_white(image)
+    return hashlib.sha256(f"{rgb.width}x{rgb.height}\n".encode() + rgb.tobytes()).hexdigest()
+
+
+def gallery_sha256(images: Sequence[Image.Image]) -> str:
+    """The gallery's hash: order-independent, pixels only (see the module docstring)."""
+    return hashlib.sha256("\n".join(sorted(image_digest(im) for im in images)).encode()).hexdigest()
+
+
+def folder_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+
+
+_folder_hashes: dict[tuple, str] = {}
+
+
+def folder_sha256(folder: str | Path) -> str:
+    """The hash of a gallery folder's images (a suite's own `references` folder, or a stored gallery),
+    remembered while its files (names, sizes, modification times) stay the same."""
+    paths = folder_images(folder)
+    if not paths:
+        raise HubInputError(f"reference gallery {folder} has no images")
+    key = (str(Path(folder).resolve()), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths))
+    if key not in _folder_hashes:
+        images = []
+        for path in paths:
+            with Image.open(path) as opened:
+                opened.load()
+                images.append(opened.copy())
+        _folder_hashes[key] = gallery_sha256(images)
+    return _folder_hashes[key]
+
+
+# ------------------------------------------------------------------------------------------- saving
+
+
+def galleries_root(data_dir: str | Path) -> Path:
+    return Path(data_dir) / GALLERIES_DIR
+
+
+def _check_name(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise HubInputError(f"gallery: {what} {value!r} is not a valid name (lowercase letters, digits, '_' and '-')")
+    return value
+
+
+def _check_character(suite_name: str, character_id: str, prompts_dir: str | Path | None) -> None:
+    from evals.suites import get_suite
+
+    suite = get_suite(suite_name, prompts_dir)  # unknown suite: SuiteError (a HubInputError) naming the known ones
+    if not suite.characters:
+        raise HubInputError(f"gallery: suite '{suite_name}' has no characters (it is a {suite.kind} suite)")
+    if character_id not in suite.item_ids:
+        raise HubInputError(f"gallery: '{character_id}' is not a character of suite '{suite_name}'")
+
+
+def _open_image(value: Any, index: int) -> Image.Image:
+    """An image given as a PIL image, a file path, bytes or a binary file object; anything else refused."""
+    label = f"image {index + 1}"
+    try:
+        if isinstance(value, Image.Image):
+            image = value
+        elif isinstance(value, (str, Path)):
+            path = Path(value)
+            label += f" ({path.name})"
+            if not path.is_file():
+                raise HubInputError(f"gallery: {label} is not a file")
+            image = Image.open(path)
+        elif isinstance(value, (bytes, bytearray)):
+            image = Image.open(io.BytesIO(bytes(value)))
+        elif hasattr(value, "read"):
+            image = Image.open(value)
+        else:
+            raise HubInputError(f"gallery: {label} is a {type(value).__name__}, not an image")
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise HubInputError(f"gallery: {label} is too large ({width}x{height}; at most {MAX_PIXELS:,} pixels)")
+        if min(width, height) < MIN_SIDE:
+            raise HubInputError(f"gallery: {label} is too small ({width}x{height}; at least {MIN_SIDE} px a side)")
+        image.load()
+        return to_rgb_on_white(image)
+    except HubInputError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise HubInputError(f"gallery: {label} is not an image ({type(exc).__name__})") from None
+
+
+def _prepare(images: Any) -> list[Image.Image]:
+    if isinstance(images, (str, bytes, bytearray, Path, Image.Image)):
+        images = [images]  # one image where a list was expected: counted as one, so refused below
+    images = list(images)
+    count = len(images)
+    if not MIN_IMAGES <= count <= MAX_IMAGES:
+        raise HubInputError(f"gallery: give {MIN_IMAGES} to {MAX_IMAGES} images of the character (got {count})")
+    opened = [_open_image(value, i) for i, value in enumerate(images)]
+    seen: dict[str, int] = {}
+    for i, image in enumerate(opened):
+        digest = image_digest(image)
+        if digest in seen:
+            raise HubInputError(f"gallery: image {i + 1} is the same picture as image {seen[digest] + 1}")
+        seen[digest] = i
+    return opened
+
+
+def save_gallery(data_dir: str | Path, suite_name: str, character_id: str, images: Sequence[Any], *,
+                 prompts_dir: str | Path | None = None) -> GalleryRecord:
+    """Store an author's reference gallery for one character of a suite (3-20 images), replacing any
+    earlier one. Everything is checked before anything is written; bad input is a `HubInputError`."""
+    _check_name(suite_name, "suite")
+    _check_name(character_id, "character id")
+    _check_character(suite_name, character_id, prompts_dir)
+    opened = _prepare(images)
+    root = galleries_root(data_dir)
+    suite_dir = root / suite_name
+    target = suite_dir / character_id
+    suite_dir.mkdir(parents=True, exist_ok=True)
+    # A symlinked folder must not carry the gallery outside the data folder.
+    if root.resolve() not in suite_dir.resolve().parents or (target.is_symlink() or (target.exists() and not target.is_dir())):
+        raise HubInputError(f"gallery: {target} is not a folder inside {root}")
+    sha256 = gallery_sha256(opened)
+    files = [f"{i:02d}.png" for i in range(len(opened))]
+    tmp = suite_dir / f".tmp-{character_id}-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+        for name, image in zip(files, opened):
+            image.save(tmp / name, format="PNG")
+        manifest = {"suite": suite_name, "character_id": character_id, "sha256": sha256, "n_images": len(files), "files": files}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        old = suite_dir / f".old-{character_id}-{uuid.uuid4().hex[:8]}"
+        with _write_lock:
+            had_old = target.exists()
+            if had_old:
+                target.rename(old)
+            try:
+                tmp.rename(target)
+            except OSError:
+                if had_old:
+                    old.rename(target)  # put the previous gallery back
+                raise
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # only left when something failed before the rename
+    return GalleryRecord(suite_name, character_id, target, sha256, len(files))
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def _read(folder: Path, suite: str) -> GalleryRecord | None:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        files = [str(f) for f in manifest["files"]]
+        if manifest["suite"] != suite or manifest["character_id"] != folder.name or not files:
+            raise ValueError("manifest names another gallery")
+        if any(os.sep in f or not (folder / f).is_file() for f in files):
+            raise ValueError("an image listed in the manifest is missing")
+        return GalleryRecord(suite, folder.name, folder, str(manifest["sha256"]), len(files))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring reference gallery %s (%s)", folder, exc)
+        return None
+
+
+def list_galleries(data_dir: str | Path) -> list[GalleryRecord]:
+    """Every stored gallery, sorted by (suite, character); broken folders are skipped (logged)."""
+    root = galleries_root(data_dir)
+    records = []
+    if not root.is_dir():
+        return records
+    for suite_dir in sorted(p for p in root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name)):
+        for folder in sorted(p for p in suite_dir.iterdir() if p.is_dir() and _NAME.fullmatch(p.name)):
+            record = _read(folder, suite_dir.name)
+            if record is not None:
+                records.append(record)
+    return records
+
+
+def galleries_of_suite(data_dir: str | Path | None, suite_name: str) -> dict[str, GalleryRecord]:
+    """character id -> its author's gallery, for one suite."""
+    if data_dir is None:
+        return {}
+    return {r.character_id: r for r in list_galleries(data_dir) if r.suite == suite_name}
