@@ -16,7 +16,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,7 @@ class EvalRunner:
         render_input: Callable[[dict[str, Any]], Image.Image] | None = None,
         worker_id: str | None = None,
         lease_seconds: float = queue.DEFAULT_LEASE_SECONDS,
+        generate_step: Callable[..., tuple[int, int]] | None = None,
     ):
         self.engine = engine
         self.db = db
@@ -110,6 +111,9 @@ class EvalRunner:
         self.render_input = render_input
         self.worker_id = worker_id or queue.new_worker_id()
         self.lease_seconds = lease_seconds
+        # How missing samples get generated: `generate_missing` on this engine, or, when the engine is
+        # served on Ray, `evals.distributed.DistributedGenerate` (shards over the replicas, one writer).
+        self.generate_step = generate_step
 
     def check(self, options: RunOptions) -> Suite:
         """Validate a run before anything is recorded: suite, languages, checkpoint, adapters."""
@@ -135,6 +139,8 @@ class EvalRunner:
             self._record_checkpoint(options.checkpoint)
             claimed = queue.start_run(self.db, options.checkpoint, suite.name, options.adapter_string, options.as_settings(),
                                       self.worker_id, self.lease_seconds)
+        else:
+            options = _as_requested(options, claimed.settings)
         result = RunResult(run_id=claimed.id, status="running")
         try:
             with _Heartbeat(self.db, claimed.id, claimed.worker_id, self.lease_seconds):
@@ -151,6 +157,15 @@ class EvalRunner:
         queue.finish_run(self.db, claimed.id, status="complete", n_generated=result.generated, n_reused=result.reused)
         return result
 
+    def _generate_step(self) -> Callable[..., tuple[int, int]]:
+        if self.generate_step is not None:
+            return self.generate_step
+        if getattr(self.engine, "backend", "local") == "ray":
+            from evals.distributed import DistributedGenerate
+
+            return DistributedGenerate(prompts_dir=self.prompts_dir, judge_device=self.judge_device)
+        return generate_missing
+
     def plan(self, options: RunOptions) -> RunPlan:
         return build_plan(options, engine=self.engine, config=self.config, data_dir=self.data_dir,
                           prompts_dir=self.prompts_dir, judge_device=self.judge_device, render_input=self.render_input)
@@ -164,8 +179,9 @@ class EvalRunner:
             result.generated, result.reused = generated, reused
             queue.update_run(self.db, result.run_id, n_generated=generated, n_reused=reused)
 
-        result.generated, result.reused = generate_missing(plan, engine=self.engine, db=self.db, data_dir=self.data_dir,
-                                                           on_batch=on_batch, progress=bar)
+        generate = self._generate_step()
+        result.generated, result.reused = generate(plan, engine=self.engine, db=self.db, data_dir=self.data_dir,
+                                                   on_batch=on_batch, progress=bar)
         scored, result.unjudged = score_missing(plan, db=self.db, progress=bar)
         result.scored += scored
 
@@ -197,6 +213,7 @@ class EvalRunner:
             checkpoint_version=plan.version,
             settings={
                 **plan.options.as_settings(),
+                "requested_judges": list(plan.options.judges),  # "judges" is overwritten below (see _as_requested)
                 "kind": suite.kind,
                 "languages_run": list(plan.languages),
                 "suite_version": suite.version_hash,
@@ -206,6 +223,16 @@ class EvalRunner:
                 **({"skipped_cases": plan.skipped} if plan.skipped else {}),
             },
         )
+
+
+def _as_requested(options: RunOptions, settings: dict[str, Any]) -> RunOptions:
+    """A claimed run's options as its requester chose them. Once a run has been planned, its
+    `settings["judges"]` holds the judges it resolved (by role, for the boards) instead of the judge ids
+    requested, which `RunOptions.from_run` misreads as ids when another worker takes the run over; the
+    requested ids are kept under "requested_judges"."""
+    if isinstance(settings.get("judges"), dict):
+        return replace(options, judges=tuple(settings.get("requested_judges") or ()))
+    return options
 
 
 def _stored_meta(meta: dict[str, Any]) -> dict[str, Any]:
