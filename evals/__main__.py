@@ -2,6 +2,7 @@
 
     python -m evals run --checkpoint ID --suite SUITE [--limit N] [--seeds N] [--languages en ja ...]
                         [--lora ID:WEIGHT ...] [--judge ID ...] [--batch-size N] [--db URL] [--config PATH]
+                        [--backend local|ray] [--workers N]   # ray: shards over Ray workers (docs/SCALING.md)
     python -m evals report --checkpoint ID [--suite SUITE] [--format table|json] [--db URL] [--config PATH]
     python -m evals suites                                  # list and validate the prompt suites
     python -m evals register ID SOURCE FAMILY [--name N] [--root DIR]   # hub:org/name[@rev] | folder: | file:
@@ -48,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--db", default=None, help="SQLAlchemy URL (default: HUB_DATABASE_URL or the config's)")
     run.add_argument("--config", default=None, help="hub config (default: spaces_config.yaml)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--backend", choices=("local", "ray"), default=None,
+                     help="where to generate: this process, or engine replicas on Ray (default: the config's engine.backend)")
+    run.add_argument("--workers", type=int, default=None,
+                     help="with --backend ray: shards generated at once, each on its own replica (default: engine.ray.eval_workers)")
 
     report = sub.add_parser("report", help="print the results of a checkpoint")
     report.add_argument("--checkpoint", required=True)
@@ -124,7 +129,21 @@ def _reproduce(args: argparse.Namespace) -> int:
 def _runner(args: argparse.Namespace):  # noqa: ANN202 - evals.runner.EvalRunner
     from evals.runner import build_runner
 
-    return build_runner(args.config, args.db)
+    backend, workers = getattr(args, "backend", None), getattr(args, "workers", None)
+    if backend is None and workers is None:
+        return build_runner(args.config, args.db)
+    from hub.config import load_config
+
+    config = load_config(args.config)
+    if (backend or config.engine.backend) != "ray":
+        if workers is not None:
+            raise HubInputError("--workers needs --backend ray (or engine.backend: ray in the config)")
+        return build_runner(args.config, args.db)
+    from evals.distributed import ray_config
+    from hub.engine import get_engine
+
+    engine = get_engine(ray_config(config, workers=workers))  # joins (or starts) Ray: a bad address stops here
+    return build_runner(args.config, args.db, engine=engine)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -76,7 +76,7 @@ def build_report(
                 "checkpoint_version": run.version,
                 "adapters": run.adapters,
                 "run_id": run.run_id,
-                "judges": run.settings.get("judges", {}),
+                "judges": run.settings.get("judge_set", {}),
                 "seeds": run.settings.get("seeds"),
                 "anchor_language": anchor,
                 # Judges that decided: a judge that only gave a compared second opinion is not one of them.

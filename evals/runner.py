@@ -100,6 +100,7 @@ class EvalRunner:
         render_input: Callable[[dict[str, Any]], Image.Image] | None = None,
         worker_id: str | None = None,
         lease_seconds: float = queue.DEFAULT_LEASE_SECONDS,
+        generate_step: Callable[..., tuple[int, int, int]] | None = None,
     ):
         self.engine = engine
         self.db = db
@@ -110,6 +111,9 @@ class EvalRunner:
         self.render_input = render_input
         self.worker_id = worker_id or queue.new_worker_id()
         self.lease_seconds = lease_seconds
+        # How missing samples get generated: `generate_missing` on this engine, or, when the engine is
+        # served on Ray, `evals.distributed.DistributedGenerate` (shards over the replicas, one writer).
+        self.generate_step = generate_step
 
     def check(self, options: RunOptions) -> Suite:
         """Validate a run before anything is recorded: suite, languages, checkpoint, adapters."""
@@ -151,6 +155,15 @@ class EvalRunner:
         queue.finish_run(self.db, claimed.id, status="complete", n_generated=result.generated, n_reused=result.reused)
         return result
 
+    def _generate_step(self) -> Callable[..., tuple[int, int, int]]:
+        if self.generate_step is not None:
+            return self.generate_step
+        if getattr(self.engine, "backend", "local") == "ray":
+            from evals.distributed import DistributedGenerate
+
+            return DistributedGenerate(prompts_dir=self.prompts_dir, judge_device=self.judge_device)
+        return generate_missing
+
     def plan(self, options: RunOptions) -> RunPlan:
         return build_plan(options, engine=self.engine, config=self.config, data_dir=self.data_dir,
                           prompts_dir=self.prompts_dir, judge_device=self.judge_device, render_input=self.render_input)
@@ -164,7 +177,8 @@ class EvalRunner:
             result.generated, result.reused = generated, reused
             queue.update_run(self.db, result.run_id, n_generated=generated, n_reused=reused)
 
-        result.generated, result.reused, result.scored = generate_missing(
+        generate = self._generate_step()
+        result.generated, result.reused, result.scored = generate(
             plan, engine=self.engine, db=self.db, data_dir=self.data_dir, on_batch=on_batch, progress=bar)
         scored, result.unjudged = score_missing(plan, db=self.db, progress=bar)
         result.scored += scored
@@ -201,7 +215,7 @@ class EvalRunner:
                 "languages_run": list(plan.languages),
                 "suite_version": suite.version_hash,
                 "checkpoint_version": plan.version,
-                "judges": plan.kind.describe_judges(plan.judges),
+                "judge_set": plan.kind.describe_judges(plan.judges),  # what decided (the requested ids stay in "judges")
                 "generation": plan.settings,
                 **({"skipped_cases": plan.skipped} if plan.skipped else {}),
             },

@@ -111,11 +111,11 @@ def build_eval_board(db: Database, spec: EvalBoardSpec, *, suite: str | None = N
 
 
 def decided_rows(records: list[dict[str, Any]], settings: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """Where a run names each item's decider (`settings.judges.deciders`: {metric, items: {item: judge id
+    """Where a run names each item's decider (`settings.judge_set.deciders`: {metric, items: {item: judge id
     or null}}), that metric's rows count only from the item's decider; other rows pass unchanged. So when
     a character's decider changes (an author's gallery arrives, a tagger learns the tag), the verdicts of
     the judge that decided it before stop counting, though they stay stored."""
-    deciders = ((settings or {}).get("judges") or {}).get("deciders")
+    deciders = ((settings or {}).get("judge_set") or {}).get("deciders")
     if not isinstance(deciders, Mapping) or not isinstance(deciders.get("items"), Mapping):
         return records
     metric, items = deciders.get("metric"), deciders["items"]

@@ -149,7 +149,7 @@ def current_runs(session: Session, *, kinds: Sequence[str] | None = None, checkp
         kind = str(settings.get("kind") or "")
         if kinds is not None and kind not in kinds:
             continue
-        judges = settings.get("judges") or {}
+        judges = settings.get("judge_set") or {}
         out.append(CurrentRun(
             run_id=run.id, checkpoint_id=run.checkpoint_id, adapters=run.adapters or "", suite_name=run.suite_name,
             kind=kind, version=run.checkpoint_version or "", settings_hash=run.settings_hash,

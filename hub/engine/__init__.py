@@ -171,13 +171,25 @@ _ENGINES: dict[str, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
+def _closed(engine: Any) -> bool:
+    return engine.queue.closed if isinstance(engine, Engine) else bool(getattr(engine, "closed", False))
+
+
 def get_engine(config: HubConfig) -> Engine:
     """The process's engine for this config (one per process owns the accelerator). Keyed by the
-    config's content and data folder, not by object identity, so an equal config reuses the engine."""
+    config's content and data folder, not by object identity, so an equal config reuses the engine.
+
+    `engine.backend: ray` gives a `hub.remote.RemoteEngine` instead: the same methods and errors, the
+    work done by engine replicas on Ray Serve. Only then is Ray imported."""
     key = sha256_hex({"config": config.model_dump(mode="json"), "data": str(config.data_path)})
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
-        if engine is None or engine.queue.closed:
-            engine = Engine(config)
+        if engine is None or _closed(engine):
+            if config.engine.backend == "ray":
+                from hub.remote import RemoteEngine
+
+                engine = RemoteEngine(config)  # type: ignore[assignment]
+            else:
+                engine = Engine(config)
             _ENGINES[key] = engine
         return engine
