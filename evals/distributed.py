@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.generate import sample_path
+from evals.generate import sample_path, sample_record
 from evals.plan import EvalError, PlannedSample, RunOptions, RunPlan, build_plan
 from evals.samples import SampleView, ScoreRow
 from evals.store import existing_samples, insert_samples
@@ -238,21 +238,7 @@ class DistributedGenerate:
         for (_, planned), item in zip(shard, produced):
             path = sample_path(data_dir, plan.checkpoint.id, planned.cache_key)
             _write_atomic(path, item["png"])
-            # The same record as evals.generate.generate_missing writes.
-            records.append({
-                "cache_key": planned.cache_key,
-                "checkpoint_id": plan.checkpoint.id,
-                "adapters": plan.adapters,
-                "suite_id": plan.suite_id,
-                "prompt_id": planned.prompt_id,
-                "item_id": planned.row.item_id,
-                "language": planned.row.language,
-                "prompt_text": planned.row.text,
-                "seed": planned.seed,
-                "settings_hash": plan.settings_hash,
-                "checkpoint_version": plan.version,
-                "image_path": str(path.resolve()),
-            })
+            records.append(sample_record(plan, planned, path))
         scores = [(shard[position][1].cache_key, ScoreRow(position, judge_id, metric, value))
                   for position, judge_id, metric, value in reply["scores"]]
         insert_samples(db, records, scores)

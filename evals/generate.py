@@ -21,6 +21,24 @@ def sample_path(data_dir: Path, checkpoint_id: str, key: str) -> Path:
     return data_dir / "samples" / checkpoint_id / key[:2] / f"{key}.png"
 
 
+def sample_record(plan: RunPlan, planned: PlannedSample, path: Path) -> dict[str, Any]:
+    """The `samples` row of one generated sample (the same whichever backend made it)."""
+    return {
+        "cache_key": planned.cache_key,
+        "checkpoint_id": plan.checkpoint.id,
+        "adapters": plan.adapters,
+        "suite_id": plan.suite_id,
+        "prompt_id": planned.prompt_id,
+        "item_id": planned.row.item_id,
+        "language": planned.row.language,
+        "prompt_text": planned.row.text,
+        "seed": planned.seed,
+        "settings_hash": plan.settings_hash,
+        "checkpoint_version": plan.version,
+        "image_path": str(path.resolve()),
+    }
+
+
 def generate_missing(
     plan: RunPlan,
     *,
@@ -50,20 +68,7 @@ def generate_missing(
                 image = images[0]
                 path = sample_path(data_dir, plan.checkpoint.id, planned.cache_key)
                 save_png(image.image, image.recipe, path)
-                records.append({
-                    "cache_key": planned.cache_key,
-                    "checkpoint_id": plan.checkpoint.id,
-                    "adapters": plan.adapters,
-                    "suite_id": plan.suite_id,
-                    "prompt_id": planned.prompt_id,
-                    "item_id": planned.row.item_id,
-                    "language": planned.row.language,
-                    "prompt_text": planned.row.text,
-                    "seed": planned.seed,
-                    "settings_hash": plan.settings_hash,
-                    "checkpoint_version": plan.version,
-                    "image_path": str(path.resolve()),
-                })
+                records.append(sample_record(plan, planned, path))
                 views.append(SampleView(index, planned.row.item_id, planned.row.language, planned.seed, planned.row.text,
                                         str(path), plan.meta(planned), image.image))
             # Judge before the transaction (the write lock is held only for the inserts).

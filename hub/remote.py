@@ -30,6 +30,7 @@ import torch
 
 from hub.checkpoints import Availability, HashCache
 from hub.config import CheckpointSpec, HubConfig, LoraSpec, RaySettings
+from hub.engine.interface import EngineInterface
 from hub.engine.registry import ModelRegistry
 from hub.engine.requests import (
     INTERACTIVE,
@@ -38,9 +39,6 @@ from hub.engine.requests import (
     GenerationRequest,
     Job,
     ProgressCallback,
-    job_settings,
-    resolve_edit,
-    resolve_generation,
 )
 from hub.errors import EngineError, HubInputError
 from hub.serving import wire
@@ -81,7 +79,7 @@ class ClusterRegistry(ModelRegistry):
         return result
 
 
-class RemoteEngine:
+class RemoteEngine(EngineInterface):
     """Same methods, same errors as `hub.engine.Engine`; the work runs on Ray Serve replicas."""
 
     backend = "ray"
@@ -102,61 +100,10 @@ class RemoteEngine:
         self._counter_lock = threading.Lock()
         self.closed = False
 
-    # -- registry (what can be loaded): answered here, from the config and the database ----------
-    @property
-    def checkpoint_resolver(self) -> Callable[[str], CheckpointSpec | None] | None:
-        return self.registry.checkpoint_resolver
-
-    @checkpoint_resolver.setter
-    def checkpoint_resolver(self, resolver: Callable[[str], CheckpointSpec | None] | None) -> None:
-        self.registry.checkpoint_resolver = resolver
-
-    def checkpoint_specs(self) -> list[CheckpointSpec]:
-        return self.registry.checkpoint_specs()
-
-    def checkpoint_spec(self, checkpoint_id: str) -> CheckpointSpec:
-        return self.registry.checkpoint_spec(checkpoint_id)
-
-    def availability(self) -> dict[str, Availability]:
-        return self.registry.availability()
-
-    def checkpoint_ids(self, available_only: bool = True, task: str | None = None) -> list[str]:
-        return self.registry.checkpoint_ids(available_only, task)
-
-    def spec(self, checkpoint_id: str | None) -> CheckpointSpec:
-        return self.registry.spec(checkpoint_id)
-
-    def checkpoint_version(self, checkpoint_id: str) -> str:
-        return self.registry.version(checkpoint_id)
-
-    def lora_specs(self) -> list[LoraSpec]:
-        return self.registry.lora_specs()
-
-    def lora_spec(self, lora_id: str) -> LoraSpec:
-        return self.registry.lora_spec(lora_id)
-
-    def lora_hash(self, lora_id: str) -> str:
-        return self.registry.lora_hash(lora_id)
-
     def register_lora(self, spec: LoraSpec) -> None:
-        self.registry.register_lora(spec)
+        super().register_lora(spec)
         if self._local is not None:
             self._local.registry._trained_loras.setdefault(spec.id, spec)
-
-    @property
-    def trained_lora_dir(self):  # noqa: ANN201 - Path
-        return self.registry.trained_lora_dir
-
-    # -- checks (front end) -----------------------------------------------------------------------
-    def resolve_generation(self, request: GenerationRequest) -> Job:
-        return resolve_generation(request, self.registry, self.config)
-
-    def resolve_edit(self, request: EditRequest) -> Job:
-        return resolve_edit(request, self.registry, self.config)
-
-    def resolve_settings(self, request: GenerationRequest | EditRequest) -> dict[str, Any]:
-        job = self.resolve_edit(request) if isinstance(request, EditRequest) else self.resolve_generation(request)
-        return job_settings(job)
 
     def registry_payload(self, spec: CheckpointSpec, lora_ids: list[str]) -> dict[str, Any]:
         """What a replica must be told about a checkpoint and LoRAs beyond the config."""

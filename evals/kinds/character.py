@@ -34,13 +34,14 @@ from evals.kinds.base import PlanContext, Planned, SuiteKind
 from evals.kinds.schema import (
     TIERS,
     Item,
-    Strict,
     SuiteDocument,
     check_character_tag,
+    check_tier,
     check_distinct,
     check_tags,
     check_template,
     check_unique_ids,
+    name_candidates,
     languages_of,
     per_language,
     problem,
@@ -71,12 +72,7 @@ class CharacterItem(Item):
     references: str | None = None
     tags: list[str] = []
 
-    @field_validator("tier", mode="before")
-    @classmethod
-    def _tier(cls, value: Any) -> str:
-        if value not in TIERS:
-            raise problem(f"unknown tier '{value}' (expected one of: {', '.join(TIERS)})")
-        return value
+    _tier = field_validator("tier", mode="before")(classmethod(lambda cls, value: check_tier(value)))
 
     @field_validator("tag")
     @classmethod
@@ -380,13 +376,8 @@ class CharacterKind(SuiteKind):
             "name": item.name,
             "references": item.references,
             "tags": list(item.tags),
-            # The name judge's candidates: this character's names, the suite's other characters and
-            # generic distractors, in English and in the prompt's language.
-            "names": sorted({item.names.get("en", item.name), item.names[language]}),
-            "other_names": sorted({n for other in suite.items if other.id != item.id
-                                   for n in (other.names.get("en", other.name), other.names[language])}),
-            "distractors": sorted(set(suite.settings.get("distractors", {}).get("en", []))
-                                  | set(suite.settings.get("distractors", {}).get(language, []))),
+            **name_candidates({"en": item.name, **item.names}, [{"en": o.name, **o.names} for o in suite.items if o.id != item.id],
+                              suite.settings.get("distractors", {}), language),
         }
         return PromptRow(item.id, language, prompt_text(suite.settings["templates"], item, language), meta)
 

@@ -39,9 +39,11 @@ from evals.kinds.schema import (
     Strict,
     SuiteDocument,
     check_character_tag,
+    check_tier,
     check_distinct,
     check_tags,
     check_unique_ids,
+    name_candidates,
     per_language,
     problem,
 )
@@ -72,12 +74,7 @@ class ReferenceCase(Item):
     def _character(cls, value: str | None) -> str | None:
         return check_character_tag(value)
 
-    @field_validator("tier", mode="before")
-    @classmethod
-    def _tier(cls, value: Any) -> str:
-        if value not in TIERS:
-            raise problem(f"unknown tier '{value}' (expected one of: {', '.join(TIERS)})")
-        return value
+    _tier = field_validator("tier", mode="before")(classmethod(lambda cls, value: check_tier(value)))
 
     @field_validator("references")
     @classmethod
@@ -147,8 +144,6 @@ class ReferenceKind(SuiteKind):
                 "distractors": {k: list(v) for k, v in doc.distractors.items()}}
 
     def rows(self, suite: Suite, item: ReferenceCase, language: str) -> PromptRow:
-        distractors = suite.settings.get("distractors", {})
-        names = item.names
         meta = {
             "tier": item.tier,
             "tag": item.character,
@@ -156,10 +151,9 @@ class ReferenceKind(SuiteKind):
             "references_input": [spec.as_dict() for spec in item.references],
             "expect_tags": list(item.expect_tags),
             "status": item.status_for(language),
-            "names": sorted({names[lang] for lang in ("en", language) if lang in names}),
-            "other_names": sorted({n for other in suite.items if other.id != item.id and other.character_id != item.character_id
-                                   for lang in ("en", language) if (n := other.names.get(lang))}),
-            "distractors": sorted(set(distractors.get("en", [])) | set(distractors.get(language, []))),
+            **name_candidates(item.names, [other.names for other in suite.items
+                                           if other.id != item.id and other.character_id != item.character_id],
+                              suite.settings.get("distractors", {}), language),
         }
         return PromptRow(item.id, language, item.prompt[language], meta)
 

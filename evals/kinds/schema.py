@@ -75,6 +75,24 @@ def check_tags(tags: list[str], info: ValidationInfo) -> list[str]:
     return tags
 
 
+def check_tier(tier: Any) -> str:
+    if tier not in TIERS:
+        raise problem(f"unknown tier '{tier}' (expected one of: {', '.join(TIERS)})")
+    return tier
+
+
+def name_candidates(names: dict[str, str], others: list[dict[str, str]], distractors: dict[str, list[str]],
+                    language: str) -> dict[str, list[str]]:
+    """The name judge's candidates for one prompt: the character's names, the suite's other characters'
+    names and the generic distractors, each in English and in the prompt's language."""
+    languages = ("en", language)
+    return {
+        "names": sorted({names[lang] for lang in languages if names.get(lang)}),
+        "other_names": sorted({other[lang] for other in others for lang in languages if other.get(lang)}),
+        "distractors": sorted({text for lang in languages for text in distractors.get(lang, [])}),
+    }
+
+
 def check_character_tag(tag: str | None) -> str | None:
     if tag is not None and not TAG.match(tag):
         raise problem(f"bad character tag {tag!r} (lowercase, underscores for spaces)")

@@ -17,9 +17,10 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from hub.checkpoints import Availability, HashCache, pick_device
-from hub.config import CheckpointSpec, HubConfig, LoraSpec
+from hub.checkpoints import HashCache, pick_device
+from hub.config import HubConfig
 from hub.engine.call import make_scheduler, run_jobs
+from hub.engine.interface import EngineInterface
 from hub.engine.models import ModelCache, adapter_name
 from hub.engine.registry import ModelRegistry
 from hub.engine.requests import (
@@ -30,9 +31,6 @@ from hub.engine.requests import (
     GenerationRequest,
     Job,
     ProgressCallback,
-    job_settings,
-    resolve_edit,
-    resolve_generation,
 )
 from hub.engine.worker import JobQueue, Worker, execute
 from leaderboards.keys import sha256_hex
@@ -50,7 +48,7 @@ __all__ = [
 ]
 
 
-class Engine:
+class Engine(EngineInterface):
     def __init__(self, config: HubConfig, device: str | None = None):
         self.config = config
         self.device, self.dtype = pick_device(device or config.engine.device)
@@ -69,62 +67,6 @@ class Engine:
 
     def _run(self, jobs: list[Job]) -> list[list[GeneratedImage]]:
         return run_jobs(self.models, jobs, mask_blur=self.config.engine.mask_blur)
-
-    # -- registry (what can be loaded) ------------------------------------------------------------
-    @property
-    def checkpoint_resolver(self) -> Callable[[str], CheckpointSpec | None] | None:
-        return self.registry.checkpoint_resolver
-
-    @checkpoint_resolver.setter
-    def checkpoint_resolver(self, resolver: Callable[[str], CheckpointSpec | None] | None) -> None:
-        self.registry.checkpoint_resolver = resolver
-
-    def checkpoint_specs(self) -> list[CheckpointSpec]:
-        return self.registry.checkpoint_specs()
-
-    def checkpoint_spec(self, checkpoint_id: str) -> CheckpointSpec:
-        return self.registry.checkpoint_spec(checkpoint_id)
-
-    def availability(self) -> dict[str, Availability]:
-        return self.registry.availability()
-
-    def checkpoint_ids(self, available_only: bool = True, task: str | None = None) -> list[str]:
-        return self.registry.checkpoint_ids(available_only, task)
-
-    def spec(self, checkpoint_id: str | None) -> CheckpointSpec:
-        return self.registry.spec(checkpoint_id)
-
-    def checkpoint_version(self, checkpoint_id: str) -> str:
-        """Pinned commit (hub) or weights sha256 (local): the identity in cache keys and boards."""
-        return self.registry.version(checkpoint_id)
-
-    def lora_specs(self) -> list[LoraSpec]:
-        return self.registry.lora_specs()
-
-    def lora_spec(self, lora_id: str) -> LoraSpec:
-        return self.registry.lora_spec(lora_id)
-
-    def lora_hash(self, lora_id: str) -> str:
-        return self.registry.lora_hash(lora_id)
-
-    def register_lora(self, spec: LoraSpec) -> None:
-        self.registry.register_lora(spec)
-
-    @property
-    def trained_lora_dir(self):
-        return self.registry.trained_lora_dir
-
-    # -- requests ---------------------------------------------------------------------------------
-    def resolve_generation(self, request: GenerationRequest) -> Job:
-        return resolve_generation(request, self.registry, self.config)
-
-    def resolve_edit(self, request: EditRequest) -> Job:
-        return resolve_edit(request, self.registry, self.config)
-
-    def resolve_settings(self, request: GenerationRequest | EditRequest) -> dict[str, Any]:
-        """The effective settings of a request (defaults filled in), e.g. for cache keys."""
-        job = self.resolve_edit(request) if isinstance(request, EditRequest) else self.resolve_generation(request)
-        return job_settings(job)
 
     def submit(self, job: Job) -> Future:
         if self.inline:
