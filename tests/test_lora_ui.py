@@ -50,6 +50,9 @@ def test_train_register_and_use_a_lora(app):
     assert read_recipe(with_lora).loras == (("user-aqua-test", 1.0),)
     assert read_recipe(without).loras == ()
     assert read_recipe(with_lora).seed == read_recipe(without).seed == 5
+    # `steps` is an optional last parameter (older positional calls, as above, keep working).
+    with_lora, without = client.predict("user-aqua-test", "aqua_test", "demo-random", 1.0, 5, 2, api_name="/lora_compare")
+    assert read_recipe(with_lora).steps == read_recipe(without).steps == 2
 
 
 def test_trained_lora_survives_a_restart(app):

@@ -1,4 +1,5 @@
-"""Small pieces the tabs share: turning hub errors into gr.Error, choices, the ZeroGPU hook."""
+"""Small pieces the tabs share: hub errors as gr.Error in the page's language, choices, uploads,
+the ZeroGPU hook."""
 
 from __future__ import annotations
 
@@ -10,22 +11,84 @@ from typing import Any, Callable
 import gradio as gr
 
 from hub.errors import EngineError, HubInputError
+from hub.images import open_upload
 from hub.ui.context import HubContext
+from hub.ui.i18n import localize_error, page_language, t, tr
 
 GPU_CONCURRENCY_ID = "gpu"
 
 
+def find_request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> gr.Request | None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, gr.Request):
+            return value
+    return None
+
+
+def user_error(err: BaseException, request: Any) -> gr.Error:
+    """A hub error as a short gr.Error in the page's language."""
+    return gr.Error(localize_error(err, page_language(request)), print_exception=False)
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Show HubInputError / EngineError as a short gr.Error; anything else stays a server error."""
+    """Show HubInputError / EngineError as a short gr.Error in the page's language (the function takes
+    a `gr.Request` for that); anything else stays a server error."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except (HubInputError, EngineError) as err:
-            raise gr.Error(str(err), print_exception=False) from None
+            raise user_error(err, find_request(args, kwargs)) from None
 
     return wrapper
+
+
+def file_path(item: Any) -> str | None:
+    """A path from what file and gallery inputs hand over (a path, a FileData dict, a (path, caption))."""
+    if item is None:
+        return None
+    if isinstance(item, (list, tuple)) and item:
+        return file_path(item[0])
+    if isinstance(item, dict):
+        for key in ("path", "name", "image"):
+            if item.get(key):
+                return file_path(item[key])
+        return None
+    path = getattr(item, "path", None) or getattr(item, "name", None)
+    return str(path) if path else (str(item) if isinstance(item, str) else None)
+
+
+def load_references(files: Any, limits: Any) -> tuple[Any, ...]:
+    """Reference images from a multiple-file input (or the API's list of files), each checked by the
+    upload reader; the engine checks how many the checkpoint takes."""
+    if not files:
+        return ()
+    items = files if isinstance(files, (list, tuple)) else [files]
+    images = []
+    for number, item in enumerate(items, start=1):
+        path = file_path(item)
+        if not path:
+            continue
+        images.append(open_upload(path, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels,
+                                  what=f"reference {number}"))
+    if len(images) > max(limits.max_references, 0):
+        raise HubInputError(f"At most {limits.max_references} reference images per request (got {len(images)}).")
+    return tuple(images)
+
+
+def translated_tab(key: str, **kwargs: Any) -> gr.Tab:
+    """A tab labelled with a translation key, recorded on the app being built (`translated_tabs`)."""
+    tab = gr.Tab(t(key), **kwargs)
+    root = gr.context.Context.root_block
+    if root is not None:
+        root.__dict__.setdefault("_hub_translated_tabs", []).append((tab, key))
+    return tab
+
+
+def translated_tabs(blocks: gr.Blocks) -> list[tuple[gr.Tab, str]]:
+    """Every `translated_tab` of an app, with its key."""
+    return list(blocks.__dict__.get("_hub_translated_tabs", []))
 
 
 def gpu_function(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,24 +127,25 @@ def checkpoint_choices(ctx: HubContext, task: str | None = None) -> list[tuple[s
     return [(ctx.engine.checkpoint_spec(cid).name, cid) for cid in ids]
 
 
-def checkpoint_note(ctx: HubContext, checkpoint_id: str | None) -> str:
+def checkpoint_note(ctx: HubContext, checkpoint_id: str | None, lang: str = "en") -> str:
     try:
         spec = ctx.engine.checkpoint_spec(checkpoint_id or ctx.config.default_checkpoint)
     except KeyError:
         return ""
-    note = f"**{spec.name}** · family `{spec.family}`"
+    note = tr(lang, "msg.checkpoint_note", name=spec.name, family=spec.family)
     if spec.description:
-        note += f" — {spec.description}"
+        note += f" — {spec.description}"  # descriptions come from the config, in English
     return note
 
 
-def status_markdown(ctx: HubContext) -> str:
+def status_markdown(ctx: HubContext, lang: str = "en") -> str:
     """Which checkpoints serve here, and why the others do not."""
-    rows = ["| checkpoint | family | status |", "|---|---|---|"]
+    rows = [tr(lang, "msg.status.header"), "|---|---|---|"]
+    availability = ctx.engine.availability()
     for spec in ctx.engine.checkpoint_specs():
-        status = ctx.engine.availability()[spec.id]
-        label = "available" if status.available else f"unavailable: {status.reason}"
+        status = availability[spec.id]
+        label = tr(lang, "msg.status.available") if status.available else tr(lang, "msg.status.unavailable", reason=status.reason)
         if status.available and spec.is_demo and "random" in spec.source:
-            label += " (random weights: images are noise)"
+            label += " " + tr(lang, "msg.status.random")
         rows.append(f"| {spec.name} (`{spec.id}`) | {spec.family} | {label} |")
     return "\n".join(rows)

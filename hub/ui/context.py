@@ -32,7 +32,9 @@ class HubContext:
     demo_portrait: Callable[[], tuple[Image.Image, str]] | None = None
     eval_worker: Any = None  # evals.worker.EvalWorker: runs queued eval runs (Submit tab, bootstrap runs)
     cleanup_thread: Any = None  # deletes the images of expired, unvoted battles
-    # The content filter: an image -> the reason it is withheld, or None (see hub/content_filter.py).
+    # The content filter (hub/ui/content_filter.py): prompt blocklist and the rating of every output.
+    content_filter: Any = None
+    # The arena's hook: an image -> the reason it is withheld, or None (the filter's `is_withheld`).
     is_withheld: Callable[[Image.Image], str | None] | None = None
 
     @property
@@ -114,6 +116,10 @@ def create_context(
         db=db or Database(config.resolved_database_url, migrate=True),
         demo=load_demo_hooks(config),
     )
+    from hub.ui.content_filter import ContentFilter
+
+    ctx.content_filter = ContentFilter(config, ctx.data_dir)
+    ctx.is_withheld = ctx.content_filter.is_withheld  # None for every image while the filter is off
     if ctx.demo.random_portrait is not None:
         hook = ctx.demo.random_portrait
         ctx.demo_portrait = lambda: hook(None)

@@ -1,4 +1,6 @@
-"""Edit tab (image-to-image, inpainting with a painted mask, instruction edits) and `/edit`."""
+"""Edit tab (image-to-image, inpainting with a painted mask, instruction edits with optional reference
+images of the character) and `/edit`. `/edit` keeps its positional parameters; `references` (image
+files, for checkpoints that take a list) is the last, optional one."""
 
 from __future__ import annotations
 
@@ -9,39 +11,45 @@ import gradio as gr
 from PIL import Image, ImageChops
 
 from hub.engine import EditRequest
-from hub.errors import HubInputError
 from hub.families import get_family
 from hub.images import open_upload
-from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, throttled_progress, user_errors
+from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, load_references, throttled_progress, user_errors
 from hub.ui.context import HubContext
+from hub.ui.generate_tab import gallery_items
+from hub.ui.i18n import LocalizedError, page_language, t, tr
 from hub.validation import MAX_SEED
 
-TASK_LABELS = {"img2img": "image to image", "inpaint": "inpainting (paint a mask)", "instruct": "instruction edit"}
+EDIT_TASKS = ("img2img", "inpaint", "instruct")
 
 
 @dataclass
 class EditTab:
     editor: gr.ImageEditor
+    checkpoint: gr.Dropdown
+    tasks_note: gr.Markdown
 
 
 def _edit_checkpoints(ctx: HubContext) -> list[tuple[str, str]]:
     return [
         (label, cid)
         for label, cid in checkpoint_choices(ctx)
-        if any(get_family(ctx.engine.checkpoint_spec(cid).family).supports(t) for t in ("img2img", "inpaint", "instruct"))
+        if any(get_family(ctx.engine.checkpoint_spec(cid).family).supports(t) for t in EDIT_TASKS)
     ]
 
 
-def _tasks_note(ctx: HubContext, checkpoint_id: str | None) -> str:
+def tasks_note(ctx: HubContext, checkpoint_id: str | None, lang: str = "en") -> str:
     try:
         family = get_family(ctx.engine.checkpoint_spec(checkpoint_id or ctx.config.default_checkpoint).family)
     except KeyError:
         return ""
-    offered = [TASKS for TASKS in ("img2img", "inpaint", "instruct") if family.supports(TASKS)]
-    text = "This checkpoint offers: " + ", ".join(TASK_LABELS[t] for t in offered) + "."
+    offered = [task for task in EDIT_TASKS if family.supports(task)]
+    note = tr(lang, "msg.edit.offers", tasks=", ".join(tr(lang, f"msg.edit.task.{task}") for task in offered))
     if family.supports("instruct"):
-        text += " Write the edit as an instruction (\"make her hair red\")."
-    return text
+        note += " " + tr(lang, "msg.edit.instruct_hint")
+    allowed = min(family.max_references, ctx.config.limits.max_references) - 1
+    if family.supports("instruct") and allowed > 0:
+        note += " " + tr(lang, "msg.edit.references_hint", count=allowed)
+    return note
 
 
 def mask_from_layers(layers: list[Any], size: tuple[int, int], limits) -> Image.Image | None:
@@ -63,7 +71,9 @@ def mask_from_layers(layers: list[Any], size: tuple[int, int], limits) -> Image.
 def make_edit_fn(ctx: HubContext):
     limits = ctx.config.limits
 
-    def run(image: Image.Image, mask: Image.Image | None, prompt, strength, checkpoint, seed, steps, progress) -> list[tuple[str, str]]:
+    def run(image: Image.Image, mask: Image.Image | None, prompt, strength, checkpoint, seed, steps, references,
+            lang: str, progress) -> list[tuple[str, str]]:
+        ctx.content_filter.check_prompt(prompt)
         request = EditRequest(
             image=image,
             prompt=prompt or "",
@@ -72,11 +82,11 @@ def make_edit_fn(ctx: HubContext):
             checkpoint=checkpoint or None,
             seed=seed,
             steps=None if steps in (None, 0, "") else steps,
+            references=load_references(references, limits),
         )
-        progress(0, desc="Queued")
-        images = ctx.engine.edit(request, progress=throttled_progress(progress, "Editing"))
-        paths = ctx.save_outputs(images)
-        return [(path, f"{item.recipe.task} · seed {item.seed}") for path, item in zip(paths, images)]
+        progress(0, desc=tr(lang, "msg.progress.queued"))
+        images = ctx.engine.edit(request, progress=throttled_progress(progress, tr(lang, "msg.progress.editing")))
+        return gallery_items(ctx, images, lang, lambda item: tr(lang, "msg.edit.caption", task=item.recipe.task, seed=item.seed))
 
     @gpu_function
     @user_errors
@@ -88,24 +98,27 @@ def make_edit_fn(ctx: HubContext):
         checkpoint: str | None = None,
         seed: float = 0,
         steps: float | None = None,
+        references: list[Any] | None = None,
+        request: gr.Request = None,  # type: ignore[assignment]
         progress: gr.Progress = gr.Progress(),
     ) -> list[tuple[str, str]]:
         if not image:
-            raise HubInputError("An image to edit is required.")
+            raise LocalizedError("err.image_required")
         source = open_upload(image, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels)
         mask_image = None
         if mask:
             mask_image = open_upload(mask, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels, what="mask")
-        return run(source, mask_image, prompt, strength, checkpoint, seed, steps, progress)
+        return run(source, mask_image, prompt, strength, checkpoint, seed, steps, references, page_language(request), progress)
 
     @gpu_function
     @user_errors
-    def edit_ui(editor: dict | None, prompt: str, strength: float, checkpoint: str, seed: float, steps: float, progress: gr.Progress = gr.Progress()):
+    def edit_ui(editor: dict | None, prompt: str, strength: float, checkpoint: str, seed: float, steps: float,
+                references: list[Any] | None, request: gr.Request, progress: gr.Progress = gr.Progress()):
         if not editor or not editor.get("background"):
-            raise HubInputError("Upload an image to edit first.")
+            raise LocalizedError("err.upload_first")
         source = open_upload(editor["background"], max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels)
         mask = mask_from_layers(editor.get("layers") or [], source.size, limits)
-        return run(source, mask, prompt, strength, checkpoint, seed, steps, progress)
+        return run(source, mask, prompt, strength, checkpoint, seed, steps, references, page_language(request), progress)
 
     return edit_api, edit_ui
 
@@ -118,27 +131,36 @@ def build_tab(ctx: HubContext) -> EditTab:
     with gr.Row():
         with gr.Column(scale=3):
             editor = gr.ImageEditor(
-                label="Image — paint over the area to change for inpainting; leave unpainted for a whole-image edit",
+                label=t("ui.edit.editor"),
                 type="filepath",
                 format="png",
                 sources=["upload", "clipboard"],
                 elem_id="edit-editor",
             )
-            prompt = gr.Textbox(label="Prompt or instruction", lines=2, max_length=config.limits.max_prompt_chars)
+            prompt = gr.Textbox(label=t("ui.edit.prompt"), lines=2, max_length=config.limits.max_prompt_chars, elem_id="edit-prompt")
             with gr.Row():
-                checkpoint = gr.Dropdown(choices=choices, value=default_id, label="Checkpoint", allow_custom_value=True)
-                strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Strength (image to image, inpainting)")
-            tasks_note = gr.Markdown(_tasks_note(ctx, default_id))
+                checkpoint = gr.Dropdown(choices=choices, value=default_id, label=t("ui.common.checkpoint"), allow_custom_value=True,
+                                         elem_id="edit-checkpoint")
+                strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label=t("ui.edit.strength"))
+            note = gr.Markdown(tasks_note(ctx, default_id), elem_id="edit-tasks-note")
+            with gr.Accordion(t("ui.edit.references"), open=False):
+                gr.Markdown(t("ui.edit.references_help"))
+                references = gr.File(file_count="multiple", file_types=["image"], type="filepath",
+                                     label=t("ui.common.references"), elem_id="edit-references")
             with gr.Row():
-                seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
-                steps = gr.Slider(0, config.limits.max_steps, value=0, step=1, label="Steps (0 = checkpoint default)")
-            run = gr.Button("Edit", variant="primary", elem_id="edit-button")
+                seed = gr.Number(value=0, precision=0, label=t("ui.common.seed"), minimum=0, maximum=MAX_SEED)
+                steps = gr.Slider(0, config.limits.max_steps, value=0, step=1, label=t("ui.common.steps_default"),
+                                  elem_id="edit-steps")
+            run = gr.Button(t("ui.edit.run"), variant="primary", elem_id="edit-button")
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Edited", format="png", columns=2, interactive=False)
-    checkpoint.change(lambda cid: _tasks_note(ctx, cid), [checkpoint], [tasks_note], api_visibility="private")
+            gallery = gr.Gallery(label=t("ui.edit.edited"), format="png", columns=2, interactive=False, elem_id="edit-gallery")
+    def on_checkpoint(checkpoint_id: str | None, request: gr.Request) -> str:
+        return tasks_note(ctx, checkpoint_id, page_language(request))
+
+    checkpoint.change(on_checkpoint, [checkpoint], [note], api_visibility="private")
     run.click(
         edit_ui,
-        inputs=[editor, prompt, strength, checkpoint, seed, steps],
+        inputs=[editor, prompt, strength, checkpoint, seed, steps, references],
         outputs=[gallery],
         api_visibility="private",
         **gpu_event_options(ctx),
@@ -151,9 +173,12 @@ def build_tab(ctx: HubContext) -> EditTab:
         api_run = gr.Button("edit (API)")
     api_run.click(
         edit_api,
-        inputs=[api_image, prompt, api_mask, strength, checkpoint, seed, steps],
+        inputs=[api_image, prompt, api_mask, strength, checkpoint, seed, steps, references],
         outputs=[gallery],
         api_name="edit",
+        api_description="Edit an image: inpainting with a mask, else the checkpoint's edit task. `references` (optional, "
+        "last): extra image files of the character for instruction edits on checkpoints that take a list.",
         **gpu_event_options(ctx),
     )
-    return EditTab(editor=editor)
+    return EditTab(editor=editor, checkpoint=checkpoint, tasks_note=note)
+

@@ -1,23 +1,34 @@
-"""Generate tab and the `/generate` API endpoint."""
+"""Generate tab and the `/generate` API endpoint.
+
+Two modes: text to image, and "character from references" (a prompt plus reference images of the
+character, no input image; families that take references). `/generate` keeps its positional parameters;
+`references` (a list of image files) is the last, optional one.
+"""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
 from hub.engine import GenerationRequest
+from hub.families import get_family
 from hub.ui.common import (
-    throttled_progress,
     checkpoint_choices,
     checkpoint_note,
     gpu_event_options,
     gpu_function,
+    load_references,
+    throttled_progress,
     user_errors,
 )
 from hub.ui.context import HubContext
+from hub.ui.i18n import page_language, t, tr
 from hub.validation import MAX_SEED, SAMPLERS, parse_lora_list
+
+MODES = ("text", "references")
 
 
 @dataclass
@@ -25,13 +36,36 @@ class GenerateTab:
     gallery: gr.Gallery
     selected_path: gr.State
     send_to_edit: gr.Button
+    note: gr.Markdown
+    checkpoint: gr.Dropdown
 
 
 def _lora_choices(ctx: HubContext) -> list[tuple[str, str]]:
     return [(f"{lora.name} ({lora.base_family})", lora.id) for lora in ctx.engine.lora_specs()]
 
 
+def reference_checkpoints(ctx: HubContext) -> list[tuple[str, str]]:
+    """Checkpoints that draw a character from reference images."""
+    return [(label, cid) for label, cid in checkpoint_choices(ctx)
+            if get_family(ctx.engine.checkpoint_spec(cid).family).supports("reference")]
+
+
+def gallery_items(ctx: HubContext, images: list[Any], lang: str, caption: Any) -> list[tuple[str, str]]:
+    """Save the outputs (withheld ones as their placeholder) and caption each; the reason when withheld."""
+    checked = ctx.content_filter.filter_outputs(images)
+    paths = ctx.save_outputs([item for item, _ in checked])
+    items = []
+    for (item, verdict), path in zip(checked, paths, strict=True):
+        text = caption(item)
+        if verdict is not None:
+            text = tr(lang, verdict.message_key, **verdict.values)
+        items.append((path, text))
+    return items
+
+
 def make_generate_fn(ctx: HubContext):
+    limits = ctx.config.limits
+
     @gpu_function
     @user_errors
     def generate(
@@ -46,13 +80,17 @@ def make_generate_fn(ctx: HubContext):
         sampler: str | None = None,
         seed: float = 0,
         batch: float = 1,
+        references: list[Any] | None = None,
+        request: gr.Request = None,  # type: ignore[assignment]
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[list[tuple[str, str]], str]:
-        request = GenerationRequest(
+        lang = page_language(request)
+        ctx.content_filter.check_prompt(prompt, negative_prompt)
+        wanted = GenerationRequest(
             prompt=prompt,
             negative_prompt=negative_prompt or "",
             checkpoint=checkpoint or None,
-            loras=parse_lora_list(loras, ctx.config.limits),
+            loras=parse_lora_list(loras, limits),
             width=width,
             height=height,
             steps=steps,
@@ -60,15 +98,14 @@ def make_generate_fn(ctx: HubContext):
             sampler=sampler or None,
             seed=seed,
             batch=batch,
+            references=load_references(references, limits),
         )
-        progress(0, desc="Queued")
-        images = ctx.engine.generate(request, progress=throttled_progress(progress, "Denoising"))
-        paths = ctx.save_outputs(images)
-        gallery = [(path, f"seed {item.seed}") for path, item in zip(paths, images)]
+        progress(0, desc=tr(lang, "msg.progress.queued"))
+        images = ctx.engine.generate(wanted, progress=throttled_progress(progress, tr(lang, "msg.progress.denoising")))
+        gallery = gallery_items(ctx, images, lang, lambda item: tr(lang, "msg.seed_caption", seed=item.seed))
         first = images[0].recipe
-        info = f"`{first.model}` · {first.width}x{first.height} · {first.steps} steps · CFG {first.cfg:g} · seeds " + ", ".join(
-            str(item.seed) for item in images
-        )
+        info = tr(lang, "msg.generate.info", model=first.model, width=first.width, height=first.height, steps=first.steps,
+                  cfg=f"{first.cfg:g}", seeds=", ".join(str(item.seed) for item in images))
         return gallery, info
 
     return generate
@@ -78,45 +115,53 @@ def build_tab(ctx: HubContext) -> GenerateTab:
     config = ctx.config
     default = config.checkpoint(config.default_checkpoint)
     limits = config.limits
+    text_choices = checkpoint_choices(ctx, task="text2img")
     with gr.Row():
         with gr.Column(scale=3):
-            prompt = gr.Textbox(label="Prompt", lines=3, max_length=limits.max_prompt_chars, placeholder="1girl, solo, ...")
-            negative = gr.Textbox(label="Negative prompt", lines=2, max_length=limits.max_prompt_chars)
+            mode = gr.Radio(choices=[(t("ui.generate.mode_text"), "text"), (t("ui.generate.mode_references"), "references")],
+                            value="text", label=t("ui.generate.mode"), elem_id="generate-mode")
+            references = gr.File(file_count="multiple", file_types=["image"], type="filepath", visible=False,
+                                 label=t("ui.common.references"), elem_id="generate-references")
+            references_help = gr.Markdown(t("ui.generate.references_help"), visible=False)
+            prompt = gr.Textbox(label=t("ui.common.prompt"), lines=3, max_length=limits.max_prompt_chars, placeholder="1girl, solo, ...")
+            negative = gr.Textbox(label=t("ui.common.negative_prompt"), lines=2, max_length=limits.max_prompt_chars)
             with gr.Row():
                 checkpoint = gr.Dropdown(
-                    choices=checkpoint_choices(ctx, task="text2img"),
+                    choices=text_choices,
                     value=default.id,
-                    label="Checkpoint",
+                    label=t("ui.common.checkpoint"),
                     allow_custom_value=True,  # our own check gives the clearer message
                 )
-                sampler = gr.Dropdown(choices=list(SAMPLERS), value=default.defaults.sampler, label="Sampler", allow_custom_value=True)
-            note = gr.Markdown(checkpoint_note(ctx, default.id))
+                sampler = gr.Dropdown(choices=list(SAMPLERS), value=default.defaults.sampler, label=t("ui.generate.sampler"),
+                                      allow_custom_value=True)
+            note = gr.Markdown(checkpoint_note(ctx, default.id), elem_id="generate-note")
             with gr.Row():
-                loras = gr.Textbox(label="LoRAs (id:weight, ...)", placeholder="demo-lora-...:0.8")
-                add_lora = gr.Dropdown(choices=_lora_choices(ctx), value=None, label="Add a LoRA")
+                loras = gr.Textbox(label=t("ui.common.loras"), placeholder="demo-lora-...:0.8")
+                add_lora = gr.Dropdown(choices=_lora_choices(ctx), value=None, label=t("ui.generate.add_lora"))
             with gr.Row():
                 presets = gr.Dropdown(
                     choices=[f"{w}x{h}" for w, h in (default.size_presets or [(default.defaults.width, default.defaults.height)])],
                     value=f"{default.defaults.width}x{default.defaults.height}",
-                    label="Size preset",
+                    label=t("ui.generate.size_preset"),
                 )
-                width = gr.Slider(limits.min_size, limits.max_size, value=default.defaults.width, step=8, label="Width")
-                height = gr.Slider(limits.min_size, limits.max_size, value=default.defaults.height, step=8, label="Height")
+                width = gr.Slider(limits.min_size, limits.max_size, value=default.defaults.width, step=8, label=t("ui.generate.width"))
+                height = gr.Slider(limits.min_size, limits.max_size, value=default.defaults.height, step=8, label=t("ui.generate.height"))
             with gr.Row():
-                steps = gr.Slider(1, limits.max_steps, value=default.defaults.steps, step=1, label="Steps")
-                cfg = gr.Slider(0, limits.max_cfg, value=default.defaults.cfg, step=0.5, label="CFG")
-                batch = gr.Slider(1, limits.max_batch, value=1, step=1, label="Batch count")
+                steps = gr.Slider(1, limits.max_steps, value=default.defaults.steps, step=1, label=t("ui.common.steps"),
+                                  elem_id="generate-steps")
+                cfg = gr.Slider(0, limits.max_cfg, value=default.defaults.cfg, step=0.5, label=t("ui.common.cfg"))
+                batch = gr.Slider(1, limits.max_batch, value=1, step=1, label=t("ui.generate.batch"))
             with gr.Row():
-                seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
-                randomize = gr.Checkbox(value=True, label="Random seed each run")
-            run = gr.Button("Generate", variant="primary", elem_id="generate-button")
+                seed = gr.Number(value=0, precision=0, label=t("ui.common.seed"), minimum=0, maximum=MAX_SEED)
+                randomize = gr.Checkbox(value=True, label=t("ui.generate.random_seed"))
+            run = gr.Button(t("ui.generate.run"), variant="primary", elem_id="generate-button")
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Images", format="png", columns=2, elem_id="generate-gallery", interactive=False)
+            gallery = gr.Gallery(label=t("ui.generate.images"), format="png", columns=2, elem_id="generate-gallery", interactive=False)
             info = gr.Markdown(elem_id="generate-info")
             selected_path = gr.State(None)
-            send_to_edit = gr.Button("Send to Edit")
+            send_to_edit = gr.Button(t("ui.generate.send_to_edit"))
 
-    def on_checkpoint(checkpoint_id: str):
+    def on_checkpoint(checkpoint_id: str, request: gr.Request):
         try:
             spec = ctx.engine.checkpoint_spec(checkpoint_id)
         except KeyError:
@@ -130,12 +175,25 @@ def build_tab(ctx: HubContext) -> GenerateTab:
             d.steps,
             d.cfg,
             d.sampler,
-            checkpoint_note(ctx, checkpoint_id),
+            checkpoint_note(ctx, checkpoint_id, page_language(request)),
         )
 
     checkpoint.change(
         on_checkpoint, [checkpoint], [presets, width, height, steps, cfg, sampler, note], api_visibility="private"
     )
+
+    def on_mode(chosen: str):
+        # References travel only in reference mode: switching back clears them.
+        by_reference = chosen == "references"
+        choices = reference_checkpoints(ctx) if by_reference else text_choices
+        ids = [cid for _, cid in choices]
+        value = ids[0] if ids else None
+        if not by_reference and default.id in ids:
+            value = default.id
+        return (gr.update(visible=by_reference, value=None), gr.update(visible=by_reference),
+                gr.Dropdown(choices=choices, value=value))
+
+    mode.change(on_mode, [mode], [references, references_help, checkpoint], api_visibility="private")
 
     def on_preset(preset: str):
         try:
@@ -162,9 +220,11 @@ def build_tab(ctx: HubContext) -> GenerateTab:
 
     run.click(maybe_randomize, [randomize, seed], [seed], api_visibility="private", queue=False).then(
         make_generate_fn(ctx),
-        inputs=[prompt, negative, checkpoint, loras, width, height, steps, cfg, sampler, seed, batch],
+        inputs=[prompt, negative, checkpoint, loras, width, height, steps, cfg, sampler, seed, batch, references],
         outputs=[gallery, info],
         api_name="generate",
+        api_description="Text to image. `references` (optional, last): image files of a character for checkpoints "
+        "that draw from references (character-from-references mode).",
         **gpu_event_options(ctx),
     )
 
@@ -176,4 +236,4 @@ def build_tab(ctx: HubContext) -> GenerateTab:
         return None
 
     gallery.select(on_select, None, [selected_path], api_visibility="private")
-    return GenerateTab(gallery=gallery, selected_path=selected_path, send_to_edit=send_to_edit)
+    return GenerateTab(gallery=gallery, selected_path=selected_path, send_to_edit=send_to_edit, note=note, checkpoint=checkpoint)

@@ -1,12 +1,16 @@
 """Leaderboard tab: every board of `leaderboards.boards.BOARDS`, each with filters (pre-filled with what
-is shown), a table (rounded, intervals in the cell, the best per column marked), its plot and a
-full-precision CSV; above them, the progress of the eval runs that fill the boards.
+is shown), a sortable table (rounded, intervals in the cell, the best per column marked; click a column
+header to sort), its plot and a full-precision CSV; above them, the progress of the eval runs that fill
+the boards (polled every 10 s, so a fresh hub's boards fill in front of the reader).
 
 Arena preference and automatic fidelity metrics stay on separate boards (crowds reward looks).
+Titles, descriptions, filter labels and column headers follow the page's language; the CSV keeps the
+English column names and every digit.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,15 +19,18 @@ import gradio as gr
 import pandas as pd
 from sqlalchemy import select
 
+from hub.ui.common import translated_tab
 from hub.ui.context import HubContext
+from hub.ui.i18n import catalog, page_language, t, tr
 from leaderboards.boards import BOARDS, BoardSource, BoardSpec, export_csv, filter_rows, sampling_table
 from leaderboards.schema import EvalRun, Sample
 
 PRIVATE = {"api_visibility": "private", "concurrency_limit": 4}
+POLL_SECONDS = 10.0
 
 
-def run_progress(ctx: HubContext, max_images: int = 8) -> tuple[str, list[str]]:
-    """'3 of 6 runs done' (with the running run's count) and the newest images of the running run."""
+def run_progress(ctx: HubContext, max_images: int = 8, lang: str = "en") -> tuple[str, list[str]]:
+    """'3 of 6 eval runs done' (with the running run's count) and the newest images of the running run."""
     with ctx.db.session() as session:
         runs = session.execute(select(EvalRun).order_by(EvalRun.id)).scalars().all()
         running = [r for r in runs if r.status == "running"]
@@ -34,61 +41,105 @@ def run_progress(ctx: HubContext, max_images: int = 8) -> tuple[str, list[str]]:
                 select(Sample.image_path).where(Sample.checkpoint_id == run.checkpoint_id, Sample.suite_id == run.suite_id)
                 .order_by(Sample.id.desc()).limit(max_images)).scalars())
     if not runs:
-        return "_No eval runs yet._", []
+        return tr(lang, "msg.board.no_runs"), []
     done = sum(r.status == "complete" for r in runs)
     failed = sum(r.status == "failed" for r in runs)
-    text = f"**{done} of {len(runs)} eval runs done**" + (f" ({failed} failed)" if failed else "")
+    text = tr(lang, "msg.board.runs_done", done=done, total=len(runs))
+    if failed:
+        text += " " + tr(lang, "msg.board.runs_failed", failed=failed)
     for run in running:
-        text += f" · running: `{run.checkpoint_id}` on `{run.suite_name}`, {run.n_generated} new images so far"
+        text += " · " + tr(lang, "msg.board.running", checkpoint=run.checkpoint_id, suite=run.suite_name, images=run.n_generated)
     queued = sum(r.status == "queued" for r in runs)
     if queued:
-        text += f" · {queued} queued"
+        text += " · " + tr(lang, "msg.board.queued", queued=queued)
     return text, [p for p in images if Path(p).is_file()]
+
+
+def board_text(spec: BoardSpec, field: str) -> Any:
+    """A board's title / description / empty state: translated where the locales have it, else the
+    board's own English (a board added without translations still reads)."""
+    key = f"ui.board.{spec.id}.{field}"
+    return t(key) if catalog().has(key) else getattr(spec, field)
+
+
+def translate_columns(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Column headers in the page's language (display only)."""
+    if lang == "en" or frame.empty:
+        return frame
+    names = {}
+    for column in frame.columns:
+        key = f"msg.column.{column}".replace(" ", "_")
+        if catalog().has(key):
+            names[column] = tr(lang, key)
+    return frame.rename(columns=names)
 
 
 def _choices(table: pd.DataFrame, column: str) -> list[str]:
     return [str(v) for v in dict.fromkeys(table[column])] if column in table else []
 
 
-def _board_section(source: BoardSource, spec: BoardSpec, export_dir: Path) -> None:
-    gr.Markdown(spec.description)
+def _filter_label(column: str) -> Any:
+    key = f"ui.board.filter.{column}"
+    return t(key) if catalog().has(key) else column
+
+
+def _board_section(source: BoardSource, spec: BoardSpec, export_dir: Path, runs_done: Any) -> None:
+    gr.Markdown(board_text(spec, "description"))
     filters = []
     with gr.Row():
         for column in spec.filters:
-            filters.append(gr.Dropdown(label=column.replace("group", "tier / category"), multiselect=True, choices=[],
-                                       elem_id=f"filter-{spec.id}-{column}"))
-        refresh = gr.Button("Refresh", size="sm", elem_id=f"refresh-{spec.id}")
-        download = gr.DownloadButton("Download CSV", size="sm", elem_id=f"download-{spec.id}")
-    note = gr.Markdown()
-    table = gr.Dataframe(interactive=False, wrap=True, elem_id=f"board-{spec.id}")
-    plot = gr.Plot(label=spec.title)
+            filters.append(gr.Dropdown(label=_filter_label(column), multiselect=True, choices=[], elem_id=f"filter-{spec.id}-{column}"))
+        refresh = gr.Button(t("ui.common.refresh"), size="sm", elem_id=f"refresh-{spec.id}")
+        download = gr.DownloadButton(t("ui.board.download"), size="sm", elem_id=f"download-{spec.id}", interactive=False)
+    note = gr.Markdown(elem_id=f"note-{spec.id}")
+    table = gr.Dataframe(interactive=False, wrap=True, elem_id=f"board-{spec.id}", show_search="search")
+    plot = gr.Plot(label=board_text(spec, "title"))
 
-    def view(*chosen: list[str] | None) -> tuple[Any, ...]:
+    seen = gr.State({})  # the options each filter offered at the last drawing: {column: [values]}
+
+    def view(data: dict[Any, Any], request: gr.Request) -> tuple[Any, ...]:
+        lang = page_language(request)
         full = spec.table(source)
         if full.empty:
-            return (pd.DataFrame(), spec.plot(full), f"_{spec.empty}_", *[gr.update(choices=[], value=[]) for _ in filters])
-        picked = {column: list(values or []) for column, values in zip(spec.filters, chosen)}
+            key = f"ui.board.{spec.id}.empty"
+            message = tr(lang, key) if catalog().has(key) else spec.empty
+            return (pd.DataFrame(), spec.plot(full), f"_{message}_", *[gr.update(choices=[], value=[]) for _ in filters], {},
+                    gr.update(value=None, interactive=False))
+        before = data.get(seen) or {}
+        picked: dict[str, list[str]] = {}
+        for column, dropdown in zip(spec.filters, filters):
+            values = list(data.get(dropdown) or [])
+            # A filter left as it was drawn (everything offered then) means "everything": a checkpoint
+            # or language that appears later is shown too. Only a narrowed filter narrows.
+            picked[column] = [] if set(values) == set(before.get(column, [])) else values
         shown = filter_rows(full, **picked)
-        updates = []
+        updates, offered = [], {}
         for column in spec.filters:
             options = _choices(full, column)
+            offered[column] = options
             # Filters show what is on the board: pre-filled with everything until the user narrows them.
             value = [v for v in picked[column] if v in options] or options
             updates.append(gr.update(choices=options, value=value))
-        return (spec.display(shown), spec.plot(shown), "", *updates)
+        # The download button holds the CSV of what is shown, in full precision, ready before the click.
+        csv = gr.update(value=_csv_file(shown, export_dir, spec.id), interactive=True)
+        return (translate_columns(spec.display(shown), lang), spec.plot(shown), "", *updates, offered, csv)
 
-    def csv(*chosen: list[str] | None) -> str:
-        full = filter_rows(spec.table(source), **{c: list(v or []) for c, v in zip(spec.filters, chosen)})
-        return str(export_csv(full, export_dir, f"{spec.id}_board"))
-
-    outputs = [table, plot, note, *filters]
-    refresh.click(view, inputs=filters, outputs=outputs, **PRIVATE)
+    inputs = {*filters, seen}
+    outputs = [table, plot, note, *filters, seen, download]
+    refresh.click(view, inputs=inputs, outputs=outputs, **PRIVATE)
     for dropdown in filters:
-        dropdown.input(view, inputs=filters, outputs=outputs, **PRIVATE)
-    download.click(csv, inputs=filters, outputs=[download], **PRIVATE)
-    root = gr.context.Context.root_block
-    if root is not None:
-        root.load(view, inputs=filters, outputs=outputs, **PRIVATE)
+        dropdown.input(view, inputs=inputs, outputs=outputs, **PRIVATE)
+    # The boards are drawn when the count of finished eval runs changes: on page load (from nothing to
+    # the count) and whenever a run finishes, so a fresh hub's boards fill without a reload.
+    runs_done.change(view, inputs=inputs, outputs=outputs, **PRIVATE)
+
+
+def _csv_file(frame: pd.DataFrame, export_dir: Path, board_id: str) -> str:
+    """The frame as `<board>_board.csv` in a folder named by its content: what one page downloads is
+    never overwritten by another page's filters."""
+    data = frame.to_csv(index=False).encode("utf-8")
+    folder = export_dir / hashlib.sha256(data).hexdigest()[:16]
+    return str(export_csv(frame, folder, f"{board_id}_board"))
 
 
 def build_tab(ctx: HubContext) -> None:
@@ -97,23 +148,41 @@ def build_tab(ctx: HubContext) -> None:
 
     with gr.Row():
         progress_text = gr.Markdown(elem_id="eval-progress")
-        refresh_progress = gr.Button("Refresh", size="sm", scale=0)
-    progress_images = gr.Gallery(label="Newest images of the running eval", columns=8, height=120, format="png",
+        refresh_progress = gr.Button(t("ui.common.refresh"), size="sm", scale=0, elem_id="eval-progress-refresh")
+    progress_images = gr.Gallery(label=t("ui.board.progress_images"), columns=8, height=120, format="png",
                                  interactive=False, elem_id="eval-progress-images")
+    runs_done = gr.Number(value=None, visible=False, elem_id="eval-runs-done")
     for spec in BOARDS:
-        with gr.Tab(spec.title, id=f"board-tab-{spec.id}"):
-            _board_section(source, spec, export_dir)
+        key = f"ui.board.{spec.id}.title"
+        tab = translated_tab(key, id=f"board-tab-{spec.id}", elem_id=f"board-tab-{spec.id}") if catalog().has(key) else gr.Tab(
+            spec.title, id=f"board-tab-{spec.id}", elem_id=f"board-tab-{spec.id}")
+        with tab:
+            _board_section(source, spec, export_dir, runs_done)
             if spec.id in ("arena", "edit-arena"):
                 kind = "edit" if spec.id == "edit-arena" else "generate"
-                with gr.Accordion("Sampling rates: how often each checkpoint was served and voted on", open=False):
+                with gr.Accordion(t("ui.board.sampling_title"), open=False):
                     rates = gr.Dataframe(interactive=False)
                 root = gr.context.Context.root_block
                 if root is not None:
                     root.load(lambda kind=kind: sampling_table(ctx.db, kind), outputs=[rates], **PRIVATE)
 
-    refresh_progress.click(lambda: run_progress(ctx), outputs=[progress_text, progress_images], **PRIVATE)
-    timer = gr.Timer(10.0)
-    timer.tick(lambda: run_progress(ctx), outputs=[progress_text, progress_images], **PRIVATE)
+    def progress(done_before: float | None, request: gr.Request) -> tuple[str, list[str], Any]:
+        text, images = run_progress(ctx, lang=page_language(request))
+        done = finished_runs(ctx)
+        # Only a change of the count refreshes the boards (the first poll sets it).
+        return text, images, gr.skip() if done_before is not None and int(done_before) == done else done
+
+    outputs = [progress_text, progress_images, runs_done]
+    refresh_progress.click(progress, inputs=[runs_done], outputs=outputs, **PRIVATE)
+    timer = gr.Timer(POLL_SECONDS)
+    timer.tick(progress, inputs=[runs_done], outputs=outputs, **PRIVATE)
     root = gr.context.Context.root_block
     if root is not None:
-        root.load(lambda: run_progress(ctx), outputs=[progress_text, progress_images], **PRIVATE)
+        root.load(progress, inputs=[runs_done], outputs=outputs, **PRIVATE)
+
+
+def finished_runs(ctx: HubContext) -> int:
+    from sqlalchemy import func
+
+    with ctx.db.session() as session:
+        return int(session.execute(select(func.count()).select_from(EvalRun).where(EvalRun.status == "complete")).scalar_one())

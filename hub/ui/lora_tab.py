@@ -14,18 +14,20 @@ from hub.errors import HubInputError
 from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, user_errors
 from hub.ui.context import HubContext
 from hub.images import open_upload
+from hub.ui.generate_tab import gallery_items
+from hub.ui.i18n import LocalizedError, page_language, t, tr
 from hub.validation import MAX_SEED, check_id_format, check_int
 
 log = logging.getLogger(__name__)
 
 
-def _lora_card(ctx: HubContext, lora_id: str | None) -> tuple[str, str | None, str]:
+def _lora_card(ctx: HubContext, lora_id: str | None, lang: str = "en") -> tuple[str, str | None, str]:
     """(markdown card, preview image path, prompt suggestion) for a registered LoRA."""
     if not lora_id:
-        return "No character LoRA selected.", None, ""
+        return tr(lang, "msg.lora.none_selected"), None, ""
     lora = ctx.engine.lora_spec(lora_id)
-    triggers = ", ".join(f"`{word}`" for word in lora.trigger_words) or "none"
-    card = f"### {lora.name}\nBase family: `{lora.base_family}` · trigger words: {triggers}"
+    triggers = ", ".join(f"`{word}`" for word in lora.trigger_words) or tr(lang, "msg.lora.no_triggers")
+    card = f"### {lora.name}\n" + tr(lang, "msg.lora.card", family=lora.base_family, triggers=triggers)
     if lora.description:
         card += f"\n\n{lora.description}"
     preview = None
@@ -59,9 +61,12 @@ def make_compare_fn(ctx: HubContext):
         checkpoint: str | None = None,
         weight: float = 0.8,
         seed: float = 0,
+        steps: float | None = None,
+        request: gr.Request = None,  # type: ignore[assignment]
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[str, str]:
         """The same prompt and seed with and without the LoRA: what the LoRA adds, side by side."""
+        lang = page_language(request)
         check_id_format(lora_id, "LoRA")
         try:
             ctx.engine.lora_spec(lora_id)
@@ -70,49 +75,64 @@ def make_compare_fn(ctx: HubContext):
         if not checkpoint:
             choices = _compatible_checkpoints(ctx, lora_id)
             if not choices:
-                raise HubInputError(f"No available checkpoint takes LoRA {lora_id!r} here.")
+                raise LocalizedError("err.lora_no_checkpoint", lora=repr(lora_id))
             checkpoint = choices[0][1]
-        with_lora = GenerationRequest(prompt=prompt, checkpoint=checkpoint, loras=((lora_id, weight),), seed=seed)
-        without = GenerationRequest(prompt=prompt, checkpoint=checkpoint, seed=seed)
-        progress(0, desc="Generating with the LoRA")
-        first = ctx.engine.generate(with_lora, progress=lambda s, t: progress((s, 2 * t), desc="With the LoRA"))
-        second = ctx.engine.generate(without, progress=lambda s, t: progress((t + s, 2 * t), desc="Without"))
-        paths = ctx.save_outputs(first + second)
-        return paths[0], paths[1]
+        ctx.content_filter.check_prompt(prompt)
+        steps = None if steps in (None, 0, "") else steps  # 0: the checkpoint's default
+        with_lora = GenerationRequest(prompt=prompt, checkpoint=checkpoint, loras=((lora_id, weight),), seed=seed, steps=steps)
+        without = GenerationRequest(prompt=prompt, checkpoint=checkpoint, seed=seed, steps=steps)
+        progress(0, desc=tr(lang, "msg.progress.queued"))
+        # Both submitted together: checked first, and one batched call when the engine can share it.
+        first, second = ctx.engine.generate_many([with_lora, without])
+        (with_path, _), (without_path, _) = gallery_items(ctx, first + second, lang, lambda item: "")
+        return with_path, without_path
 
     return compare
 
 
-def build_tab(ctx: HubContext) -> None:
+def card_text(ctx: HubContext, lora_id: str | None, lang: str) -> str:
+    """The LoRA card in `lang` (the page's language); empty for an unknown LoRA."""
+    try:
+        return _lora_card(ctx, lora_id, lang)[0]
+    except KeyError:
+        return ""
+
+
+def build_tab(ctx: HubContext) -> tuple[gr.Dropdown, gr.Markdown]:
+    """The tab; returns the LoRA choice and its card (the app writes the card in the page's language)."""
     loras = _lora_choices(ctx)
     first = loras[0][1] if loras else None
     card, preview, suggestion = _lora_card(ctx, first)
     compatible = _compatible_checkpoints(ctx, first)
     if not loras:
-        gr.Markdown("No character LoRAs are registered on this hub yet. Train one below, or add one in `spaces_config.yaml`.")
+        gr.Markdown(t("ui.lora.none_registered"))
     with gr.Row():
         with gr.Column(scale=2):
-            lora = gr.Dropdown(choices=loras, value=first, label="Character LoRA", allow_custom_value=True)
-            card_md = gr.Markdown(card)
-            preview_image = gr.Image(value=preview, label="Preview", interactive=False, height=160)
+            lora = gr.Dropdown(choices=loras, value=first, label=t("ui.lora.lora"), allow_custom_value=True, elem_id="lora-choice")
+            card_md = gr.Markdown(card, elem_id="lora-card")
+            preview_image = gr.Image(value=preview, label=t("ui.lora.preview"), interactive=False, height=160)
         with gr.Column(scale=3):
-            prompt = gr.Textbox(label="Prompt", value=suggestion, lines=2, max_length=ctx.config.limits.max_prompt_chars)
+            prompt = gr.Textbox(label=t("ui.common.prompt"), value=suggestion, lines=2, max_length=ctx.config.limits.max_prompt_chars,
+                                elem_id="lora-prompt")
             with gr.Row():
                 checkpoint = gr.Dropdown(
-                    choices=compatible, value=compatible[0][1] if compatible else None, label="Checkpoint", allow_custom_value=True
+                    choices=compatible, value=compatible[0][1] if compatible else None, label=t("ui.common.checkpoint"),
+                    allow_custom_value=True,
                 )
                 weight = gr.Slider(
-                    -1.0, 2.0, value=ctx.engine.lora_spec(first).default_weight if first else 0.8, step=0.05, label="LoRA weight"
+                    -1.0, 2.0, value=ctx.engine.lora_spec(first).default_weight if first else 0.8, step=0.05,
+                    label=t("ui.lora.weight"),
                 )
-                seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-            run = gr.Button("Compare with / without", variant="primary", elem_id="lora-compare-button")
+                seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label=t("ui.common.seed"))
+            steps = gr.Slider(0, ctx.config.limits.max_steps, value=0, step=1, label=t("ui.common.steps_default"), elem_id="lora-steps")
+            run = gr.Button(t("ui.lora.compare"), variant="primary", elem_id="lora-compare-button")
             with gr.Row():
-                with_image = gr.Image(label="With the LoRA", format="png", interactive=False)
-                without_image = gr.Image(label="Without", format="png", interactive=False)
+                with_image = gr.Image(label=t("ui.lora.with"), format="png", interactive=False, elem_id="lora-with")
+                without_image = gr.Image(label=t("ui.lora.without"), format="png", interactive=False, elem_id="lora-without")
 
-    def on_lora(lora_id: str | None):
+    def on_lora(lora_id: str | None, request: gr.Request):
         try:
-            card, preview, suggestion = _lora_card(ctx, lora_id)
+            card, preview, suggestion = _lora_card(ctx, lora_id, page_language(request))
         except KeyError:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         choices = _compatible_checkpoints(ctx, lora_id)
@@ -123,11 +143,12 @@ def build_tab(ctx: HubContext) -> None:
     lora_training_section(ctx, lora)
     run.click(
         make_compare_fn(ctx),
-        inputs=[lora, prompt, checkpoint, weight, seed],
+        inputs=[lora, prompt, checkpoint, weight, seed, steps],
         outputs=[with_image, without_image],
         api_name="lora_compare",
         **gpu_event_options(ctx),
     )
+    return lora, card_md
 
 
 # -- training a character LoRA from uploads --------------------------------------------------------
@@ -158,14 +179,14 @@ def make_train_fn(ctx: HubContext):
 
     @gpu_function
     @user_errors
-    def train(files: list[str] | None, name: str, trigger: str, checkpoint: str, steps: float, progress: gr.Progress = gr.Progress()):
+    def train(files: list[str] | None, name: str, trigger: str, checkpoint: str, steps: float,
+              request: gr.Request = None, progress: gr.Progress = gr.Progress()):  # type: ignore[assignment]
         from hub.lora_training import LoraTrainingConfig, train_character_lora, validate_trigger_word
 
         files = [f for f in (files or []) if f]
         if not limits.lora_upload_min_images <= len(files) <= limits.lora_upload_max_images:
-            raise HubInputError(
-                f"Upload {limits.lora_upload_min_images} to {limits.lora_upload_max_images} images of the character (got {len(files)})."
-            )
+            raise LocalizedError("err.lora_upload_count", low=limits.lora_upload_min_images, high=limits.lora_upload_max_images,
+                                 count=len(files))
         images = []
         for path in files:
             try:
@@ -173,7 +194,7 @@ def make_train_fn(ctx: HubContext):
             except HubInputError as err:
                 raise HubInputError(f"{Path(path).name}: {err}") from None
         if not (name or "").strip():
-            raise HubInputError("Give the LoRA a name.")
+            raise LocalizedError("err.lora_name")
         lora_id = "user-" + _slug(name)
         check_id_format(lora_id, "LoRA")
         if any(spec.id == lora_id for spec in ctx.engine.lora_specs()):
@@ -183,7 +204,8 @@ def make_train_fn(ctx: HubContext):
         if spec.family not in TRAINABLE_FAMILIES:
             raise HubInputError(f"LoRA training here supports {', '.join(TRAINABLE_FAMILIES)} checkpoints; {spec.id!r} is {spec.family}.")
         steps_int = check_int(steps, "Training steps", 10, 2000)
-        progress(0, desc="Captioning")
+        lang = page_language(request)
+        progress(0, desc=tr(lang, "msg.lora.captioning"))
         captioner = _captioner(ctx)
         out_dir = ctx.engine.trained_lora_dir / lora_id
 
@@ -196,10 +218,10 @@ def make_train_fn(ctx: HubContext):
                 out_dir,
                 config=LoraTrainingConfig(steps=steps_int),
                 tagger=captioner,
-                progress=lambda step, total, loss: progress((step, total), desc=f"Training, loss {loss:.3f}"),
+                progress=lambda step, total, loss: progress((step, total), desc=tr(lang, "msg.lora.training", loss=f"{loss:.3f}")),
             )
 
-        progress(0, desc="Waiting for the GPU")
+        progress(0, desc=tr(lang, "msg.lora.waiting"))
         result = ctx.engine.run_exclusive(job)
         images[0].convert("RGB").save(out_dir / "preview.png")
         ctx.engine.register_lora(
@@ -214,10 +236,8 @@ def make_train_fn(ctx: HubContext):
                 description=f"Trained on this hub from {len(images)} images, {result.steps} steps on {spec.id}.",
             )
         )
-        summary = (
-            f"Trained **{lora_id}** on `{spec.id}`: {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.4f}. "
-            f"Use it with the trigger word `{trigger}`."
-        )
+        summary = tr(lang, "msg.lora.trained", lora=lora_id, checkpoint=spec.id, steps=result.steps, seconds=f"{result.seconds:.0f}",
+                     loss=f"{result.final_loss:.4f}", trigger=trigger)
         return summary, gr.Dropdown(choices=_lora_choices(ctx), value=lora_id)
 
     return train
@@ -225,18 +245,16 @@ def make_train_fn(ctx: HubContext):
 
 def lora_training_section(ctx: HubContext, lora_dropdown: gr.Dropdown) -> None:
     trainable = [(label, cid) for label, cid in checkpoint_choices(ctx, task="text2img") if ctx.engine.checkpoint_spec(cid).family in TRAINABLE_FAMILIES]
-    with gr.Accordion("Train a new character LoRA", open=False):
-        gr.Markdown(
-            f"Upload {ctx.config.limits.lora_upload_min_images}–{ctx.config.limits.lora_upload_max_images} images of one character. "
-            "Captions come from the hub's tagger plus your trigger word. Training runs in the GPU queue; the new LoRA is registered when it finishes."
-        )
-        files = gr.File(file_count="multiple", file_types=["image"], type="filepath", label="Images of the character")
+    with gr.Accordion(t("ui.lora.train_title"), open=False):
+        gr.Markdown(t("ui.lora.train_help"))
+        files = gr.File(file_count="multiple", file_types=["image"], type="filepath", label=t("ui.lora.train_images"))
         with gr.Row():
-            name = gr.Textbox(label="LoRA name", placeholder="My character")
-            trigger = gr.Textbox(label="Trigger word", placeholder="my_character")
-            checkpoint = gr.Dropdown(choices=trainable, value=trainable[0][1] if trainable else None, label="Base checkpoint", allow_custom_value=True)
-            steps = gr.Slider(10, 1000, value=300, step=10, label="Training steps")
-        train_button = gr.Button("Train LoRA", variant="primary")
+            name = gr.Textbox(label=t("ui.lora.train_name"), placeholder="My character")
+            trigger = gr.Textbox(label=t("ui.lora.train_trigger"), placeholder="my_character")
+            checkpoint = gr.Dropdown(choices=trainable, value=trainable[0][1] if trainable else None, label=t("ui.lora.train_base"),
+                                     allow_custom_value=True)
+            steps = gr.Slider(10, 1000, value=300, step=10, label=t("ui.lora.train_steps"))
+        train_button = gr.Button(t("ui.lora.train_run"), variant="primary")
         result = gr.Markdown()
     train_button.click(
         make_train_fn(ctx),

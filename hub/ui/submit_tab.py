@@ -1,4 +1,5 @@
-"""Submit tab: model authors register a checkpoint and queue eval runs; a status view lists both.
+"""Submit tab: model authors register a checkpoint and queue eval runs; a status view lists both; and
+they upload reference galleries of their characters (`galleries_section.py`).
 
 Registration checks the source (Hub id, a diffusers folder or a single .safetensors file inside the
 upload folder), the family and duplicates; every refusal says why. Queued runs are database rows
@@ -17,14 +18,17 @@ from evals.plan import RunOptions
 from hub.errors import HubInputError
 from hub.families import FAMILIES
 from hub.revisions import RevisionError
+from hub.ui.common import translated_tab, user_error
 from hub.ui.context import HubContext, make_runner
+from hub.ui.galleries_section import galleries_section
+from hub.ui.i18n import LocalizedError, page_language, t, tr
 from hub.validation import check_int
 from leaderboards import submissions
 from leaderboards.keys import parse_adapters
 
 log = logging.getLogger(__name__)
 
-SOURCE_KINDS = (("Hugging Face Hub id", "hub"), ("Local diffusers folder", "folder"), ("Single .safetensors file", "file"))
+SOURCE_KINDS = (("ui.submit.source_hub", "hub"), ("ui.submit.source_folder", "folder"), ("ui.submit.source_file", "file"))
 
 
 def upload_roots(ctx: HubContext) -> list[Path]:
@@ -52,7 +56,8 @@ def build_tab(ctx: HubContext) -> None:
         table = submissions.checkpoints_table(ctx.db)
         return [c for c, s in zip(table["checkpoint"], table["status"], strict=True) if s != "retired"]
 
-    def register(checkpoint_id: str, name: str, kind: str, location: str, family: str) -> tuple[str, Any, Any]:
+    def register(checkpoint_id: str, name: str, kind: str, location: str, family: str,
+                 request: gr.Request = None) -> tuple[str, Any, Any]:  # type: ignore[assignment]
         source = f"{kind}:{(location or '').strip()}"
         try:
             submissions.check_checkpoint_id(checkpoint_id)
@@ -70,58 +75,61 @@ def build_tab(ctx: HubContext) -> None:
                 allowed_roots=upload_roots(ctx), revision=revision,
             )
         except HubInputError as err:
-            raise gr.Error(str(err), print_exception=False) from None
-        message = f"Registered **{row.id}** ({row.family}) from `{row.source}`. Queue an eval run below."
+            raise user_error(err, request) from None
+        message = tr(page_language(request), "msg.submit.registered", id=row.id, family=row.family, source=row.source)
         return message, submissions.checkpoints_table(ctx.db), gr.update(choices=checkpoint_ids(), value=row.id)
 
-    def queue(checkpoint_id: str, suite: str, adapters: str, seeds: float, limit: float) -> tuple[str, Any]:
-        if not checkpoint_id:
-            raise gr.Error("Choose a checkpoint.")
+    def queue(checkpoint_id: str, suite: str, adapters: str, seeds: float, limit: float,
+              request: gr.Request = None) -> tuple[str, Any]:  # type: ignore[assignment]
         try:
+            if not checkpoint_id:
+                raise LocalizedError("err.choose_checkpoint")
             options = RunOptions(checkpoint=checkpoint_id, suite=(suite or "").strip(), adapters=parse_adapters(adapters),
                                  seeds=check_int(seeds or 1, "Seeds", 1, 16),
                                  limit=check_int(limit, "Limit", 1, 10_000) if limit else None)
             run_id = make_runner(ctx).queue(options)
         except HubInputError as err:
-            raise gr.Error(str(err), print_exception=False) from None
+            raise user_error(err, request) from None
         if ctx.eval_worker is not None:
             ctx.eval_worker.wake()
-        return f"Queued run **{run_id}**: `{checkpoint_id}` on `{options.suite}`.", submissions.runs_table(ctx.db)
+        message = tr(page_language(request), "msg.submit.queued", run=run_id, checkpoint=checkpoint_id, suite=options.suite)
+        return message, submissions.runs_table(ctx.db)
 
     def status() -> tuple[Any, Any, Any]:
         return submissions.checkpoints_table(ctx.db), submissions.runs_table(ctx.db), gr.update(choices=checkpoint_ids())
 
-    gr.Markdown(
-        "### Register a checkpoint\nWeights load only from **.safetensors**; remote code is never run. "
-        f"Local folders and files must be inside the upload folder (`{upload_roots(ctx)[0]}`)."
-    )
+    gr.Markdown(t("ui.submit.register_title"))
+    gr.Markdown(t("ui.submit.register_help") + f" (`{upload_roots(ctx)[0]}`)")
     with gr.Row():
-        new_id = gr.Textbox(label="Checkpoint id", placeholder="my-anime-model", max_lines=1)
-        new_name = gr.Textbox(label="Display name", placeholder="My Anime Model v1", max_lines=1)
-        family = gr.Dropdown(label="Family", choices=families, value="sdxl" if "sdxl" in families else None)
+        new_id = gr.Textbox(label=t("ui.submit.checkpoint_id"), placeholder="my-anime-model", max_lines=1, elem_id="submit-id")
+        new_name = gr.Textbox(label=t("ui.submit.display_name"), placeholder="My Anime Model v1", max_lines=1, elem_id="submit-name")
+        family = gr.Dropdown(label=t("ui.submit.family"), choices=families, value="sdxl" if "sdxl" in families else None,
+                             elem_id="submit-family")
     with gr.Row():
-        kind = gr.Radio(label="Source", choices=[(t, k) for t, k in SOURCE_KINDS], value="hub")
-        location = gr.Textbox(label="Hub id or path", placeholder="org/model-name, or a path in the upload folder", max_lines=1)
-    register_button = gr.Button("Register", variant="primary")
-    register_message = gr.Markdown()
+        kind = gr.Radio(label=t("ui.submit.source"), choices=[(t(key), k) for key, k in SOURCE_KINDS], value="hub", elem_id="submit-kind")
+        location = gr.Textbox(label=t("ui.submit.location"), placeholder="org/model-name, uploads/...", max_lines=1,
+                              elem_id="submit-location")
+    register_button = gr.Button(t("ui.submit.register"), variant="primary", elem_id="submit-register")
+    register_message = gr.Markdown(elem_id="submit-register-message")
 
-    gr.Markdown("### Queue an eval run")
+    gr.Markdown(t("ui.submit.queue_title"))
     with gr.Row():
-        run_checkpoint = gr.Dropdown(label="Checkpoint", choices=[], allow_custom_value=False)
+        run_checkpoint = gr.Dropdown(label=t("ui.common.checkpoint"), choices=[], allow_custom_value=False, elem_id="submit-run-checkpoint")
         run_suite = gr.Dropdown(
-            label="Suite", choices=suites, value=suites[0] if suites else None, allow_custom_value=not suites
+            label=t("ui.submit.suite"), choices=suites, value=suites[0] if suites else None, allow_custom_value=not suites,
+            elem_id="submit-run-suite",
         )
-        run_adapters = gr.Textbox(label="LoRAs (optional)", placeholder="lora-id:0.8", max_lines=1)
-        run_seeds = gr.Number(label="Seeds per prompt", value=2, minimum=1, maximum=16, precision=0)
-        run_limit = gr.Number(label="Limit items (0 = all)", value=0, minimum=0, precision=0)
-    queue_button = gr.Button("Queue run", variant="primary")
-    queue_message = gr.Markdown()
+        run_adapters = gr.Textbox(label=t("ui.submit.loras_optional"), placeholder="lora-id:0.8", max_lines=1)
+        run_seeds = gr.Number(label=t("ui.submit.seeds"), value=2, minimum=1, maximum=16, precision=0)
+        run_limit = gr.Number(label=t("ui.submit.limit"), value=0, minimum=0, precision=0, elem_id="submit-run-limit")
+    queue_button = gr.Button(t("ui.submit.queue"), variant="primary", elem_id="submit-queue")
+    queue_message = gr.Markdown(elem_id="submit-queue-message")
 
-    gr.Markdown("### Status")
-    refresh = gr.Button("Refresh", size="sm")
-    with gr.Tab("Eval runs"):
-        runs = gr.Dataframe(interactive=False, wrap=True)
-    with gr.Tab("Checkpoints on record"):
+    gr.Markdown(t("ui.submit.status_title"))
+    refresh = gr.Button(t("ui.common.refresh"), size="sm")
+    with translated_tab("ui.submit.runs_tab"):
+        runs = gr.Dataframe(interactive=False, wrap=True, elem_id="submit-runs")
+    with translated_tab("ui.submit.checkpoints_tab"):
         checkpoints = gr.Dataframe(interactive=False, wrap=True)
 
     private = {"api_visibility": "private", "concurrency_limit": 4}
@@ -137,3 +145,4 @@ def build_tab(ctx: HubContext) -> None:
     root = gr.context.Context.root_block
     if root is not None:
         root.load(status, outputs=[checkpoints, runs, run_checkpoint], **private)
+    galleries_section(ctx, suites)
