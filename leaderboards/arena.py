@@ -18,7 +18,7 @@ are PNG files with random names and no metadata, so nothing names the models bef
   votes with undone_at IS NULL); outcomes by a CHECK. A vote is refused for unknown/forged/expired ids,
   a battle served to another session, or over the per-session (and per-IP) rate limit. The vote and
   its tally update commit in one transaction.
-- Undo (`undo_vote`): the voter's own last vote, within UNDO_WINDOW (30 s), once per battle. The vote
+- Undo (`undo_vote`): the voter's own last vote, within `limits.undo_seconds` (30 s), once per battle. The vote
   row stays on record with `undone_at` set, its tally is taken back in the same transaction, and the
   battle can be voted on again. That second vote is cast after the names were shown, so it is stored
   with blind = false: it counts on the voter's personal board, not in the community tallies/ratings
@@ -109,7 +109,6 @@ __all__ = [
     "UndoResult",
     "VoteResult",
     "TALLIED_KIND",
-    "UNDO_WINDOW",
     "load_salt",
     "new_battle_id",
     "rebuild_tallies",
@@ -123,7 +122,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BATTLE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
-UNDO_WINDOW = dt.timedelta(seconds=30)
 MAX_DRAWS = 3
 WITHHELD_MESSAGE = "The content filter withheld the images for this prompt: try another prompt."
 
@@ -486,7 +484,7 @@ class Arena:
         )
 
     def undo_vote(self, battle_id: str, session_id: str | None = None, client_ip: str | None = None) -> UndoResult:
-        """Take back this session's last vote (within UNDO_WINDOW, once per battle); see the docstring."""
+        """Take back this session's last vote (within `limits.undo_seconds`, once per battle); see the docstring."""
         if not isinstance(battle_id, str) or not BATTLE_ID_PATTERN.match(battle_id):
             raise HubInputError("Unknown battle: nothing to undo.")
         session_hash = self.hasher.hash(session_id, "session")
@@ -512,8 +510,8 @@ class Arena:
             last_id = session.scalar(select(func.max(Vote.id)).where(Vote.session_hash == session_hash))
             if vote.id != last_id:
                 raise HubInputError("Only your last vote can be undone.")
-            if now - as_utc(vote.created_at) > UNDO_WINDOW:
-                raise HubInputError(f"Too late: a vote can be undone within {UNDO_WINDOW.seconds} seconds.")
+            if now - as_utc(vote.created_at) > dt.timedelta(seconds=self.limits.undo_seconds):
+                raise HubInputError(f"Too late: a vote can be undone within {self.limits.undo_seconds} seconds.")
             changed = session.execute(
                 update(Vote)
                 .where(Vote.id == vote.id, Vote.undone_at.is_(None))
@@ -531,7 +529,8 @@ class Arena:
         """Your own ratings beside the community's (see `arena_boards.personal_board`)."""
         from leaderboards.arena_boards import personal_board  # it imports boards, which imports this module
 
-        return personal_board(self.db, self.hasher.hash(session_id, "session"), num_bootstrap=num_bootstrap)
+        return personal_board(self.db, self.hasher.hash(session_id, "session"), min_votes=self.limits.personal_board_min_votes,
+                              num_bootstrap=num_bootstrap)
 
     def _check_rate(
         self,

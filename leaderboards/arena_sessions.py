@@ -42,6 +42,8 @@ class ArenaLimits:
     # Per-IP limits are this many times the per-session ones (many users can share one IP).
     ip_multiplier: int = 10
     max_prompt_chars: int = 1000
+    undo_seconds: int = 30  # how long a voter may take back their last vote
+    personal_board_min_votes: int = 20  # votes before a session's own board is shown
 
     @classmethod
     def from_config(cls, limits: Any) -> ArenaLimits:
@@ -52,6 +54,8 @@ class ArenaLimits:
             battles_per_minute=int(getattr(limits, "battles_per_minute", defaults.battles_per_minute)),
             battle_ttl_minutes=int(getattr(limits, "battle_ttl_minutes", defaults.battle_ttl_minutes)),
             max_prompt_chars=int(getattr(limits, "max_prompt_chars", defaults.max_prompt_chars)),
+            undo_seconds=int(getattr(limits, "undo_seconds", defaults.undo_seconds)),
+            personal_board_min_votes=int(getattr(limits, "personal_board_min_votes", defaults.personal_board_min_votes)),
         )
 
 

@@ -163,8 +163,12 @@ def display_eval_board(long: pd.DataFrame, spec: EvalBoardSpec) -> pd.DataFrame:
         rows.append(row)
     shown = pd.DataFrame(rows)
     for language in languages:
-        for metric in shown["metric"].unique():
-            cells = [(i, r[language]) for i, r in shown.iterrows() if r["metric"] == metric and r[language] is not None]
+        # The best of a column is marked among rows of the same metric and the same tier/category.
+        group_column = "group" if spec.group_field else None
+        blocks = dict.fromkeys(zip(shown["metric"], shown[group_column] if group_column else [None] * len(shown)))
+        for metric, group in blocks:
+            cells = [(i, r[language]) for i, r in shown.iterrows()
+                     if r["metric"] == metric and (group_column is None or r[group_column] == group) and r[language] is not None]
             values = [(i, c["value"]) for i, c in cells if pd.notna(c["value"])]
             best = None
             if len(values) > 1 and metric not in spec.extra.get("unranked", ()):

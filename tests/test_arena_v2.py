@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from hub.errors import HubInputError
-from leaderboards.arena import UNDO_WINDOW, Arena, ArenaLimits, SessionHasher, new_battle_id, tallies_frame
+from leaderboards.arena import Arena, ArenaLimits, SessionHasher, new_battle_id, tallies_frame
 from leaderboards.arena_boards import NO_TIER, arena_categories, category_board, personal_board
 from leaderboards.arena_cleanup import CLEANUP_GRACE, cleanup_expired_battles, start_cleanup_thread
 from leaderboards.arena_sampling import FLOOR_SHARE, PairSampler, pair_probabilities
@@ -150,7 +150,7 @@ def test_undo_own_last_vote_once_within_30_seconds(any_db, tmp_path):
     # Too late, and not the last vote.
     late = arena.create_battle("1girl", session_id="me")
     arena.record_vote(late.battle_id, "tie", session_id="me")
-    clock.now += UNDO_WINDOW + dt.timedelta(seconds=1)
+    clock.now += dt.timedelta(seconds=ArenaLimits().undo_seconds + 1)
     before = snapshot(any_db)
     with pytest.raises(HubInputError, match="Too late"):
         arena.undo_vote(late.battle_id, session_id="me")
@@ -749,7 +749,7 @@ def test_demo_portrait_comes_from_the_context(app):
     _, ctx = app
 
     def portrait_button(demo) -> dict:
-        (button,) = [c for c in demo.config["components"] if c.get("props", {}).get("value") == "Random demo portrait"]
+        (button,) = [c for c in demo.config["components"] if c.get("props", {}).get("elem_id") == "edit-arena-portrait"]
         return button["props"]
 
     configured = ctx.demo_portrait

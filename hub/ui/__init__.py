@@ -115,15 +115,14 @@ def build_app(ctx: HubContext) -> gr.Blocks:
 
 def launch_kwargs(ctx: HubContext) -> dict[str, Any]:
     """Arguments for `demo.launch` that the hub needs wherever it runs (app, tests, benchmarks)."""
-    from leaderboards.arena import UNDO_WINDOW
-    from leaderboards.arena_boards import NO_TIER, PERSONAL_MIN_VOTES
+    from leaderboards.arena_boards import NO_TIER
 
     # Returned images are copied into Gradio's cache under new names. The database, the session
     # salt and the weights in the data folder are never served, whatever path a client asks for.
     data = ctx.data_dir
     secrets = [data / name for name in ("hub.sqlite3", "hub.sqlite3-wal", "hub.sqlite3-shm", "session_salt", "builtin", "hash_cache.json")]
-    # What the arena enforces (its constants), not only what the config says.
-    params = {"undo_seconds": UNDO_WINDOW.seconds, "personal_board_min_votes": PERSONAL_MIN_VOTES, "no_tier": NO_TIER}
+    limits = ctx.config.limits
+    params = {"undo_seconds": limits.undo_seconds, "personal_board_min_votes": limits.personal_board_min_votes, "no_tier": NO_TIER}
     return {
         "blocked_paths": [str(path) for path in secrets],
         "max_file_size": ctx.config.limits.max_upload_bytes,

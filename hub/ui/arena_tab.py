@@ -65,7 +65,6 @@ from hub.ui.arena_parts import (  # noqa: F401 - re-exported: tests and tools im
 from hub.ui.common import gpu_event_options, gpu_function, translated_tab, user_error
 from hub.ui.context import HubContext
 from hub.ui.i18n import LocalizedError, page_language, t, tr
-from leaderboards.arena import UNDO_WINDOW
 from leaderboards.arena_boards import PERSONAL_COLUMNS, arena_categories, category_board
 from leaderboards.arena_votes import EXPORT_FORMATS
 from leaderboards.boards import sampling_table
@@ -220,7 +219,7 @@ def build_tab(ctx: HubContext) -> None:
         battle_id = gr.Textbox(visible=False, label="battle id")
         outcome_box = gr.Textbox(visible=False, label="outcome")
         image_a, image_b, buttons, result, name_a, name_b, undo = vote_panel("arena")
-        undo_timer = gr.Timer(UNDO_WINDOW.seconds, active=False)
+        undo_timer = gr.Timer(ctx.config.limits.undo_seconds, active=False)
         with gr.Accordion(t("ui.arena.personal_title"), open=False, elem_id="arena-personal"):
             gr.Markdown(t("ui.arena.personal_help"))
             show_personal = gr.Button(t("ui.arena.personal_show"), size="sm", elem_id="arena-personal-show")
@@ -263,7 +262,7 @@ def build_tab(ctx: HubContext) -> None:
                 edit_start = gr.Button(t("ui.arena.new_edit_battle"), variant="primary")
         edit_battle_id = gr.Textbox(visible=False, label="edit battle id")
         edit_a, edit_b, edit_buttons, edit_result, edit_name_a, edit_name_b, edit_undo = vote_panel("edit-arena")
-        edit_undo_timer = gr.Timer(UNDO_WINDOW.seconds, active=False)
+        edit_undo_timer = gr.Timer(ctx.config.limits.undo_seconds, active=False)
         # The API endpoint takes a plain file (like /edit); hidden from the page.
         with gr.Row(visible=False):
             api_image = gr.File(type="filepath", label="image")
