@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -73,6 +74,14 @@ def _default_loader(config: HubConfig, data_dir: Path) -> Any:
     return load_judges(config, ["tagger"], data_dir=data_dir).tagger
 
 
+def _contains_term(text: str, term: str) -> bool:
+    """Latin-script terms match whole words ("sex" blocks "sex, 1girl" but not "Sussex"); terms in scripts
+    written without spaces (Chinese, Japanese) match anywhere."""
+    if term.isascii():
+        return re.search(rf"(?<![a-z0-9]){re.escape(term)}(?![a-z0-9])", text) is not None
+    return term in text
+
+
 class ContentFilter:
     def __init__(self, config: HubConfig, data_dir: str | Path, load_tagger: Callable[[HubConfig, Path], Any] | None = None):
         self.config = config
@@ -98,7 +107,7 @@ class ContentFilter:
                 continue
             folded = _fold(str(text))
             for term in self.blocked_terms:
-                if term in folded:
+                if _contains_term(folded, term):
                     raise LocalizedError("err.blocked_prompt", term=term)
 
     # -------------------------------------------------------------------------------------- images
