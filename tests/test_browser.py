@@ -420,6 +420,9 @@ def test_reference_gallery_upload(hub, browser, shots):
     files = [str(portrait(folder / f"gallery-{i}.png", hair=(60 + 20 * i, 180, 190))) for i in range(3)]
     page = open_page(browser, url)
     tab(page, "Submit")
+    page.locator("#gallery-suite input").fill("demo-characters")  # aqua_diva is a demo-world character
+    page.locator("#gallery-suite input").press("Enter")
+    page.wait_for_timeout(500)  # the character choices follow the suite
     page.locator("#gallery-character input").fill("aqua_diva")
     page.locator("#gallery-character input").press("Enter")
     page.locator("#gallery-files input[type=file]").set_input_files(files)
