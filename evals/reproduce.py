@@ -155,7 +155,8 @@ def reproduce(runner: Any, tables: Sequence[Table] = TABLES, readme: Path = READ
             report = build_report(runner.db, row.checkpoint, row.suite, adapters=row.adapters)
             summary = next(iter(report["suites"].values()))
             summaries[row] = summary
-            judges = ", ".join(f"{role} `{j['id']}`" for role, j in summary["judges"].items())
+            judges = ", ".join(f"{role} `{j['id']}`" for role, j in summary["judges"].items()
+                               if isinstance(j, dict) and "id" in j and ":" not in role)
             settings_line = f"judges: {judges}; {summary['seeds']} seeds per item"
         header, rows, estimates = table_rows(table, summaries)
         out.append(f"\n### {table.title}\n\n<!-- reproduce:{table.id} -->\n{markdown(header, rows)}\n\n_{settings_line}_")
