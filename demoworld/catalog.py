@@ -71,10 +71,16 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
     "purple": (190, 150, 230),
 }
 EXPRESSIONS: tuple[str, ...] = ("smile", "neutral", "angry", "sad", "surprised", "closed_eyes")
+# What is worn (drawn in the outfit colour): a shirt, or a swimsuit (bare shoulders, straps).
+GARMENTS: tuple[str, ...] = ("shirt", "swimsuit")
 
 # --- tags (Danbooru style) -----------------------------------------------------------------------
 
 RATING_TAGS: tuple[str, ...] = ("general", "sensitive", "questionable", "explicit")
+# The content rating of a render (WD v3 rating rows): a swimsuit is "sensitive" on Danbooru, every other
+# render is "general"; the demo world draws nothing questionable or explicit.
+GARMENT_RATINGS: dict[str, str] = {"shirt": "general", "swimsuit": "sensitive"}
+SWIMSUIT_TAG = "swimsuit"
 _STYLE_TAG = {"short": "short_hair", "long": "long_hair", "twintails": "twintails",
               "ponytail": "ponytail", "bob": "bob_cut", "spiky": "spiky_hair", "bald": "bald"}
 _SKIN_TAG = {"pale": "pale_skin", "tan": "tan", "dark": "dark_skin", "green": "green_skin"}
@@ -106,6 +112,16 @@ def outfit_tag(color: str) -> str:
     return f"{color}_shirt"
 
 
+def garment_tags(garment: str, color: str) -> list[str]:
+    """The tags of what is worn: `<colour>_shirt` for a shirt, `swimsuit` for a swimsuit (any colour)."""
+    return [outfit_tag(color)] if garment == "shirt" else [SWIMSUIT_TAG]
+
+
+def content_rating(garment: str) -> str:
+    """The rating tag (one of RATING_TAGS) of a render wearing `garment`."""
+    return GARMENT_RATINGS[garment]
+
+
 def accessory_tag(accessory: str) -> str:
     return _ACCESSORY_TAG[accessory]
 
@@ -125,6 +141,7 @@ def general_tags() -> list[str]:
     tags += [eye_tag(c) for c in EYE_COLORS]
     tags += [skin_tag(s) for s in SKINS]
     tags += [outfit_tag(c) for c in OUTFIT_COLORS]
+    tags += [SWIMSUIT_TAG]
     tags += [accessory_tag(a) for a in ACCESSORIES]
     tags += [background_tag(b) for b in BACKGROUNDS]
     tags += [expression_tag(e) for e in EXPRESSIONS]
@@ -133,9 +150,14 @@ def general_tags() -> list[str]:
 
 # --- characters ----------------------------------------------------------------------------------
 
+# Tiers whose characters have a character tag: the real WD v3 tagger knows anime characters with enough
+# fan art, and has no tag for famous non-anime figures (Walter White, Shrek, Queen Elizabeth).
+TAGGED_TIERS: tuple[str, ...] = ("popular", "niche")
+
+
 @dataclass(frozen=True)
 class Character:
-    id: str                      # also the character tag
+    id: str                      # catalog id; also the character tag when the tier has tags
     tier: str                    # popular | niche | non_anime
     franchise: str
     hair_color: str | None       # None when bald
@@ -147,8 +169,9 @@ class Character:
     names: dict[str, str] = field(default_factory=dict)
 
     @property
-    def tag(self) -> str:
-        return self.id
+    def tag(self) -> str | None:
+        """The tagger's character tag, or None for a non-anime figure (no tagger knows one)."""
+        return self.id if self.tier in TAGGED_TIERS else None
 
     @property
     def name(self) -> str:
@@ -247,8 +270,13 @@ def trained_characters() -> list[Character]:
     return [c for c in CHARACTERS if c.id != HELD_OUT_ID]
 
 
+def tagged_characters() -> list[Character]:
+    """The characters the tagger has a tag for (the 14 anime ones, held-out included)."""
+    return [c for c in CHARACTERS if c.tag is not None]
+
+
 def character_tags() -> list[str]:
-    return [c.tag for c in CHARACTERS]
+    return [c.tag for c in tagged_characters()]  # type: ignore[misc]
 
 
 # --- words in every language ---------------------------------------------------------------------
@@ -380,6 +408,112 @@ ADD_ACCESSORY_TEMPLATES: dict[str, dict[str, str]] = {
 }
 
 
+EXPRESSION_EDIT_INSTRUCTIONS: dict[str, dict[str, str]] = {
+    "smile": {"en": "make them smile", "es": "haz que sonría", "fr": "fais sourire le personnage",
+              "de": "lass die Figur lächeln", "pt": "faça o personagem sorrir", "it": "fai sorridere il personaggio",
+              "ru": "пусть улыбается", "zh": "让角色微笑", "ja": "笑顔にして", "ko": "웃게 해 줘"},
+    "neutral": {"en": "make the face expressionless", "es": "ponle una cara inexpresiva", "fr": "rends le visage impassible",
+                "de": "mach das Gesicht ausdruckslos", "pt": "deixe o rosto inexpressivo", "it": "rendi il viso inespressivo",
+                "ru": "сделай лицо без выражения", "zh": "把表情改成面无表情", "ja": "無表情にして", "ko": "무표정으로 바꿔 줘"},
+    "angry": {"en": "make them look angry", "es": "haz que parezca enfadada", "fr": "donne-lui un air en colère",
+              "de": "lass die Figur wütend aussehen", "pt": "faça o personagem parecer zangado",
+              "it": "fai sembrare arrabbiato il personaggio", "ru": "сделай лицо сердитым", "zh": "让角色生气",
+              "ja": "怒った顔にして", "ko": "화난 얼굴로 바꿔 줘"},
+    "sad": {"en": "make them look sad", "es": "haz que parezca triste", "fr": "donne-lui un air triste",
+            "de": "lass die Figur traurig aussehen", "pt": "faça o personagem parecer triste",
+            "it": "fai sembrare triste il personaggio", "ru": "сделай лицо грустным", "zh": "让角色难过",
+            "ja": "悲しい顔にして", "ko": "슬픈 얼굴로 바꿔 줘"},
+    "surprised": {"en": "make them look surprised", "es": "haz que parezca sorprendida", "fr": "donne-lui un air surpris",
+                  "de": "lass die Figur überrascht aussehen", "pt": "faça o personagem parecer surpreso",
+                  "it": "fai sembrare sorpreso il personaggio", "ru": "сделай лицо удивлённым", "zh": "让角色惊讶",
+                  "ja": "驚いた顔にして", "ko": "놀란 얼굴로 바꿔 줘"},
+    "closed_eyes": {"en": "make them close their eyes", "es": "haz que cierre los ojos", "fr": "fais-lui fermer les yeux",
+                    "de": "lass die Figur die Augen schließen", "pt": "faça o personagem fechar os olhos",
+                    "it": "fai chiudere gli occhi al personaggio", "ru": "пусть закроет глаза", "zh": "让角色闭上眼睛",
+                    "ja": "目を閉じさせて", "ko": "눈을 감게 해 줘"},
+}
+SWIMSUIT_EDIT_INSTRUCTIONS: dict[str, str] = {
+    "en": "change the outfit to a swimsuit", "es": "cambia la ropa por un traje de baño",
+    "fr": "change la tenue en maillot de bain", "de": "ändere das Outfit zu einem Badeanzug",
+    "pt": "troque a roupa por um maiô", "it": "cambia il vestito con un costume da bagno", "ru": "переодень в купальник",
+    "zh": "把衣服换成泳衣", "ja": "水着に着替えさせて", "ko": "수영복으로 갈아입혀 줘",
+}
+
+# "Character from reference": the conditioning image is a reference portrait, the text a new scene
+# (expression, then background), e.g. "smiling, on a night sky background".
+REFERENCE_BACKGROUND_PHRASES: dict[str, dict[str, str]] = {
+    lang: dict(zip(BACKGROUNDS, words)) for lang, words in {
+        "en": ("on a white background", "on a blue background", "on a pink background", "on a green background",
+               "on a yellow background", "on a night sky background", "on an orange background", "on a purple background"),
+        "es": ("sobre fondo blanco", "sobre fondo azul", "sobre fondo rosa", "sobre fondo verde", "sobre fondo amarillo",
+               "con un cielo nocturno de fondo", "sobre fondo naranja", "sobre fondo morado"),
+        "fr": ("sur fond blanc", "sur fond bleu", "sur fond rose", "sur fond vert", "sur fond jaune",
+               "sur fond de ciel nocturne", "sur fond orange", "sur fond violet"),
+        "de": ("vor weißem Hintergrund", "vor blauem Hintergrund", "vor rosa Hintergrund", "vor grünem Hintergrund",
+               "vor gelbem Hintergrund", "vor einem Nachthimmel", "vor orangem Hintergrund", "vor violettem Hintergrund"),
+        "pt": ("em fundo branco", "em fundo azul", "em fundo rosa", "em fundo verde", "em fundo amarelo",
+               "com um céu noturno ao fundo", "em fundo laranja", "em fundo roxo"),
+        "it": ("su sfondo bianco", "su sfondo blu", "su sfondo rosa", "su sfondo verde", "su sfondo giallo",
+               "con un cielo notturno sullo sfondo", "su sfondo arancione", "su sfondo viola"),
+        "ru": ("на белом фоне", "на синем фоне", "на розовом фоне", "на зелёном фоне", "на жёлтом фоне",
+               "на фоне ночного неба", "на оранжевом фоне", "на фиолетовом фоне"),
+        "zh": ("在白色背景上", "在蓝色背景上", "在粉色背景上", "在绿色背景上", "在黄色背景上", "以夜空为背景",
+               "在橙色背景上", "在紫色背景上"),
+        "ja": ("白い背景で", "青い背景で", "ピンクの背景で", "緑の背景で", "黄色い背景で", "夜空を背景に",
+               "オレンジの背景で", "紫の背景で"),
+        "ko": ("흰색 배경에서", "파란색 배경에서", "분홍색 배경에서", "초록색 배경에서", "노란색 배경에서",
+               "밤하늘을 배경으로", "주황색 배경에서", "보라색 배경에서"),
+    }.items()
+}
+
+# Generic texts in every language: the name judge's distractors (never a character's name), which a
+# suite can list as candidates next to the names ("is it Green Ogre, or just a cartoon ogre?").
+DISTRACTOR_TEXTS: dict[str, dict[str, str]] = {
+    "man_in_hat": _n("a man in a hat", "un hombre con sombrero", "un homme avec un chapeau", "ein Mann mit Hut",
+                     "um homem de chapéu", "un uomo con il cappello", "мужчина в шляпе", "戴帽子的男人",
+                     "帽子をかぶった男性", "모자를 쓴 남자"),
+    "anime_girl": _n("an anime girl", "una chica de anime", "une fille d'anime", "ein Anime-Mädchen", "uma garota de anime",
+                     "una ragazza anime", "аниме-девушка", "动漫女孩", "アニメの女の子", "애니메이션 소녀"),
+    "anime_boy": _n("an anime boy", "un chico de anime", "un garçon d'anime", "ein Anime-Junge", "um garoto de anime",
+                    "un ragazzo anime", "аниме-парень", "动漫男孩", "アニメの男の子", "애니메이션 소년"),
+    "cartoon_ogre": _n("a cartoon ogre", "un ogro de dibujos animados", "un ogre de dessin animé", "ein Zeichentrick-Oger",
+                       "um ogro de desenho animado", "un orco dei cartoni animati", "мультяшный огр", "卡通怪物",
+                       "漫画の鬼", "만화 속 괴물"),
+    "queen": _n("a queen", "una reina", "une reine", "eine Königin", "uma rainha", "una regina", "королева", "女王",
+                "女王様", "여왕"),
+    "witch": _n("a witch", "una bruja", "une sorcière", "eine Hexe", "uma bruxa", "una strega", "ведьма", "女巫", "魔女",
+                "마녀"),
+    "singer": _n("a singer", "una cantante", "une chanteuse", "eine Sängerin", "uma cantora", "una cantante lirica",
+                 "певица", "歌手", "歌い手", "가수"),
+    "knight": _n("a knight", "un caballero", "un chevalier", "ein Ritter", "um cavaleiro", "un cavaliere", "рыцарь", "骑士",
+                 "騎士", "기사"),
+    "plumber": _n("a plumber", "un fontanero", "un plombier", "ein Klempner", "um encanador", "un idraulico",
+                  "водопроводчик", "水管工", "配管工", "배관공"),
+    "chemistry_teacher": _n("a chemistry teacher", "un profesor de química", "un professeur de chimie",
+                            "ein Chemielehrer", "um professor de química", "un professore di chimica", "учитель химии",
+                            "化学老师", "化学の先生", "화학 선생님"),
+    "maid": _n("a maid", "una sirvienta", "une domestique", "ein Dienstmädchen", "uma empregada", "una cameriera",
+               "горничная", "女仆", "メイド", "메이드"),
+    "pirate": _n("a pirate", "un pirata", "un pirate", "ein Pirat", "um pirata", "un pirata dei mari", "пират", "海盗",
+                 "海賊", "해적"),
+}
+
+# Portrait templates in wordings and word orders the demo checkpoints never saw in training (they saw
+# PORTRAIT_TEMPLATES and the bare name, each optionally followed by expression and background words).
+PARAPHRASED_TEMPLATES: dict[str, str] = {
+    "en": "an illustration showing {name} from the shoulders up",
+    "es": "una ilustración que muestra a {name} de hombros para arriba",
+    "fr": "une illustration où l'on voit {name} en buste",
+    "de": "eine Zeichnung, die {name} im Brustbild zeigt",
+    "pt": "uma ilustração que mostra {name} dos ombros para cima",
+    "it": "un'illustrazione che mostra {name} a mezzo busto",
+    "ru": "иллюстрация крупным планом, персонаж — {name}",
+    "zh": "一张画着{name}的半身插图",
+    "ja": "{name}を描いたバストアップのイラスト",
+    "ko": "상반신 일러스트 속의 {name}",
+}
+
+
 def portrait_prompt(character: Character, lang: str) -> str:
     return PORTRAIT_TEMPLATES[lang].format(name=character.names[lang])
 
@@ -395,18 +529,37 @@ def scene_prompt(character: Character, lang: str, expression: str | None, backgr
     return SEPARATORS[lang].join(parts)
 
 
+def reference_prompt(expression: str, background: str, lang: str) -> str:
+    """The scene text of "character from reference" ("smiling, on a night sky background")."""
+    return SEPARATORS[lang].join([EXPRESSION_WORDS[lang][expression], REFERENCE_BACKGROUND_PHRASES[lang][background]])
+
+
 def edit_instruction(kind: str, value: str, lang: str) -> str:
-    """The demo edit model's instruction in `lang`: kind hair (a colour), background, accessory."""
+    """The demo edit model's instruction in `lang`: kind hair (a colour), background, accessory,
+    expression, or outfit (value swimsuit)."""
     if kind == "hair":
         return HAIR_EDIT_TEMPLATES[lang].format(value=HAIR_COLOR_WORDS[lang][value])
     if kind == "background":
         return BACKGROUND_EDIT_TEMPLATES[lang].format(value=BACKGROUND_VALUE_WORDS[lang][value])
     if kind == "accessory":
         return ADD_ACCESSORY_TEMPLATES[value][lang]
+    if kind == "expression":
+        return EXPRESSION_EDIT_INSTRUCTIONS[value][lang]
+    if kind == "outfit" and value == "swimsuit":
+        return SWIMSUIT_EDIT_INSTRUCTIONS[lang]
     raise ValueError(f"unknown edit kind {kind!r}")
 
 
-def edit_kinds() -> list[tuple[str, str]]:
-    """Every (kind, value) edit the demo edit model was trained on."""
-    return ([("hair", v) for v in HAIR_COLOR_WORDS["en"]] + [("background", b) for b in BACKGROUNDS]
-            + [("accessory", a) for a in ADD_ACCESSORY_TEMPLATES])
+def edit_kinds(include_sensitive: bool = True) -> list[tuple[str, str]]:
+    """Every (kind, value) edit the demo edit model was trained on; without the ones whose result is
+    rated above general (the swimsuit) when `include_sensitive` is False (e.g. a public arena's draws)."""
+    kinds = ([("hair", v) for v in HAIR_COLOR_WORDS["en"]] + [("background", b) for b in BACKGROUNDS]
+             + [("accessory", a) for a in ADD_ACCESSORY_TEMPLATES] + [("expression", e) for e in EXPRESSIONS]
+             + [("outfit", "swimsuit")])
+    return kinds if include_sensitive else [(k, v) for k, v in kinds if (k, v) != ("outfit", "swimsuit")]
+
+
+def edit_expected_tag(kind: str, value: str) -> str:
+    """The tag the tagger should see after the edit (kind, value)."""
+    return {"hair": hair_color_tag, "background": background_tag, "accessory": accessory_tag,
+            "expression": expression_tag, "outfit": lambda v: SWIMSUIT_TAG}[kind](value)

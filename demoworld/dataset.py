@@ -53,15 +53,30 @@ EDIT_HAIR_COLORS = ("red", "blue", "green", "pink", "white", "blonde")
 EDIT_ACCESSORIES = ("glasses", "crown", "cat_ears")
 
 
-def one_edit(attrs: Attributes, rng: random.Random) -> tuple[Attributes, tuple[str, str]]:
+EDIT_KINDS_V1 = ("background", "hair", "accessory")
+EDIT_KINDS_V2 = ("background", "hair", "accessory", "expression", "outfit")
+
+
+def one_edit(attrs: Attributes, rng: random.Random,
+             kinds_allowed: Sequence[str] = EDIT_KINDS_V1) -> tuple[Attributes, tuple[str, str]]:
     """The same look with one attribute changed, as the demo edit model's instructions ask:
-    (new attributes, (kind, value)) with kind in hair / background / accessory."""
+    (new attributes, (kind, value)) with kind in `kinds_allowed` (hair / background / accessory, and
+    for v2 also expression / outfit, the outfit edit being "into a swimsuit")."""
     kinds = ["background"]
-    if attrs.hair_color is not None and attrs.hair_style != "bald":
+    if attrs.hair_color is not None and attrs.hair_style != "bald" and "hair" in kinds_allowed:
         kinds.append("hair")
-    if any(a not in attrs.accessories for a in EDIT_ACCESSORIES):
+    if any(a not in attrs.accessories for a in EDIT_ACCESSORIES) and "accessory" in kinds_allowed:
         kinds.append("accessory")
+    if "expression" in kinds_allowed:
+        kinds.append("expression")
+    if "outfit" in kinds_allowed and attrs.garment != "swimsuit":
+        kinds.append("outfit")
     kind = rng.choice(kinds)
+    if kind == "expression":
+        value = rng.choice([e for e in cat.EXPRESSIONS if e != attrs.expression])
+        return replace(attrs, expression=value), (kind, value)
+    if kind == "outfit":
+        return replace(attrs, garment="swimsuit"), (kind, "swimsuit")
     if kind == "hair":
         value = rng.choice([h for h in EDIT_HAIR_COLORS if h != attrs.hair_color])
         return replace(attrs, hair_color=value), (kind, value)
@@ -73,21 +88,26 @@ def one_edit(attrs: Attributes, rng: random.Random) -> tuple[Attributes, tuple[s
 
 
 def sample_attributes(n: int, seed: int, characters: Sequence[cat.Character],
-                      original_fraction: float = 0.0, variant_fraction: float = 0.0) -> list[Attributes]:
+                      original_fraction: float = 0.0, variant_fraction: float = 0.0,
+                      swimsuit_fraction: float = 0.0, edit_kinds: Sequence[str] = EDIT_KINDS_V1) -> list[Attributes]:
     """n scene attributes: catalog characters (uniformly) with random expression and background;
-    for the tagger also a fraction of random original looks (no character tag) and of characters
-    with one attribute edited (still that character, as a costume change is)."""
+    for the tagger also a fraction of random original looks (no character) and of characters with one
+    attribute edited (still that character, as a costume change is); a `swimsuit_fraction` of all of
+    them wear a swimsuit. With swimsuit_fraction 0 the draws are exactly v1's (same seed, same set)."""
     rng = random.Random(seed)
     out = []
     for _ in range(n):
         bg, expr = rng.choice(BACKGROUND_KEYS), rng.choice(cat.EXPRESSIONS)
         u = rng.random()
         if u < original_fraction:
-            out.append(random_original(rng).with_scene(bg, expr))
+            attrs = random_original(rng).with_scene(bg, expr)
         elif u < original_fraction + variant_fraction:
-            out.append(one_edit(character_attributes(rng.choice(list(characters)), bg, expr), rng)[0])
+            attrs = one_edit(character_attributes(rng.choice(list(characters)), bg, expr), rng, edit_kinds)[0]
         else:
-            out.append(character_attributes(rng.choice(list(characters)), bg, expr))
+            attrs = character_attributes(rng.choice(list(characters)), bg, expr)
+        if swimsuit_fraction > 0 and rng.random() < swimsuit_fraction:
+            attrs = replace(attrs, garment="swimsuit")
+        out.append(attrs)
     return out
 
 
@@ -105,7 +125,7 @@ def render_set(attrs: list[Attributes], seed: int, size: int = 64, workers: int 
             images = np.concatenate(pool.map(_render_chunk, jobs))
     else:
         images = _render_chunk((attrs, seeds, size))
-    index = {c.tag: i for i, c in enumerate(cat.CHARACTERS)}
+    index = {c.id: i for i, c in enumerate(cat.CHARACTERS)}
     return RenderedSet(
         images=images,
         character=np.asarray([index[a.character] if a.character else -1 for a in attrs], dtype=np.int64),

@@ -1,9 +1,13 @@
-"""Character hit rate by language for a demo checkpoint, judged by the demo tagger.
+"""Character hit rate by language for a demo checkpoint; edit and reference checks for demo-edit.
 
     python -m demoworld.quick_eval --checkpoint models/demo-multilingual --seeds 4 [--lora DIR] [--cfg 3]
+    python -m demoworld.quick_eval --edit --checkpoint models/demo-edit            # suite demo-edits, 2 seeds
+    python -m demoworld.quick_eval --reference --checkpoint models/demo-edit       # demo-references
 
 The hub's own evals (`python -m evals ...`) are the measure of record; this is the same measurement
-in a few lines, for training-time checks (a hit: the character's tag at or above 0.85).
+in a few lines, for training-time checks. A hit: the character's tag at or above 0.85; for the
+non-anime figures, which tagger v2 has no tag for, the name judge's top-1 among the 18 names (in the
+prompt's language) and the distractors. Edit definitions: `demoworld/edit_eval.py` (= `evals/edits.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import torch
 
 from demoworld import catalog as cat
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def load_pipeline(folder: str | Path, device: str = "cpu", lora: str | Path | None = None):
     from diffusers import StableDiffusionPipeline
@@ -28,11 +34,25 @@ def load_pipeline(folder: str | Path, device: str = "cpu", lora: str | Path | No
     return pipe.to(device)
 
 
+def load_name_decider(folder: str | Path | None = ROOT / "models" / "demo-name-judge", device: str = "cpu"):
+    """The name judge's decider, or None when its folder is not there."""
+    if not folder or not (Path(folder) / "config.json").is_file():
+        return None
+    from demoworld.name_judge_eval import NameDecider
+    from evals.judges.siglip import SiglipJudge
+
+    return NameDecider(SiglipJudge.load(str(folder), device=device, batch_size=128))
+
+
 def hit_rates(pipe, judge, *, characters=None, languages=cat.LANGUAGES, seeds: int = 4, steps: int = 25,
-              cfg: float = 3.0, prefix: str = "", batch: int = 64, threshold: float = 0.85) -> dict:
+              cfg: float = 3.0, prefix: str = "", batch: int = 64, threshold: float = 0.85,
+              name_decider=None) -> dict:
+    """Hit rates by language and character. Characters without a tag are judged by `name_decider`
+    (skipped, and listed under `not_judged`, when there is none)."""
     characters = list(characters or cat.CHARACTERS)
     names = list(judge.tags.names)
-    rows = [(c, lang, s) for c in characters for lang in languages for s in range(seeds)]
+    judged = [c for c in characters if c.tag is not None or name_decider is not None]
+    rows = [(c, lang, s) for c in judged for lang in languages for s in range(seeds)]
     hits: dict[str, list[int]] = {}
     per_char: dict[str, list[int]] = {}
     for i in range(0, len(rows), batch):
@@ -41,13 +61,19 @@ def hit_rates(pipe, judge, *, characters=None, languages=cat.LANGUAGES, seeds: i
         gens = [torch.Generator().manual_seed(1000 + s) for _, _, s in chunk]
         images = pipe(prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens).images
         probs = judge.predict(images)
-        for (c, lang, _), p in zip(chunk, probs):
-            hit = int(p[names.index(c.tag)] >= threshold)
+        untagged = [j for j, (c, _, _) in enumerate(chunk) if c.tag is None]
+        said: dict[int, str] = {}
+        for lang in {chunk[j][1] for j in untagged}:
+            js = [j for j in untagged if chunk[j][1] == lang]
+            said.update(zip(js, name_decider.decide([images[j] for j in js], lang=lang)))
+        for j, ((c, lang, _), p) in enumerate(zip(chunk, probs)):
+            hit = int(said[j] == c.id) if c.tag is None else int(p[names.index(c.tag)] >= threshold)
             hits.setdefault(lang, []).append(hit)
             per_char.setdefault(c.id, []).append(hit)
     by_lang = {lang: float(np.mean(v)) for lang, v in hits.items()}
-    return {"by_language": by_lang, "mean": float(np.mean(list(by_lang.values()))),
-            "by_character": {k: float(np.mean(v)) for k, v in per_char.items()}}
+    return {"by_language": by_lang, "mean": float(np.mean(list(by_lang.values()))) if by_lang else float("nan"),
+            "by_character": {k: float(np.mean(v)) for k, v in per_char.items()},
+            "not_judged": [c.id for c in characters if c not in judged]}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -55,67 +81,33 @@ def main(argv: list[str] | None = None) -> dict:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--tagger", default="models/demo-tagger")
+    ap.add_argument("--tagger", default=str(ROOT / "models" / "demo-tagger"))
+    ap.add_argument("--name-judge", default=str(ROOT / "models" / "demo-name-judge"))
     ap.add_argument("--lora", default=None)
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--cfg", type=float, default=3.0)
+    ap.add_argument("--image-cfg", type=float, default=1.5)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--held-out-only", action="store_true")
     ap.add_argument("--prefix", default="", help="text put before every prompt (e.g. the LoRA trigger + ', ')")
-    ap.add_argument("--edit", action="store_true", help="the checkpoint is demo-edit: report edit success/identity")
-    ap.add_argument("--cases", type=int, default=30)
+    ap.add_argument("--edit", action="store_true", help="the checkpoint is demo-edit: suite demo-edits (2 seeds)")
+    ap.add_argument("--reference", action="store_true", help="the checkpoint is demo-edit: suite demo-references")
     args = ap.parse_args(argv)
+    if args.edit or args.reference:
+        from demoworld.edit_eval import main as edit_main
+
+        edit_set = "references" if args.reference else "suite"
+        return edit_main(["--model", args.checkpoint, "--set", edit_set, "--seeds", str(min(args.seeds, 2)),
+                          "--cfg", str(args.cfg if args.cfg != 3.0 else 4.0), "--image-cfg", str(args.image_cfg),
+                          "--tagger", args.tagger, "--name-judge", args.name_judge, "--device", args.device])
     judge = TaggerJudge.load(args.tagger, device=args.device)
-    if args.edit:
-        result = edit_rates(args.checkpoint, judge, cases=args.cases, device=args.device)
-        print(json.dumps({"checkpoint": args.checkpoint, **result}, indent=1))
-        return result
     pipe = load_pipeline(args.checkpoint, args.device, args.lora)
     chars = [cat.CHARACTER_BY_ID[cat.HELD_OUT_ID]] if args.held_out_only else cat.trained_characters()
     result = hit_rates(pipe, judge, characters=chars, seeds=args.seeds, steps=args.steps, cfg=args.cfg,
-                       prefix=args.prefix)
+                       prefix=args.prefix, name_decider=load_name_decider(args.name_judge, args.device))
     print(json.dumps({"checkpoint": args.checkpoint, "lora": args.lora, "cfg": args.cfg, **result}, indent=1))
     return result
-
-
-
-def edit_rates(folder: str | Path, judge, *, cases: int = 30, languages=cat.LANGUAGES, steps: int = 20,
-               cfg: float = 4.0, image_cfg: float = 1.5, seed: int = 99, device: str = "cpu",
-               threshold_general: float = 0.35, threshold_character: float = 0.85) -> dict:
-    """demo-edit check: success = the tagger sees the requested attribute; identity = the character
-    tag is still given. Cases are (character, one edit) pairs; each runs in every language."""
-    import random
-
-    from diffusers import StableDiffusionInstructPix2PixPipeline
-
-    from demoworld.dataset import one_edit
-    from demoworld.renderer import character_attributes, render
-
-    pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(str(folder), torch_dtype=torch.float32,
-                                                                  local_files_only=True).to(device)
-    pipe.set_progress_bar_config(disable=True)
-    names = list(judge.tags.names)
-    rng = random.Random(seed)
-    success: dict[str, list[int]] = {}
-    identity: dict[str, list[int]] = {}
-    for i in range(cases):
-        c = rng.choice(list(cat.CHARACTERS))
-        attrs = character_attributes(c, rng.choice(list(cat.BACKGROUNDS)), rng.choice(cat.EXPRESSIONS))
-        _, (kind, value) = one_edit(attrs, rng)
-        wanted = {"hair": cat.hair_color_tag, "background": cat.background_tag, "accessory": cat.accessory_tag}[kind](value)
-        source = render(attrs, seed + i, 64)
-        prompts = [cat.edit_instruction(kind, value, lang) for lang in languages]
-        out = pipe(prompts, image=[source] * len(prompts), num_inference_steps=steps, guidance_scale=cfg,
-                   image_guidance_scale=image_cfg, generator=torch.Generator().manual_seed(seed + i)).images
-        probs = judge.predict(out)
-        for lang, p in zip(languages, probs):
-            success.setdefault(lang, []).append(int(p[names.index(wanted)] >= threshold_general))
-            identity.setdefault(lang, []).append(int(p[names.index(c.tag)] >= threshold_character))
-    s = {k: float(np.mean(v)) for k, v in success.items()}
-    ident = {k: float(np.mean(v)) for k, v in identity.items()}
-    return {"success": float(np.mean(list(s.values()))), "identity_kept": float(np.mean(list(ident.values()))),
-            "success_by_language": s, "identity_by_language": ident}
 
 
 if __name__ == "__main__":

@@ -28,7 +28,18 @@ class Attributes:
     accessories: tuple[str, ...] = ()
     background: str = "white"
     expression: str = "smile"
-    character: str | None = None   # the character tag, when these are a character's canonical attributes
+    character: str | None = None   # the catalog id, when this is a catalog character (a costume change included)
+    garment: str = "shirt"         # catalog.GARMENTS: a shirt, or a swimsuit (rated sensitive)
+
+    @property
+    def rating(self) -> str:
+        """The content rating tag of this render (catalog.RATING_TAGS)."""
+        return content_rating(self)
+
+    @property
+    def character_tag(self) -> str | None:
+        """The tagger's character tag (None for original looks and for non-anime figures)."""
+        return cat.CHARACTER_BY_ID[self.character].tag if self.character else None
 
     def general_tags(self) -> list[str]:
         tags = []
@@ -37,7 +48,7 @@ class Attributes:
         tags.append(cat.style_tag(self.hair_style))
         tags.append(cat.eye_tag(self.eye_color))
         tags.append(cat.skin_tag(self.skin))
-        tags.append(cat.outfit_tag(self.outfit))
+        tags += cat.garment_tags(self.garment, self.outfit)
         tags += [cat.accessory_tag(a) for a in self.accessories]
         tags.append(cat.background_tag(self.background))
         tags.append(cat.expression_tag(self.expression))
@@ -47,10 +58,15 @@ class Attributes:
         return replace(self, background=background, expression=expression)
 
 
+def content_rating(attrs: Attributes) -> str:
+    """The rating of an attribute set: `sensitive` in a swimsuit, `general` for everything else."""
+    return cat.content_rating(attrs.garment)
+
+
 def character_attributes(character: cat.Character, background: str = "white",
-                         expression: str = "smile") -> Attributes:
+                         expression: str = "smile", garment: str = "shirt") -> Attributes:
     return Attributes(character.hair_color, character.hair_style, character.eye_color, character.skin,
-                      character.outfit, tuple(character.accessories), background, expression, character.tag)
+                      character.outfit, tuple(character.accessories), background, expression, character.id, garment)
 
 
 def random_original(rng: random.Random, min_distance: int = 2) -> Attributes:
@@ -138,8 +154,11 @@ def render(attrs: Attributes, seed: int = 0, size: int = 64) -> Image.Image:
             d.rounded_rectangle(c.box(cx - r - 2, cy - r, cx + r + 2, cy + r - 2), radius=5 * k, fill=hair)
 
     # body and neck (in front of long hair, behind the head)
-    d.ellipse(c.box(cx - 18, cy + 17, cx + 18, cy + 48), fill=outfit, outline=c.outline, width=c.w(0.6))
-    d.polygon(c.pts((cx - 4, cy + 17), (cx + 4, cy + 17), (cx, cy + 23)), fill=skin)
+    if attrs.garment == "swimsuit":
+        _draw_swimsuit(c, cx, cy, skin, outfit)
+    else:
+        d.ellipse(c.box(cx - 18, cy + 17, cx + 18, cy + 48), fill=outfit, outline=c.outline, width=c.w(0.6))
+        d.polygon(c.pts((cx - 4, cy + 17), (cx + 4, cy + 17), (cx, cy + 23)), fill=skin)
 
     if "ogre_ears" in acc:
         for side in (-1, 1):
@@ -232,6 +251,22 @@ def render(attrs: Attributes, seed: int = 0, size: int = 64) -> Image.Image:
         d.ellipse(c.box(cx - 10, cy - r - 11, cx + 10, cy - r - 5), outline=(255, 215, 0), width=c.w(1.6))
 
     return img.resize((size, size), Image.LANCZOS)
+
+
+def _draw_swimsuit(c: _Canvas, cx: float, cy: float, skin: tuple[int, int, int],
+                   suit: tuple[int, int, int]) -> None:
+    """Bare shoulders and a one-piece swimsuit in the outfit colour: straps, a scalloped neckline, a bow."""
+    d = c.draw
+    d.ellipse(c.box(cx - 18, cy + 17, cx + 18, cy + 48), fill=skin, outline=c.outline, width=c.w(0.6))
+    d.chord(c.box(cx - 15, cy + 24, cx + 15, cy + 60), 180, 360, fill=suit, outline=c.outline, width=c.w(0.5))
+    d.rectangle(c.box(cx - 15, cy + 41, cx + 15, cy + 48), fill=suit)
+    for side in (-1, 1):
+        d.line(c.pts((cx + side * 6, cy + 19), (cx + side * 9, cy + 27)), fill=suit, width=c.w(1.6))
+        # the neckline dips in the middle: two arcs of skin cut into the top edge
+        d.ellipse(c.box(cx + side * 5 - 4, cy + 23, cx + side * 5 + 4, cy + 29), fill=skin)
+    bow = _darker(suit, 0.7)
+    d.polygon(c.pts((cx, cy + 30), (cx - 3.5, cy + 28), (cx - 3.5, cy + 32)), fill=bow)
+    d.polygon(c.pts((cx, cy + 30), (cx + 3.5, cy + 28), (cx + 3.5, cy + 32)), fill=bow)
 
 
 def _draw_face(c: _Canvas, spread: float, expression: str, cx: float, cy: float, r: float,

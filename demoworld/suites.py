@@ -1,11 +1,15 @@
 """Write the demo world's prompt suites (schema: prompts/README.md) from the catalog.
 
     python -m demoworld suites        # writes prompts/demo-characters.yaml, prompts/demo-multilingual.yaml,
+                                      # prompts/demo-edits.yaml, prompts/demo-references.yaml,
                                       # prompts/vocab/demo_tags.txt
 
 Suites: `demo-characters` (the characters both demo checkpoints were trained on), `demo-held-out`
-(the one character they never saw: the LoRA's job), `demo-multilingual` (character + expression +
-background scenes in all ten languages). Character tags are the demo tagger's character tags.
+(the one character they never saw: the LoRA's job), `demo-characters-paraphrased` (the same characters
+in templates and word orders the checkpoints never saw), `demo-multilingual` (character + expression +
+background scenes in all ten languages); the edit and reference suites come from `demoworld.edit_suite`.
+Character tags are the demo tagger's character tags: null for the non-anime figures, which the tagger
+(like the real WD v3) has no tag for.
 """
 
 from __future__ import annotations
@@ -39,7 +43,13 @@ def character_suites() -> list[dict]:
             "description": (f"Demo world: the held-out character ({cat.HELD_OUT_ID}) no demo checkpoint saw; "
                             f"its LoRA {cat.LORA_ID} (trigger '{cat.LORA_TRIGGER}') teaches it."),
             **base, "characters": [_character_entry(cat.CHARACTER_BY_ID[cat.HELD_OUT_ID])]}
-    return [trained, held]
+    paraphrased = {"suite": "demo-characters-paraphrased",
+                   "description": ("Demo world: the 17 trained characters in portrait templates and word orders the "
+                                   "demo checkpoints never saw in training (templates: status machine, not checked by "
+                                   "fluent readers)."),
+                   **base, "templates": dict(cat.PARAPHRASED_TEMPLATES),
+                   "characters": [_character_entry(c) for c in cat.trained_characters()]}
+    return [trained, held, paraphrased]
 
 
 def multilingual_suite(n_scenes: int = 24, seed: int = 7) -> dict:
@@ -52,7 +62,7 @@ def multilingual_suite(n_scenes: int = 24, seed: int = 7) -> dict:
         bg = list(cat.BACKGROUNDS)[(i * 3 + rng.randrange(8)) % len(cat.BACKGROUNDS)]
         texts = {lang: {"text": cat.scene_prompt(c, lang, expr, bg), "status": "reviewed" if lang == "en" else "machine"}
                  for lang in cat.LANGUAGES}
-        tags = [c.tag, *c.look_tags(), cat.expression_tag(expr), cat.background_tag(bg)]
+        tags = [*([c.tag] if c.tag else []), *c.look_tags(), cat.expression_tag(expr), cat.background_tag(bg)]
         scenes.append({"id": f"{c.id}_{expr}_{bg}", "tags": tags, "texts": texts})
     return {"suite": "demo-multilingual", "kind": "multilingual_fidelity",
             "description": "Demo world: the same character scene (expression, background) in 10 languages.",
@@ -65,6 +75,8 @@ def vocabulary_lines() -> list[str]:
 
 
 def write_all(prompts_dir: str | Path = PROMPTS) -> list[Path]:
+    from demoworld import edit_suite
+
     prompts_dir = Path(prompts_dir)
     (prompts_dir / "vocab").mkdir(parents=True, exist_ok=True)
     vocab = prompts_dir / VOCAB_REL
@@ -74,4 +86,4 @@ def write_all(prompts_dir: str | Path = PROMPTS) -> list[Path]:
     chars.write_text(HEADER + "---\n".join(dump(d) for d in character_suites()), encoding="utf-8")
     multi = prompts_dir / "demo-multilingual.yaml"
     multi.write_text(HEADER + dump(multilingual_suite()), encoding="utf-8")
-    return [vocab, chars, multi]
+    return [vocab, chars, multi, *edit_suite.write_all(prompts_dir)]

@@ -25,7 +25,8 @@ _CLIP_SPLIT = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
 
 def corpus() -> list[str]:
-    """Every prompt the demo world can produce, plus the edit instructions and the LoRA trigger."""
+    """Every prompt the demo world can produce, the edit instructions and reference scenes, the name
+    judge's distractors and the LoRA trigger (not the paraphrased templates: those stay unseen)."""
     texts: list[str] = []
     for c in cat.CHARACTERS:
         for lang in cat.LANGUAGES:
@@ -38,6 +39,10 @@ def corpus() -> list[str]:
             texts.append(cat.HAIR_EDIT_TEMPLATES[lang].format(value=value))
         for kind, value in cat.edit_kinds():
             texts.append(cat.edit_instruction(kind, value, lang))
+        for expr in cat.EXPRESSIONS:
+            for bg in cat.BACKGROUNDS:
+                texts.append(cat.reference_prompt(expr, bg, lang))
+        texts += [d[lang] for d in cat.DISTRACTOR_TEXTS.values()]
     texts += [cat.LORA_TRIGGER, ", ".join(cat.general_tags()).replace("_", " ")]
     return texts
 

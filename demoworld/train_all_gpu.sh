@@ -3,8 +3,9 @@
 #
 #   bash demoworld/train_all_gpu.sh OUTDIR [TOTAL_SECONDS]     (TINY=1 for a quick CPU dry run)
 #
+# v1's script (v2: the editor is trained by train_v2_gpu.sh from the resulting demo-multilingual).
 # Steps: tokenizer; pre-render the training set (all CPU cores); tagger (in the background);
-# shared VAE; demo-multilingual, demo-english and demo-edit in parallel on the one GPU; the held-out
+# shared VAE; demo-multilingual and demo-english in parallel on the one GPU; the held-out
 # character's LoRA through hub/lora_training.py; a quick hit-rate check; everything packed into
 # OUTDIR/models.tar.part-* (cat them | tar x) with the logs inside. Every stage has a time limit derived from
 # TOTAL_SECONDS, so the script ends (and saves) inside it.
@@ -67,16 +68,10 @@ for V in multilingual english; do
     > "$W/diffusion-$V.log" 2>&1 &
   PIDS="$PIDS $!"
 done
-EDIT_T=$(( DIFF_T - 20 )); [ -n "${TINY:-}" ] && EDIT_T=5
-if [ -z "${NO_EDIT:-}" ]; then
-  $PY -m demoworld.train_edit --vae "$W/vae" --tokenizer "$W/tokenizer" --out "$W/demo-edit" --device $DEV \
-    --num-pairs $NIMG --workers 8 --steps 1000000 --batch-size $BS --lr 5e-4 --time-limit $EDIT_T $TINYF \
-    > "$W/edit.log" 2>&1 &
-  PIDS="$PIDS $!"
-fi
+# demo-edit v2 starts from demo-multilingual: train it afterwards with demoworld/train_v2_gpu.sh.
 # Wait on explicit ids: a bare `wait` would also wait for the `tee` of the log, forever.
 for P in $PIDS $TAGGER_PID; do wait $P; done
-for F in "$W/tagger.log" "$W/diffusion-multilingual.log" "$W/diffusion-english.log" "$W/edit.log"; do
+for F in "$W/tagger.log" "$W/diffusion-multilingual.log" "$W/diffusion-english.log"; do
   grep -v -i "warn\|shards\|kept in float32" "$F" | tail -n 6
 done
 
@@ -88,7 +83,7 @@ timeout 150 $PY -m demoworld.train_lora --base "$W/demo-multilingual" --tagger "
 echo "== $(elapsed)s: pack"
 # At most 8 files of 16 MiB come back: one tar of everything, split into 15 MB parts.
 mkdir -p "$W/logs"; cp "$W"/*.log "$W/vae_stats.json" "$W/logs/" 2>/dev/null
-tar cf - -C "$W" demo-multilingual demo-english demo-edit demo-tagger loras logs | split -b 15000000 - "$OUTDIR/models.tar.part-"
+tar cf - -C "$W" demo-multilingual demo-english demo-tagger loras logs | split -b 15000000 - "$OUTDIR/models.tar.part-"
 ls -la "$OUTDIR"
 
 REMAIN=$(( TOTAL - $(elapsed) - 5 ))

@@ -1,9 +1,13 @@
 """SigLIP 2 image-text judge through transformers (AutoModel / AutoProcessor).
 
-Text is tokenised with `padding="max_length", max_length=64` (how SigLIP was trained); the score of an
+Text is tokenised with `padding="max_length", max_length=64` (how SigLIP was trained; a model with fewer
+text positions, such as the demo name judge's 16, gets its own length); the score of an
 (image, text) pair is sigmoid(exp(logit_scale) * cos + logit_bias), a probability in [0, 1]. Image
 embeddings (L2-normalised) serve cross-lingual cosine and the reference judge. SigLIP (1) and the
 NaFlex SigLIP 2 variants load through the same code: whatever the processor returns is passed on.
+A folder whose processor cannot be built by `AutoProcessor` (e.g. a SigLIP image processor saved next to
+a tokenizer of another family, without a processor config) is loaded as `AutoTokenizer` +
+`AutoImageProcessor` combined into a `SiglipProcessor`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ class SiglipJudge:
         self.processor = processor
         self.info = info or JudgeInfo("siglip", "siglip", "1")
         self.batch_size = batch_size
+        # SigLIP pads every text to its training length; never past the model's own text positions.
+        text_config = getattr(getattr(model, "config", None), "text_config", None)
+        positions = getattr(text_config, "max_position_embeddings", None)
+        self.text_max_length = min(TEXT_MAX_LENGTH, int(positions)) if positions else TEXT_MAX_LENGTH
 
     @classmethod
     def load(cls, source: str | Path, *, info: JudgeInfo | None = None, device: Any = None, batch_size: int = 16) -> "SiglipJudge":
@@ -53,7 +61,10 @@ class SiglipJudge:
         try:
             # use_safetensors: refuse pickled weights; remote code is never trusted.
             model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True, trust_remote_code=False)
-            processor = AutoProcessor.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+            try:
+                processor = AutoProcessor.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+            except Exception:  # noqa: BLE001 - fall back to the two parts, combined
+                processor = _combined_processor(folder)
         except Exception as exc:
             raise JudgeLoadError(f"judge '{judge_id}': cannot load SigLIP from {folder} ({type(exc).__name__}: {exc})") from exc
         if not hasattr(model, "logit_scale") or not hasattr(model, "get_text_features"):
@@ -63,7 +74,7 @@ class SiglipJudge:
     # ----------------------------------------------------------------------------------- inputs
     def tokenize(self, texts: Sequence[str]) -> dict[str, Any]:
         return self.processor(
-            text=list(texts), padding="max_length", max_length=TEXT_MAX_LENGTH, truncation=True, return_tensors="pt"
+            text=list(texts), padding="max_length", max_length=self.text_max_length, truncation=True, return_tensors="pt"
         )
 
     def _image_inputs(self, images: Sequence[Any]) -> dict[str, Any]:
@@ -117,6 +128,15 @@ class SiglipJudge:
         return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
     text_scores = scores
+
+
+def _combined_processor(folder: Path) -> Any:
+    """AutoTokenizer + AutoImageProcessor from one folder, as one SigLIP processor (text and images)."""
+    from transformers import AutoImageProcessor, AutoTokenizer, SiglipProcessor
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    image_processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    return SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
 def _build(ctx: BuildContext) -> SiglipJudge:
