@@ -119,12 +119,18 @@ def reference_cases() -> list[dict[str, Any]]:
                 "character": c.tag,
                 "character_id": c.id,
                 "tier": c.tier,
+                "names": dict(c.names),  # the name judge's candidates for characters the tagger does not know
                 "references": [{"render": dict(spec)}],
                 "prompt": {lang: cat.reference_prompt(expression, background, lang) for lang in cat.LANGUAGES},
                 "expect_tags": [cat.expression_tag(expression), cat.background_tag(background)],
                 "status": {lang: "reviewed" if lang == "en" else "machine" for lang in cat.LANGUAGES},
             })
     return cases
+
+
+def distractors() -> dict[str, list[str]]:
+    """The catalog's generic texts per language: what a name judge weighs a character's name against."""
+    return {lang: [texts[lang] for texts in cat.DISTRACTOR_TEXTS.values()] for lang in cat.LANGUAGES}
 
 
 def build_reference_document(reference_threshold: float = REFERENCE_THRESHOLD) -> dict[str, Any]:
@@ -137,6 +143,7 @@ def build_reference_document(reference_threshold: float = REFERENCE_THRESHOLD) -
         "vocabulary": VOCAB_REL,
         "settings": {"image_guidance": IMAGE_GUIDANCE},
         "reference_threshold": reference_threshold,
+        "distractors": distractors(),
         "cases": reference_cases(),
     }
 
@@ -168,16 +175,8 @@ def render_reference_yaml() -> str:
     return REFERENCE_HEADER.format(calibration=REFERENCE_CALIBRATION) + _dump(build_reference_document())
 
 
-def reference_kind_supported() -> bool:
-    """Whether the hub's suite parser knows kind `reference` yet (until it does, a suite of that kind in
-    prompts/ would stop the registry from loading any suite)."""
-    from evals.suites import KINDS
-
-    return "reference" in KINDS
-
-
 def reference_path(prompts_dir: str | Path = PROMPTS) -> Path:
-    name = REFERENCES_FILE if reference_kind_supported() else REFERENCES_FILE + ".pending"
+    name = REFERENCES_FILE
     return Path(prompts_dir) / name
 
 

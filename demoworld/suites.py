@@ -35,7 +35,8 @@ def _character_entry(c: cat.Character) -> dict:
 
 def character_suites() -> list[dict]:
     base = {"kind": "character_recognition", "languages": list(cat.LANGUAGES), "vocabulary": VOCAB_REL,
-            "templates": dict(cat.PORTRAIT_TEMPLATES)}
+            "templates": dict(cat.PORTRAIT_TEMPLATES),
+            "distractors": {lang: [texts[lang] for texts in cat.DISTRACTOR_TEXTS.values()] for lang in cat.LANGUAGES}}
     trained = {"suite": "demo-characters",
                "description": "Demo world: the 17 characters the demo checkpoints were trained on, in 10 languages.",
                **base, "characters": [_character_entry(c) for c in cat.trained_characters()]}

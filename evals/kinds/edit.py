@@ -11,9 +11,10 @@ and for inpainting a `mask` box in fractions of the image. Per edited sample:
 - `edit_character_kept` = 1 when the tagger still gives the character tag at or above its threshold;
   absent when the case names no character or the tagger does not know it.
 - `edit_reference_same` = 1 when the edited image and the input are the same character: cosine of
-  their image embeddings >= the reference judge's `same` threshold. Without a loadable reference judge
-  the tagger's pooled features stand in, with the suite's `reference_threshold` (calibrated on the
-  demo world's ground-truth edits). The run records which judge decided.
+  their image embeddings >= a threshold. A suite that states a `reference_threshold` has calibrated it
+  on its own edits for the tagger's pooled features, which then decide (the demo suites: 0.62 for tagger
+  v2); otherwise the configured reference judge decides at its `same` threshold (SigLIP 2 on GPU
+  deployments), else the tagger's features at 0.75. The run records which judge decided.
 - `edit_identity_kept` = character kept AND reference same (only the latter when the tagger cannot tell).
 - Inpainting: `edit_lpips_outside_mask` (torchmetrics LPIPS, AlexNet, only when its weights are on disk)
   or `edit_pixel_l1_outside_mask` (mean absolute pixel change outside the mask, 0-1). Lower is better.
@@ -238,16 +239,20 @@ class SameCharacterJudges:
 
     @classmethod
     def build(cls, judges: Any, suite: Suite) -> "SameCharacterJudges":
+        """Who decides "same character" for edits: a suite that states its own `reference_threshold` has it
+        calibrated on its edits for the tagger's features, so those decide; otherwise the configured
+        reference judge (SigLIP 2 on GPU deployments), else the tagger's features at the default."""
         if judges.tagger is None:
             raise HubInputError(f"{suite.kind} suites need a tagger judge (add one to `judges` in the config)")
         reference = judges.reference
-        if reference is not None:
+        suite_threshold = suite.settings.get("reference_threshold")
+        if reference is not None and suite_threshold is None:
             embedder, info, threshold, kind = reference.embedder, reference.info, reference.threshold, "reference"
         else:
-            # No reference judge here (e.g. SigLIP 2 needs a GPU): the tagger's pooled features decide.
+            # An identity judge calibrated on characters is not calibrated on edits (a hair colour edit moves
+            # a name judge's embedding far more than the tagger's look features): the suite's own calibration wins.
             embedder, info = judges.tagger, judges.tagger.info
-            threshold = suite.settings.get("reference_threshold")
-            threshold = DEFAULT_REFERENCE_THRESHOLD if threshold is None else threshold
+            threshold = DEFAULT_REFERENCE_THRESHOLD if suite_threshold is None else suite_threshold
             kind = "tagger-features"
         preservation = LpipsOutsideMask.load_offline() or PixelOutsideMask()
         return cls(judges.tagger, embedder, info, float(threshold), preservation, kind, judges.name, judges)
