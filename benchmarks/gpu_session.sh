@@ -7,7 +7,10 @@
 #      recovery, compiled LoRA hot-swap), the families (Anima, Z-Image) and the name judge in float16;
 #   2. then, alone on the GPU, the SDXL-size serving numbers for docs/SCALING.md.
 # OUTDIR gets: the demo-edit parts and logs, session.log, gpu_check.json, gpu_ray_check.json.
+# DRY=1 runs every step small on a CPU (a rehearsal: tiny training, tiny SDXL configs).
 set -u
+if [ -n "${DRY:-}" ]; then export TINY=1; DEV=cpu; RAY_FLAGS=--tiny; else DEV=cuda; RAY_FLAGS=; fi
+PY=${PYTHON:-python3}
 OUTDIR=${1:-${OUT:-/tmp/gpu_session}}
 TRAIN_SECONDS=${TRAIN_SECONDS:-300}
 mkdir -p "$OUTDIR"
@@ -18,25 +21,25 @@ stamp() { echo "== $(( $(date +%s) - T0 ))s: $*" | tee -a "$LOG"; }
 
 # Wheels the device's Python lacks go behind its own packages (its torch and transformers stay in charge).
 if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl >>"$LOG" 2>&1
+  [ -n "${DRY:-}" ] || $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl >>"$LOG" 2>&1
 fi
 export PYTHONPATH=$PWD:/tmp/site
-python3 -c "import torch, diffusers, transformers, pydantic, sqlalchemy; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__, 'gpu', torch.cuda.get_device_name(0))" 2>&1 | tee -a "$LOG"
+$PY -c "import torch, diffusers, transformers, pydantic, sqlalchemy; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__, 'gpu', torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)" 2>&1 | tee -a "$LOG"
 
 stamp "demo-edit v2 training (background, ${TRAIN_SECONDS}s)"
-PYTHON=python3 bash demoworld/train_v2_gpu.sh "$OUTDIR" "$TRAIN_SECONDS" > /dev/null 2>&1 &
+PYTHON=$PY bash demoworld/train_v2_gpu.sh "$OUTDIR" "$TRAIN_SECONDS" > /dev/null 2>&1 &
 TRAIN=$!
 
 stamp "engine check"
-timeout 120 python3 benchmarks/gpu_check.py --out "$OUTDIR" >>"$LOG" 2>&1; echo "gpu_check exit $?" | tee -a "$LOG"
+timeout 120 $PY benchmarks/gpu_check.py --out "$OUTDIR" >>"$LOG" 2>&1; echo "gpu_check exit $?" | tee -a "$LOG"
 stamp "families check"
-DEV=cuda timeout 120 python3 benchmarks/gpu_families_check.py 2>&1 | grep -v "^\s*$" | tail -n 40 >>"$LOG"
+DEV=$DEV timeout 120 $PY benchmarks/gpu_families_check.py 2>&1 | grep -v "^\s*$" | tail -n 40 >>"$LOG"
 stamp "name judge check"
-timeout 90 python3 benchmarks/gpu_name_judge_check.py >>"$LOG" 2>&1; echo "name judge check exit $?" | tee -a "$LOG"
+timeout 90 $PY benchmarks/gpu_name_judge_check.py >>"$LOG" 2>&1; echo "name judge check exit $?" | tee -a "$LOG"
 
 stamp "waiting for the training"
 wait $TRAIN; echo "training exit $?" | tee -a "$LOG"
 stamp "SDXL-size serving numbers (alone on the GPU)"
-timeout 200 python3 benchmarks/gpu_ray_check.py --out "$OUTDIR" >>"$LOG" 2>&1; echo "gpu_ray_check exit $?" | tee -a "$LOG"
+timeout 200 $PY benchmarks/gpu_ray_check.py --out "$OUTDIR" $RAY_FLAGS >>"$LOG" 2>&1; echo "gpu_ray_check exit $?" | tee -a "$LOG"
 stamp "done"
 ls -la "$OUTDIR" | tee -a "$LOG"
