@@ -221,10 +221,11 @@ def test_v2_suites_match_the_generators(tmp_path):
     paraphrased = get_suite("demo-characters-paraphrased")
     assert [c.id for c in paraphrased.characters] == [c.id for c in chars.characters]
     for lang in cat.LANGUAGES:  # wordings the demo checkpoints never saw in training
-        assert paraphrased.characters[0].templates[lang] not in (cat.PORTRAIT_TEMPLATES[lang], "{name}")
+        assert paraphrased.document["templates"][lang] not in (cat.PORTRAIT_TEMPLATES[lang], "{name}")
+        assert chars.document["templates"][lang] == cat.PORTRAIT_TEMPLATES[lang]
     edits = get_suite("demo-edits")
     assert [c.id for c in edits.cases] == [f"{c}_{k}_{v}" for c, k, v in edit_suite.CASES]
-    assert edits.reference_threshold == edit_suite.REFERENCE_THRESHOLD
+    assert edits.document["reference_threshold"] == edit_suite.REFERENCE_THRESHOLD
     doc = edit_suite.build_reference_document()
     assert doc["kind"] == "reference" and len(doc["cases"]) == 2 * len(cat.CHARACTERS)
     assert {c["character_id"] for c in doc["cases"] if c["character"] is None} == NON_ANIME
