@@ -28,22 +28,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.tiny_suites import character_suite, write_prompts  # noqa: E402
+
 GOAL_EVAL_SPEEDUP = 1.6
 GOAL_REQUEST_OVERHEAD = 1.15
-
-SUITES = """\
-suite: bench-chars
-kind: character_recognition
-languages: [en, ja, es]
-vocabulary: vocab/v.txt
-templates: {en: "{name}, solo", ja: "{name}、ソロ", es: "{name}, en solitario"}
-characters:
-  - {id: miku, name: Hatsune Miku, franchise: Vocaloid, tag: hatsune_miku, tier: popular,
-     names: {en: Hatsune Miku, ja: 初音ミク, es: Hatsune Miku}}
-  - {id: kino, name: Kino, franchise: Kino no Tabi, tag: kino_(kino_no_tabi), tier: niche,
-     names: {en: Kino, ja: キノ, es: Kino}}
-  - {id: shrek, name: Shrek, franchise: Shrek, tag: null, tier: non_anime, names: {en: Shrek, ja: シュレック, es: Shrek}}
-"""
 
 
 class World:
@@ -53,9 +41,7 @@ class World:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="hub-bench-"))
         self.ray_temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-        (self.root / "prompts" / "vocab").mkdir(parents=True)
-        (self.root / "prompts" / "vocab" / "v.txt").write_text("1girl\nsolo\n", encoding="utf-8")
-        (self.root / "prompts" / "bench.yaml").write_text(SUITES, encoding="utf-8")
+        write_prompts(self.root / "prompts", character_suite("bench-chars"))
         (self.root / "data").mkdir()
         for key in ("HUB_DATA_DIR", "HUB_DATABASE_URL", "HUB_RAY_ADDRESS"):
             os.environ.pop(key, None)

@@ -59,7 +59,6 @@ import pandas as pd
 from PIL import Image
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from leaderboards.errors import InputError as HubInputError
 from leaderboards.arena_samples import sample_seeds, stored_samples, suite_prompts
@@ -531,24 +530,3 @@ class Arena:
 
         return personal_board(self.db, self.hasher.hash(session_id, "session"), min_votes=self.limits.personal_board_min_votes,
                               num_bootstrap=num_bootstrap)
-
-    def _check_rate(
-        self,
-        session: Session,
-        table: type[BattleRequest] | type[Vote],
-        session_hash: str | None,
-        ip_hash: str | None,
-        now: dt.datetime,
-        per_minute: int,
-        what: str,
-    ) -> None:
-        since = now - RATE_WINDOW
-        checks = ((table.session_hash, session_hash, per_minute), (table.ip_hash, ip_hash, per_minute * self.limits.ip_multiplier))
-        for column, value, limit in checks:
-            if value is None:
-                continue
-            recent = session.execute(
-                select(func.count()).select_from(table).where(column == value, table.created_at > since)
-            ).scalar_one()
-            if recent >= limit:
-                raise HubInputError(f"Too many {what}: at most {limit} per minute. Please wait a moment.")

@@ -14,42 +14,12 @@ from evals.plan import cache_key, item_seed
 from evals.runner import EvalError, EvalRunner, RunOptions
 from leaderboards.keys import format_adapters, parse_adapters
 from evals.worker import EvalWorker
+from tests.tiny_suites import MULTILINGUAL_SUITE, character_suite, write_prompts
 from hub.config import load_config
 from hub.errors import HubInputError
 from leaderboards.db import init_db
 from leaderboards.schema import EvalRun, Prompt, PromptSuite, Sample, Score
 
-SUITES = """\
-suite: tiny-chars
-kind: character_recognition
-languages: [en, ja, es]
-vocabulary: vocab/v.txt
-templates: {en: "{name}, solo", ja: "{name}、ソロ", es: "{name}, en solitario"}
-characters:
-  - {id: miku, name: Hatsune Miku, franchise: Vocaloid, tag: hatsune_miku, tier: popular,
-     names: {en: Hatsune Miku, ja: 初音ミク, es: Hatsune Miku}}
-  - {id: kino, name: Kino, franchise: Kino no Tabi, tag: kino_(kino_no_tabi), tier: niche,
-     names: {en: Kino, ja: キノ, es: Kino}}
-  - {id: shrek, name: Shrek, franchise: Shrek, tag: null, tier: non_anime, names: {en: Shrek, ja: シュレック, es: Shrek}}
----
-suite: tiny-ml
-kind: multilingual_fidelity
-languages: [en, ja, es]
-vocabulary: vocab/v.txt
-scenes:
-  - id: rainy
-    tags: [1girl, umbrella, rain]
-    texts:
-      en: {text: "a girl with an umbrella in the rain", status: reviewed}
-      ja: {text: "雨の中で傘をさす女の子", status: machine}
-      es: {text: "una chica con un paraguas bajo la lluvia", status: machine}
-  - id: cat
-    tags: [cat, window]
-    texts:
-      en: {text: "a cat by the window", status: reviewed}
-      ja: {text: "窓辺の猫", status: machine}
-      es: {text: "un gato junto a la ventana", status: machine}
-"""
 
 CONFIG = """\
 default_checkpoint: demo-random
@@ -79,10 +49,7 @@ THRESHOLD = 0.5  # the random tagger's character probabilities straddle 0.5: hit
 
 
 def write_world(root: Path, character_threshold: float = THRESHOLD) -> Path:
-    prompts = root / "prompts"
-    (prompts / "vocab").mkdir(parents=True, exist_ok=True)
-    (prompts / "vocab" / "v.txt").write_text("1girl\numbrella\nrain\ncat\nwindow\nsolo\n", encoding="utf-8")
-    (prompts / "tiny.yaml").write_text(SUITES, encoding="utf-8")
+    write_prompts(root / "prompts", character_suite(), MULTILINGUAL_SUITE)
     config = root / "config.yaml"
     config.write_text(CONFIG.format(data_dir=root / "data", character_threshold=character_threshold), encoding="utf-8")
     return config

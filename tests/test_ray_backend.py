@@ -35,30 +35,16 @@ from hub.errors import EngineError, HubInputError  # noqa: E402
 from hub.serving.cluster import RayClusterError, ServingCluster, parse_address  # noqa: E402
 from hub.serving.replica import LoggedEngine  # noqa: E402
 from leaderboards.db import init_db  # noqa: E402
+from tests.tiny_suites import character_suite, write_prompts  # noqa: E402
 from leaderboards.schema import EvalRun, Sample, Score  # noqa: E402
 
-SUITES = """\
-suite: tiny-chars
-kind: character_recognition
-languages: [en, ja, es]
-vocabulary: vocab/v.txt
-templates: {en: "{name}, solo", ja: "{name}、ソロ", es: "{name}, en solitario"}
-characters:
-  - {id: miku, name: Hatsune Miku, franchise: Vocaloid, tag: hatsune_miku, tier: popular,
-     names: {en: Hatsune Miku, ja: 初音ミク, es: Hatsune Miku}}
-  - {id: kino, name: Kino, franchise: Kino no Tabi, tag: kino_(kino_no_tabi), tier: niche,
-     names: {en: Kino, ja: キノ, es: Kino}}
-  - {id: shrek, name: Shrek, franchise: Shrek, tag: null, tier: non_anime, names: {en: Shrek, ja: シュレック, es: Shrek}}
-"""
 
 DEFAULTS = {"width": 64, "height": 64, "steps": 3, "cfg": 5.0, "sampler": "euler_a"}
 
 
 def write_world(root: Path, builtin_root: Path) -> dict[str, Path]:
     """Prompts, a data folder holding the builtin checkpoints, and one config per backend."""
-    (root / "prompts" / "vocab").mkdir(parents=True)
-    (root / "prompts" / "vocab" / "v.txt").write_text("1girl\nsolo\n", encoding="utf-8")
-    (root / "prompts" / "tiny.yaml").write_text(SUITES, encoding="utf-8")
+    write_prompts(root / "prompts", character_suite())
     (root / "data").mkdir()
     (root / "data" / "builtin").symlink_to(builtin_root, target_is_directory=True)
     base = {

@@ -37,24 +37,13 @@ except ImportError:  # tests/ is not a package
 
 from leaderboards import queue  # noqa: E402
 from leaderboards.db import Database  # noqa: E402
+from tests.tiny_suites import character_suite, write_prompts  # noqa: E402
 from leaderboards.schema import Battle, EvalRun, Sample, Vote, utcnow  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LEASE_S = 4.0
 DEFAULTS = {"width": 64, "height": 64, "steps": 3, "cfg": 5.0, "sampler": "euler_a"}
-SUITES = """\
-suite: tiny-chars
-kind: character_recognition
-languages: [en, ja, es]
-vocabulary: vocab/v.txt
-templates: {en: "{name}, solo", ja: "{name}、ソロ", es: "{name}, en solitario"}
-characters:
-  - {id: miku, name: Hatsune Miku, franchise: Vocaloid, tag: hatsune_miku, tier: popular,
-     names: {en: Hatsune Miku, ja: 初音ミク, es: Hatsune Miku}}
-  - {id: kino, name: Kino, franchise: Kino no Tabi, tag: kino_(kino_no_tabi), tier: niche,
-     names: {en: Kino, ja: キノ, es: Kino}}
-  - {id: shrek, name: Shrek, franchise: Shrek, tag: null, tier: non_anime, names: {en: Shrek, ja: シュレック, es: Shrek}}
-"""
+
 
 # One app replica: what `python app.py` builds (hub.ui.context.create_context, build_app, launch), with
 # the eval worker's lease and poll shortened so that the test does not wait minutes.
@@ -131,9 +120,7 @@ def cluster(tmp_path_factory, builtin_root, postgres_server):
 
     root = tmp_path_factory.mktemp("replicas")
     database_url = postgres_server.create_database()
-    (root / "prompts" / "vocab").mkdir(parents=True)
-    (root / "prompts" / "vocab" / "v.txt").write_text("1girl\nsolo\n", encoding="utf-8")
-    (root / "prompts" / "tiny.yaml").write_text(SUITES, encoding="utf-8")
+    write_prompts(root / "prompts", character_suite())
     (root / "data").mkdir()
     (root / "data" / "builtin").symlink_to(builtin_root, target_is_directory=True)
     config_path = root / "config.yaml"

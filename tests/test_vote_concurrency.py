@@ -29,6 +29,7 @@ from sqlalchemy import func, insert, select
 from leaderboards.arena import new_battle_id, rebuild_tallies, tallies_frame
 from leaderboards.db import Database, init_db
 from leaderboards.schema import Battle, Vote, VoteTally, utcnow
+from tests.threads import burst
 
 try:
     from tests.pg import postgres_server, postgres_url  # noqa: F401 - fixtures
@@ -191,32 +192,6 @@ def test_killed_voter_leaves_no_partial_rows(tmp_path):
         db.dispose()
 
 
-def _burst(call, n: int) -> Counter:
-    """call(i) for i < n from n threads released at once; counts 'ok' and each refusal message."""
-    from hub.errors import HubInputError
-
-    outcomes: Counter = Counter()
-    lock = threading.Lock()
-    barrier = threading.Barrier(n)
-
-    def worker(i: int) -> None:
-        barrier.wait(timeout=60)
-        try:
-            call(i)
-            key = "ok"
-        except HubInputError as err:
-            key = str(err)
-        with lock:
-            outcomes[key] += 1
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    return outcomes
-
-
 @pytest.mark.timeout(120)
 def test_burst_is_held_to_the_limits_exactly(database_url, tmp_path):
     """20 simultaneous votes from one session with a limit of 5 per minute: exactly 5 accepted (the
@@ -242,14 +217,14 @@ def test_burst_is_held_to_the_limits_exactly(database_url, tmp_path):
         arena = Arena(db, tmp_path / "arena", hasher, candidates=lambda: ["x", "y", "z"], generate=generate,
                       limits=ArenaLimits(votes_per_minute=5, battles_per_minute=5, ip_multiplier=2))
         battles = [arena.record_battle("x", "y", "p", "a", "b", session_hash=hasher.hash("burst")) for _ in range(20)]
-        votes = _burst(lambda i: arena.record_vote(battles[i], "model_a", session_id="burst", client_ip="10.9.9.9"), 20)
+        votes = burst(lambda i: arena.record_vote(battles[i], "model_a", session_id="burst", client_ip="10.9.9.9"), 20)
         assert votes == {"ok": 5, "Too many votes: at most 5 per minute. Please wait a moment.": 15}
-        served = _burst(lambda i: arena.create_battle("1girl", session_id="burst-b", client_ip="10.8.8.8"), 20)
+        served = burst(lambda i: arena.create_battle("1girl", session_id="burst-b", client_ip="10.8.8.8"), 20)
         assert served == {"ok": 5, "Too many new battles: at most 5 per minute. Please wait a moment.": 15}
         assert len(generated) == 10  # refused requests generated nothing
         # Per IP (5 x 2 = 10 a minute), 20 sessions behind one address.
         shared = [arena.record_battle("x", "z", "p", "a", "b", session_hash=hasher.hash(f"s{i}")) for i in range(20)]
-        by_ip = _burst(lambda i: arena.record_vote(shared[i], "tie", session_id=f"s{i}", client_ip="10.7.7.7"), 20)
+        by_ip = burst(lambda i: arena.record_vote(shared[i], "tie", session_id=f"s{i}", client_ip="10.7.7.7"), 20)
         assert by_ip == {"ok": 10, "Too many votes: at most 10 per minute. Please wait a moment.": 10}
         with db.session() as s:
             assert s.scalar(select(func.count()).select_from(Vote)) == 15

@@ -182,19 +182,28 @@ def check_loras(loras: Any, spec: CheckpointSpec, registry: ModelRegistry, confi
     return canonical_adapter_pairs(checked)
 
 
-def _common(spec: CheckpointSpec, config: HubConfig, steps: Any, cfg: Any, sampler: Any, seed: Any, batch: Any) -> dict[str, Any]:
+def _shared_fields(request: GenerationRequest | EditRequest, spec: CheckpointSpec, registry: ModelRegistry,
+                   config: HubConfig, negative: str) -> dict[str, Any]:
+    """The Job fields a generation and an edit check alike: sampling settings, negative prompt, LoRAs, priority."""
     limits, defaults = config.limits, spec.defaults
-    sampler = check_sampler(sampler or defaults.sampler)
+    sampler = check_sampler(request.sampler or defaults.sampler)
     family = get_family(spec.family)
     if family.denoiser == "transformer" and sampler not in ("default", defaults.sampler):
         raise HubInputError(f"{spec.id!r} supports only its own sampler ('default').")
     return {
-        "steps": check_int(defaults.steps if steps is None else steps, "Steps", 1, limits.max_steps),
-        "cfg": check_float(defaults.cfg if cfg is None else cfg, "CFG", 0.0, limits.max_cfg),
+        "steps": check_int(defaults.steps if request.steps is None else request.steps, "Steps", 1, limits.max_steps),
+        "cfg": check_float(defaults.cfg if request.cfg is None else request.cfg, "CFG", 0.0, limits.max_cfg),
         "sampler": sampler,
-        "seed": check_seed(seed),
-        "batch": check_int(batch, "Batch count", 1, limits.max_batch),
+        "seed": check_seed(request.seed),
+        "batch": check_int(request.batch, "Batch count", 1, limits.max_batch),
+        "negative_prompt": negative or defaults.negative_prompt,
+        "loras": check_loras(request.loras, spec, registry, config),
+        "priority": request.priority,
     }
+
+
+def _image_guidance(request: GenerationRequest | EditRequest, applies: bool) -> float | None:
+    return check_float(request.image_guidance, "Image guidance", 0.0, 10.0) if applies else None
 
 
 def snap_size(width: int, height: int, config: HubConfig, multiple: int = 8) -> tuple[int, int]:
@@ -264,20 +273,9 @@ def resolve_generation(request: GenerationRequest, registry: ModelRegistry, conf
         )
         if width % family.size_multiple or height % family.size_multiple:
             raise HubInputError(f"{spec.id!r} needs width and height in multiples of {family.size_multiple} (got {width}x{height}).")
-    common = _common(spec, config, request.steps, request.cfg, request.sampler, request.seed, request.batch)
-    return Job(
-        task=task,
-        spec=spec,
-        prompt=prompt,
-        negative_prompt=negative or spec.defaults.negative_prompt,
-        loras=check_loras(request.loras, spec, registry, config),
-        width=width,
-        height=height,
-        references=references,
-        image_guidance=check_float(request.image_guidance, "Image guidance", 0.0, 10.0) if task == "reference" else None,
-        priority=request.priority,
-        **common,
-    )
+    return Job(task=task, spec=spec, prompt=prompt, width=width, height=height, references=references,
+               image_guidance=_image_guidance(request, task == "reference"),
+               **_shared_fields(request, spec, registry, config, negative))
 
 
 def resolve_edit(request: EditRequest, registry: ModelRegistry, config: HubConfig) -> Job:
@@ -325,23 +323,11 @@ def resolve_edit(request: EditRequest, registry: ModelRegistry, config: HubConfi
     if (width, height) != image.size:
         image = image.resize((width, height), Image.Resampling.LANCZOS)
         mask = mask.resize((width, height), Image.Resampling.NEAREST) if mask is not None else None
-    common = _common(spec, config, request.steps, request.cfg, request.sampler, request.seed, request.batch)
-    return Job(
-        task=task,
-        spec=spec,
-        prompt=prompt,
-        negative_prompt=negative or spec.defaults.negative_prompt,
-        loras=check_loras(request.loras, spec, registry, config),
-        width=width,
-        height=height,
-        image=image,
-        mask=mask,
-        references=references,
-        strength=check_float(request.strength, "Strength", 0.01, 1.0) if task != "instruct" else None,
-        image_guidance=check_float(request.image_guidance, "Image guidance", 0.0, 10.0) if task == "instruct" else None,
-        priority=request.priority,
-        **common,
-    )
+    return Job(task=task, spec=spec, prompt=prompt, width=width, height=height, image=image, mask=mask,
+               references=references,
+               strength=check_float(request.strength, "Strength", 0.01, 1.0) if task != "instruct" else None,
+               image_guidance=_image_guidance(request, task == "instruct"),
+               **_shared_fields(request, spec, registry, config, negative))
 
 
 def job_settings(job: Job) -> dict[str, Any]:
