@@ -181,8 +181,7 @@ def test_committed_weights_fit_the_budget():
     edit = MODELS / "demo-edit"
     total = sum(folder_megabytes(f) for f in folders)
     assert total <= 40, total
-    if edit.exists():
-        assert total + folder_megabytes(edit) <= 60
+    assert total + folder_megabytes(edit) <= 60
     for name in ("demo-multilingual", "demo-english"):
         from safetensors import safe_open
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image, ImageDraw
@@ -50,6 +51,8 @@ def test_train_register_and_use_a_lora(app):
     assert read_recipe(with_lora).loras == (("user-aqua-test", 1.0),)
     assert read_recipe(without).loras == ()
     assert read_recipe(with_lora).seed == read_recipe(without).seed == 5
+    with Image.open(with_lora) as a, Image.open(without) as b:  # same seed: only the LoRA can make them differ
+        assert np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).mean() > 1.0
     # `steps` is an optional last parameter (older positional calls, as above, keep working).
     with_lora, without = client.predict("user-aqua-test", "aqua_test", "demo-random", 1.0, 5, 2, api_name="/lora_compare")
     assert read_recipe(with_lora).steps == read_recipe(without).steps == 2
