@@ -66,7 +66,7 @@ TABLES: tuple[Table, ...] = (
     ), extra_keys=("identity_kept",)),
     Table("references", "Character from a reference image (demo-edit on demo-references)", "hit_rate", (
         Row("`demo-edit`", "demo-edit", "demo-references"),
-    ), extra_keys=("reference_same",)),
+    ), extra_keys=("reference_same", "success")),
 )
 
 

@@ -4,7 +4,7 @@ A `hub:org/name` checkpoint is resolved to the commit its branch points at when 
 first loaded; that commit is stored on the checkpoint's database row, used for every load afterwards,
 and is the checkpoint's identity in sample cache keys. `hub:org/name@rev` pins explicitly (a branch or
 tag is resolved once, then pinned the same way). Moving to newer weights is explicit
-(`python -m leaderboards refresh ID`), and the new commit is a new version on the boards.
+(`python -m evals refresh ID`), and the new commit is a new version on the boards.
 
 Resolvers:
 - `HubCacheResolver(cache_dir)` reads a Hugging Face cache folder (`models--org--name/refs/<rev>` and

@@ -1,6 +1,6 @@
 """The eval queue: the one way to queue, claim, lease and finish eval runs.
 
-The Submit tab, `python -m leaderboards queue`, `python -m evals run`, the app's bootstrap runs and
+The Submit tab, `python -m evals queue`, `python -m evals run`, the app's bootstrap runs and
 every worker (local thread or Ray) go through these functions, so a run is recorded one way only.
 
 Claiming. A worker claims the oldest claimable run: one that is `queued`, or `running` under a lease
