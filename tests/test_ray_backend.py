@@ -8,11 +8,9 @@ px and 2-3 steps; the tiny random tagger as the judge.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -35,6 +33,7 @@ from hub.errors import EngineError, HubInputError  # noqa: E402
 from hub.serving.cluster import RayClusterError, ServingCluster, parse_address  # noqa: E402
 from hub.serving.replica import LoggedEngine  # noqa: E402
 from leaderboards.db import init_db  # noqa: E402
+from tests.ray_local import local_ray  # noqa: E402
 from tests.tiny_suites import character_suite, write_prompts  # noqa: E402
 from leaderboards.schema import EvalRun, Sample, Score  # noqa: E402
 
@@ -80,25 +79,10 @@ def write_world(root: Path, builtin_root: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def ray_address():
     """One local Ray instance (2 CPUs, no dashboard) for the module, in its own temp folder."""
-    saved = {key: os.environ.pop(key, None) for key in ("HUB_DATA_DIR", "HUB_DATABASE_URL", "HUB_RAY_ADDRESS")}
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     # Functions of this module run inside replicas (fault injection): ship them by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, logging_level="WARNING")
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        from ray import serve
-
-        try:
-            serve.shutdown()
-        finally:
-            ray.shutdown()
-            shutil.rmtree(temp, ignore_errors=True)
-            for key, value in saved.items():
-                if value is not None:
-                    os.environ[key] = value
+    with local_ray() as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

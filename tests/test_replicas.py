@@ -15,11 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -37,6 +35,7 @@ except ImportError:  # tests/ is not a package
 
 from leaderboards import queue  # noqa: E402
 from leaderboards.db import Database  # noqa: E402
+from tests.ray_local import local_ray  # noqa: E402
 from tests.tiny_suites import character_suite, write_prompts  # noqa: E402
 from leaderboards.schema import Battle, EvalRun, Sample, Vote, utcnow  # noqa: E402
 
@@ -143,37 +142,23 @@ def cluster(tmp_path_factory, builtin_root, postgres_server):
         "default_judges": {"tagger": "demo-random-tagger"},
     }, allow_unicode=True), encoding="utf-8")
 
-    saved = {key: os.environ.pop(key, None) for key in ("HUB_DATA_DIR", "HUB_DATABASE_URL", "HUB_RAY_ADDRESS", "HUB_SESSION_SALT")}
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, logging_level="WARNING")
     apps: list[AppProcess] = []
-    try:
-        address = ray.get_runtime_context().gcs_address
-        # Deploy the engine once, before the app replicas start (they find it running and share it).
-        ServingCluster.connect(load_config(config_path))
-        env = {**os.environ, "HUB_RAY_ADDRESS": address, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-               "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        apps = [AppProcess(name, root, config_path, root / "prompts", env) for name in ("a", "b")]
-        for app in apps:
-            app.wait_ready()
-        db = Database(database_url)
-        yield {"root": root, "config": config_path, "db": db, "apps": apps, "address": address, "env": env,
-               "database_url": database_url}
-        db.dispose()
-    finally:
-        for app in apps:
-            app.stop()
-        from ray import serve
-
+    with local_ray() as address:
         try:
-            serve.shutdown()
+            # Deploy the engine once, before the app replicas start (they find it running and share it).
+            ServingCluster.connect(load_config(config_path))
+            env = {**os.environ, "HUB_RAY_ADDRESS": address, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+                   "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+            apps = [AppProcess(name, root, config_path, root / "prompts", env) for name in ("a", "b")]
+            for app in apps:
+                app.wait_ready()
+            db = Database(database_url)
+            yield {"root": root, "config": config_path, "db": db, "apps": apps, "address": address, "env": env,
+                   "database_url": database_url}
+            db.dispose()
         finally:
-            ray.shutdown()
-            shutil.rmtree(temp, ignore_errors=True)
-            for key, value in saved.items():
-                if value is not None:
-                    os.environ[key] = value
+            for app in apps:
+                app.stop()
 
 
 def client(url: str, session: str):
