@@ -187,6 +187,91 @@ class Limits(_Strict):
         return self.max_rating != "explicit"
 
 
+ROLES = ("visitor", "user", "maintainer")
+Role = Literal["visitor", "user", "maintainer"]
+AUTH_MODES = ("auto", "none", "hf_oauth", "token")
+
+
+class TokenSpec(_Strict):
+    """A sign-in token (mode `token`): only its SHA-256 is written down, never the token itself."""
+
+    id: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    role: Literal["user", "maintainer"] = "user"
+
+    _id = field_validator("id")(check_id)
+
+
+class AuthSettings(_Strict):
+    """Who is who. `none`: everyone is the local maintainer (one person on their own machine; the page
+    says so). `hf_oauth`: Hugging Face sign-in (a Space). `token`: tokens whose hashes are listed here
+    or in `HUB_AUTH_TOKENS` (`id:role:sha256,...`). `auto`: `hf_oauth` on a Space, else `none`.
+    `HUB_AUTH_MODE` overrides the mode."""
+
+    mode: Literal["auto", "none", "hf_oauth", "token"] = "auto"
+    # HF usernames (hf_oauth) or token ids (token) that get the maintainer role.
+    maintainers: list[str] = []
+    tokens: list[TokenSpec] = []
+    # An author's own registration is approved at once (never on a Space: leave it off there).
+    auto_approve: bool = False
+
+    @property
+    def resolved_mode(self) -> str:
+        mode = os.environ.get("HUB_AUTH_MODE") or self.mode
+        if mode not in AUTH_MODES:
+            raise ConfigError(f"HUB_AUTH_MODE={mode!r}: choose one of {', '.join(AUTH_MODES)}")
+        if mode == "auto":
+            return "hf_oauth" if os.environ.get("SPACE_ID") else "none"
+        return mode
+
+
+class Permissions(_Strict):
+    """The lowest role allowed each action (visitor < user < maintainer)."""
+
+    vote: Role = "visitor"
+    generate: Role = "visitor"
+    register_checkpoint: Role = "user"
+    queue_eval: Role = "user"
+    upload_gallery: Role = "user"
+    train_lora: Role = "user"
+
+
+class Quotas(_Strict):
+    """Per signed-in user, over the last 24 hours (maintainers are not counted)."""
+
+    registrations_per_day: int = Field(3, ge=0)
+    eval_gpu_hours_per_day: float = Field(4.0, ge=0)
+    galleries_per_day: int = Field(10, ge=0)
+    lora_trainings_per_day: int = Field(2, ge=0)
+    # The eval quota weighs a run by its estimated GPU time: images it will generate x this.
+    eval_gpu_seconds_per_image: float = Field(6.0, gt=0)
+
+
+class ServerSettings(_Strict):
+    """What the web server trusts. `trusted_proxies`: CIDRs of the proxies in front of the hub (on a
+    Space, the Space's proxy); `X-Forwarded-For` is read only when the direct peer is one of them."""
+
+    trusted_proxies: list[str] = []
+    # The session cookie: SameSite `none` (with Secure) where the page is embedded, as on a Space;
+    # None picks `none` on a Space and `lax` elsewhere.
+    cookie_samesite: Literal["lax", "strict", "none"] | None = None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        import ipaddress
+
+        for value in values:
+            ipaddress.ip_network(value, strict=False)  # ValueError names the bad entry
+        return values
+
+    @property
+    def samesite(self) -> str:
+        if self.cookie_samesite is not None:
+            return self.cookie_samesite
+        return "none" if os.environ.get("SPACE_ID") else "lax"
+
+
 class RaySettings(_Strict):
     """Serving and eval workers on Ray (engine.backend: ray); see docs/SCALING.md."""
 
@@ -236,6 +321,10 @@ class HubConfig(_Strict):
     data_dir: str = "hub_data"
     engine: EngineSettings = EngineSettings()
     limits: Limits = Limits()
+    auth: AuthSettings = AuthSettings()
+    permissions: Permissions = Permissions()
+    quotas: Quotas = Quotas()
+    server: ServerSettings = ServerSettings()
     arena_checkpoints: list[str] = []  # empty: every available checkpoint of a generation family
     edit_arena_checkpoints: list[str] = []  # empty: every available checkpoint that edits images
     bootstrap_evals: list[BootstrapEval] = []  # queued on a fresh database; empty disables it

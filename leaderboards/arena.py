@@ -83,6 +83,7 @@ from leaderboards.arena_votes import (
     vote_counts,
 )
 from leaderboards.db import Database
+from leaderboards.moderation import is_banned
 from leaderboards.schema import (
     CUSTOM_LANGUAGE,
     VOTE_OUTCOMES,
@@ -122,6 +123,7 @@ log = logging.getLogger(__name__)
 
 BATTLE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 MAX_DRAWS = 3
+BANNED_MESSAGE = "This session or address is banned from the arena."
 WITHHELD_MESSAGE = "The content filter withheld the images for this prompt: try another prompt."
 
 # (checkpoint_id, prompt, seed) -> (PIL image, recipe or None). The recipe goes to `save_image`.
@@ -409,6 +411,8 @@ class Arena:
         now = self._now()
         with self.db.write_session() as session:
             advisory_lock(session, "battle", session_hash, ip_hash)
+            if is_banned(session, session_hash, ip_hash):
+                raise HubInputError(BANNED_MESSAGE)
             check_rate(session, BattleRequest, session_hash, ip_hash, now, self.limits.battles_per_minute,
                        self.limits.ip_multiplier, "new battles")
             session.add(BattleRequest(kind=kind, session_hash=session_hash, ip_hash=ip_hash, created_at=now))
@@ -445,6 +449,8 @@ class Arena:
         try:
             with self.db.write_session() as session:
                 advisory_lock(session, "vote", session_hash, ip_hash)
+                if is_banned(session, session_hash, ip_hash):
+                    raise HubInputError(BANNED_MESSAGE)
                 battle = session.get(Battle, battle_id, with_for_update=True)
                 if battle is None:
                     raise HubInputError("Unknown battle: start a new battle.")

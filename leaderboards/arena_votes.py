@@ -1,7 +1,8 @@
 """Arena votes as data: which votes count, the running tallies, and the public votes download.
 
-A vote *counts* (tallies, ratings, boards, the download) when it is live (not undone) and blind (cast
-before the battle's names were shown to that voter; only a vote cast again after an undo is not).
+A vote *counts* (tallies, ratings, boards, the download) when it is live (not undone), blind (cast
+before the battle's names were shown to that voter; only a vote cast again after an undo is not) and
+not voided by a maintainer (`leaderboards.moderation.void_votes`).
 `vote_tallies` holds the counted votes of 'generate' battles and is kept in step by the vote and undo
 transactions; `rebuild_tallies` recomputes it from `votes` (repair tool).
 
@@ -34,8 +35,8 @@ COUNT_COLUMNS = ["model_a", "model_b", "winner", "count"]
 
 
 def counted() -> ColumnElement[bool]:
-    """The votes that count: live (not undone) and blind."""
-    return and_(Vote.undone_at.is_(None), Vote.blind.is_(True))
+    """The votes that count: live (not undone), blind, and not voided by a maintainer."""
+    return and_(Vote.undone_at.is_(None), Vote.blind.is_(True), Vote.voided_at.is_(None))
 
 
 def rows_frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from sqlalchemy import or_, select, update
 from leaderboards.db import Database
 from leaderboards.errors import InputError
 from leaderboards.keys import canonical_adapters
+from leaderboards.quotas import spend
 from leaderboards.schema import Checkpoint, EvalRun, as_utc, utcnow
 
 DEFAULT_LEASE_SECONDS = 90.0
@@ -58,9 +59,16 @@ def queue_run(
     adapters: str = "",
     settings: dict[str, Any] | None = None,
     known_suites: Collection[str] | None = None,
+    owner: str | None = None,
+    gpu_seconds: float = 0.0,
+    quota_seconds: float | None = None,
 ) -> int:
-    """Record a queued run; refuses unknown/retired checkpoints, unknown suites and a duplicate of a run
-    that is already queued or running. Returns the run id."""
+    """Record a queued run; refuses unknown/retired/rejected/hidden checkpoints, unknown suites and a
+    duplicate of a run that is already queued or running. Returns the run id.
+
+    `owner` is who queued it; with `quota_seconds`, the run's estimated `gpu_seconds` is spent from
+    the owner's daily eval quota in the same transaction (`leaderboards.quotas`). A run of a pending
+    checkpoint waits in the queue until a maintainer approves the checkpoint."""
     suite_name = (suite_name or "").strip()
     if not suite_name:
         raise InputError("Choose a suite.")
@@ -74,6 +82,8 @@ def queue_run(
             raise InputError(f"Unknown checkpoint {str(checkpoint_id)[:80]!r}: register it first.")
         if checkpoint.status == "retired":
             raise InputError(f"Checkpoint {checkpoint_id!r} is retired.")
+        if checkpoint.hidden or checkpoint.approval == "rejected":
+            raise InputError(f"Checkpoint {checkpoint_id!r} is not accepted on this hub.")
         pending = session.execute(
             select(EvalRun.id, EvalRun.settings).where(
                 EvalRun.checkpoint_id == checkpoint_id,
@@ -85,7 +95,10 @@ def queue_run(
         for run_id, run_settings in pending:
             if _request_part(run_settings) == _request_part(settings):
                 raise InputError(f"The same run is already queued or running (run {run_id}).")
-        run = EvalRun(checkpoint_id=checkpoint_id, suite_name=suite_name, adapters=adapters, settings=settings, status="queued")
+        if owner is not None and quota_seconds is not None:
+            spend(session, owner, "eval_gpu_seconds", gpu_seconds, quota_seconds, target=f"{checkpoint_id}/{suite_name}")
+        run = EvalRun(checkpoint_id=checkpoint_id, suite_name=suite_name, adapters=adapters, settings=settings, status="queued",
+                      owner=owner, gpu_seconds=float(gpu_seconds))
         session.add(run)
         session.flush()
         return int(run.id)
@@ -121,6 +134,11 @@ def claim_next_run(db: Database, worker_id: str, *, lease_seconds: float = DEFAU
         EvalRun.status == "queued",
         (EvalRun.status == "running") & (EvalRun.lease_expires_at.is_not(None)) & (EvalRun.lease_expires_at < now),
     )
+    # Nothing runs (no download, no GPU time) for a checkpoint a maintainer has not approved, or hid.
+    accepted = EvalRun.checkpoint_id.in_(
+        select(Checkpoint.id).where(Checkpoint.approval == "approved", Checkpoint.hidden.is_(False))
+    )
+    claimable = claimable & accepted
     for _ in range(50):  # another claimer may win a row between our read and our update: try the next
         with db.write_session() as session:
             query = select(EvalRun).where(claimable).order_by(EvalRun.created_at, EvalRun.id).limit(1)

@@ -43,6 +43,7 @@ NAMING_CONVENTION = {
 
 VOTE_OUTCOMES = ("model_a", "model_b", "tie", "tie (bothbad)")
 CHECKPOINT_STATUSES = ("registered", "available", "failed", "retired")
+APPROVALS = ("pending", "approved", "rejected")
 RUN_STATUSES = ("queued", "running", "complete", "failed")
 BATTLE_KINDS = ("generate", "edit")
 # Battle language for free-text prompts typed by users (not from a stored eval suite).
@@ -89,6 +90,12 @@ class Checkpoint(Base):
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="registered")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Who registered it (`hf:<name>`, `token:<id>`, `local`; None for the config's own checkpoints).
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # pending | approved | rejected: nothing is downloaded, loaded or run before a maintainer approves.
+    approval: Mapped[str] = mapped_column(String(16), default="approved", server_default="approved")
+    # Hidden by a maintainer: off every board, out of the engine and the arena; rows and votes kept.
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Adapter(Base):
@@ -165,6 +172,9 @@ class EvalRun(Base):
     # is claimed again by another worker (leaderboards.queue).
     worker_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)  # who queued it (None: the hub)
+    # Estimated GPU seconds (images x the per-image estimate): what the queue quota counts.
+    gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
@@ -284,6 +294,8 @@ class Vote(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     undone_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     blind: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Voided by a maintainer (vote stuffing): kept on record, never counted again.
+    voided_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
 
 class BattleRequest(Base):
@@ -322,7 +334,69 @@ class VoteTally(Base):
     n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class SignIn(Base):
+    """A browser session signed in with a token (auth mode `token`): the session's salted hash -> who.
+    Hugging Face sign-ins live in Gradio's own OAuth session cookie instead."""
+
+    __tablename__ = "sign_ins"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class UsageEvent(Base):
+    """What a signed-in user spent (registrations, eval GPU seconds, galleries, LoRA trainings): the
+    quotas sum these over the last day, under the same lock as the insert that spends them."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (Index("ix_usage_events_user_action_created", "user", "action", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[float] = mapped_column(Float, default=1.0)
+    target: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Ban(Base):
+    """A banned session or IP (salted hashes): refused at the arena and every signed-in action."""
+
+    __tablename__ = "bans"
+    __table_args__ = (
+        UniqueConstraint("kind", "value_hash", name="uq_bans_kind_value"),
+        CheckConstraint("kind IN ('session', 'ip')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value_hash: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """Every maintainer action: who, what, on what, when (shown in the maintainer tab, exported as CSV)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(500))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 __all__ = [
+    "AuditEntry",
+    "Ban",
+    "SignIn",
+    "UsageEvent",
     "Adapter",
     "Base",
     "Battle",

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from leaderboards.db import Database
 from leaderboards.errors import InputError as HubInputError
+from leaderboards.quotas import spend
 from leaderboards.schema import Checkpoint, EvalRun
 
 CHECKPOINT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -71,12 +72,32 @@ def _resolve_inside(raw: str, roots: Sequence[Path]) -> Path:
     full = candidate if candidate.is_absolute() else resolved_roots[0] / candidate
     resolved = full.resolve()  # follows symlinks: a link out of the root is caught below
     if not any(resolved == root or root in resolved.parents for root in resolved_roots):
-        raise HubInputError(
-            "Local checkpoints must be inside the upload folder(s): " + ", ".join(str(r) for r in resolved_roots)
-        )
+        # Named as the page names it ("uploads/"): no server path in any message.
+        raise HubInputError("Local checkpoints must be inside the upload folder (uploads/).")
     if not resolved.exists():
-        raise HubInputError(f"Nothing found at {raw!r}.")
+        raise HubInputError(f"Nothing found at {public_path(raw)!r}.")
     return resolved
+
+
+# Display names are shown in tables, messages and CSV files: plain text only.
+DISPLAY_NAME_FORBIDDEN = re.compile(r"[<>\x00-\x1f\x7f`\[\]|\\]")
+FORMULA_START = ("=", "+", "-", "@")
+ABSOLUTE_PATH = re.compile(r"(?<![\w/.])/(?:[^/\s'\"]+/)+([^/\s'\"]*)")
+
+
+def public_path(text: str) -> str:
+    """`text` with every absolute path cut to its last part (no server path reaches a page)."""
+    return ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), str(text))
+
+
+def check_display_name(name: str) -> str:
+    """A display name: 1-100 characters of plain text (no markup, no spreadsheet formula start)."""
+    name = " ".join((name or "").split())
+    if len(name) > 100:
+        raise HubInputError("The display name is too long (max 100 characters).")
+    if DISPLAY_NAME_FORBIDDEN.search(name) or name.startswith(FORMULA_START):
+        raise HubInputError("The display name must be plain text: no < > [ ] ` | \\ and no leading = + - @.")
+    return name
 
 
 def check_safetensors_file(path: Path) -> None:
@@ -160,17 +181,23 @@ def register_checkpoint(
     display_name: str | None = None,
     allowed_roots: Sequence[Path] = (),
     revision: str | None = None,
+    checked: CheckedSource | None = None,
+    owner: str | None = None,
+    approved: bool = True,
+    quota: int | None = None,
 ) -> Checkpoint:
     """Register a new checkpoint (status 'registered'). Refuses duplicates of id, source or weights.
-    `revision`: the commit a `hub:` source resolved to (its version from now on)."""
+    `revision`: the commit a `hub:` source resolved to (its version from now on). `checked`: the
+    caller's `check_source` result (not hashed twice). `owner` registers it; `approved=False` leaves it
+    `pending` for a maintainer; `quota` (registrations a day) is spent from the owner's quota."""
     checkpoint_id = check_checkpoint_id(checkpoint_id)
     family = check_family(family, families)
-    checked = check_source(source, allowed_roots)
-    name = (display_name or "").strip() or checkpoint_id
-    if len(name) > 200:
-        raise HubInputError("The display name is too long (max 200 characters).")
+    checked = checked or check_source(source, allowed_roots)
+    name = check_display_name(display_name or "") or checkpoint_id
     try:
         with db.write_session() as session:
+            if owner is not None and quota is not None:
+                spend(session, owner, "register", 1, quota, target=checkpoint_id)
             if session.get(Checkpoint, checkpoint_id) is not None:
                 raise HubInputError(f"Checkpoint id {checkpoint_id!r} is already registered.")
             same_source = session.execute(select(Checkpoint.id).where(Checkpoint.source == checked.source)).scalar()
@@ -189,6 +216,8 @@ def register_checkpoint(
                 revision=revision if checked.kind == "hub" else checked.sha256,
                 is_demo=False,
                 status="registered",
+                owner=owner,
+                approval="approved" if approved else "pending",
             )
             session.add(row)
     except IntegrityError:  # registered concurrently
@@ -198,24 +227,29 @@ def register_checkpoint(
 
 def runs_table(db: Database, limit: int = 200, checkpoint_id: str | None = None) -> pd.DataFrame:
     columns = ["run", "checkpoint", "version", "suite", "adapters", "status", "generated", "reused", "created", "started",
-               "finished", "error"]
+               "finished", "error", "owner", "gpu_hours"]
     with db.session() as session:
         query = select(EvalRun).order_by(EvalRun.id.desc()).limit(limit)
         if checkpoint_id:
             query = query.where(EvalRun.checkpoint_id == checkpoint_id)
         rows = [
             (r.id, r.checkpoint_id, (r.checkpoint_version or "")[:10], r.suite_name, r.adapters, r.status, r.n_generated, r.n_reused,
-             r.created_at, r.started_at, r.finished_at, (r.error or "")[:200])
+             r.created_at, r.started_at, r.finished_at, public_path(r.error or "")[:200], r.owner or "",
+             round((r.gpu_seconds or 0.0) / 3600, 3))
             for r in session.execute(query).scalars()
         ]
     return pd.DataFrame(rows, columns=columns)
 
 
 def checkpoints_table(db: Database) -> pd.DataFrame:
-    columns = ["checkpoint", "name", "family", "source", "version", "status", "demo", "registered"]
+    """Every checkpoint a visitor may see (hidden ones left out), sources without server paths."""
+    columns = ["checkpoint", "name", "family", "source", "version", "status", "approval", "demo", "registered"]
     with db.session() as session:
         rows = [
-            (c.id, c.display_name, c.family, c.source, (c.revision or c.sha256 or "")[:12], c.status, c.is_demo, c.created_at)
-            for c in session.execute(select(Checkpoint).order_by(Checkpoint.created_at, Checkpoint.id)).scalars()
+            (c.id, c.display_name, c.family, public_path(c.source), (c.revision or c.sha256 or "")[:12], c.status, c.approval,
+             c.is_demo, c.created_at)
+            for c in session.execute(
+                select(Checkpoint).where(Checkpoint.hidden.is_(False)).order_by(Checkpoint.created_at, Checkpoint.id)
+            ).scalars()
         ]
     return pd.DataFrame(rows, columns=columns)

@@ -123,7 +123,11 @@ def launch_kwargs(ctx: HubContext) -> dict[str, Any]:
     secrets = [data / name for name in ("hub.sqlite3", "hub.sqlite3-wal", "hub.sqlite3-shm", "session_salt", "builtin", "hash_cache.json")]
     limits = ctx.config.limits
     params = {"undo_seconds": limits.undo_seconds, "personal_board_min_votes": limits.personal_board_min_votes, "no_tier": NO_TIER}
+    from hub.ui.identity import middleware_for
+
     return {
+        # Server-issued signed session cookies and nosniff on every response (hub/ui/identity.py).
+        "app_kwargs": {"middleware": middleware_for(ctx)},
         "blocked_paths": [str(path) for path in secrets],
         "max_file_size": ctx.config.limits.max_upload_bytes,
         "i18n": i18n_for(ctx.config, params=params),

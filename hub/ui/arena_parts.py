@@ -1,5 +1,5 @@
 """The arena's parts that do not depend on one page: the page script (enlargement, vote keys), the
-client's session and IP, which checkpoints battle, the process's `Arena` (with the content filter's
+which checkpoints battle, the process's `Arena` (with the content filter's
 `is_withheld` hook), the vote panel, and the vote export. `arena_tab.py` builds the page from them."""
 
 from __future__ import annotations
@@ -85,22 +85,6 @@ PAGE_JS = """
   });
 }
 """
-
-
-def client_ip(request: gr.Request | None) -> str | None:
-    """The client's IP: the first X-Forwarded-For hop behind a proxy (Spaces), else the socket peer."""
-    if request is None:
-        return None
-    headers = getattr(request, "headers", None) or {}
-    forwarded = headers.get("x-forwarded-for", "") if hasattr(headers, "get") else ""
-    if forwarded:
-        return forwarded.split(",")[0].strip() or None
-    client = getattr(request, "client", None)
-    return getattr(client, "host", None)
-
-
-def session_id(request: gr.Request | None) -> str | None:
-    return getattr(request, "session_hash", None) if request is not None else None
 
 
 def _load(path: Any) -> Image.Image:

@@ -24,7 +24,8 @@ In the page: the two images side by side at one size, small ones enlarged with n
 shown and the buttons are enabled); an "Undo my vote" button for 30 s after a vote. Every text is
 translated (`hub/ui/locales`); messages and errors come back in the page's language.
 
-Sessions are Gradio session hashes plus the client IP, stored only as salted hashes.
+Sessions are the server-issued signed cookie (`hub.ui.identity`) plus the trusted client address
+(`server.trusted_proxies`), stored only as salted hashes; a client-chosen Gradio session_hash is never used.
 The edit arena's "Random demo portrait" button uses `ctx.demo_portrait` (a callable returning
 (image, instruction)) and is hidden when the context has none. Prompts go through the content filter's
 blocklist, and the arena asks `ctx.is_withheld` about both images before a battle is served.
@@ -56,14 +57,13 @@ from hub.ui.arena_parts import (  # noqa: F401 - re-exported: tests and tools im
     _load,
     _write_export,
     arena_candidates,
-    client_ip,
     edit_arena_candidates,
     make_arena,
-    session_id,
     vote_panel,
 )
 from hub.ui.common import gpu_event_options, gpu_function, translated_tab, user_error
 from hub.ui.context import HubContext
+from hub.ui.identity import allowed
 from hub.ui.i18n import LocalizedError, page_language, t, tr
 from leaderboards.arena_boards import PERSONAL_COLUMNS, arena_categories, category_board
 from leaderboards.arena_votes import EXPORT_FORMATS
@@ -80,12 +80,18 @@ def build_tab(ctx: HubContext) -> None:
     export_dir = Path(tempfile.mkdtemp(prefix="hub-arena-votes-"))  # served: outside the data dir
     content_filter = ctx.content_filter
 
+    def caller(request: gr.Request, action: str) -> tuple[str | None, str | None]:
+        # The server-issued session and the trusted client address (never the client's session_hash
+        # or a forwarded-for header from an untrusted peer); refused when the role may not `action`.
+        who = allowed(ctx, request, action)
+        return who.session_id, who.client_ip
+
     @gpu_function
     def battle(prompt: str, request: gr.Request) -> tuple[str, Image.Image, Image.Image]:
         try:
             if content_filter is not None:
                 content_filter.check_prompt(prompt)
-            served = arena.create_battle(prompt, session_id(request), client_ip(request))
+            served = arena.create_battle(prompt, *caller(request, "generate"))
         except (HubInputError, EngineError) as err:
             raise user_error(err, request) from None
         # Returned as pixels: Gradio stores them under content-hash names (the data dir is not served).
@@ -100,7 +106,7 @@ def build_tab(ctx: HubContext) -> None:
                 content_filter.check_prompt(instruction)
             # Our own reader checks size and format before decoding a pixel.
             source = open_upload(image, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels)
-            served = arena.create_edit_battle(source, instruction, session_id(request), client_ip(request))
+            served = arena.create_edit_battle(source, instruction, *caller(request, "generate"))
         except (HubInputError, EngineError) as err:
             raise user_error(err, request) from None
         return served.battle_id, _load(served.image_a), _load(served.image_b)
@@ -112,7 +118,7 @@ def build_tab(ctx: HubContext) -> None:
 
     def vote(battle_id: str, outcome: str, request: gr.Request) -> tuple[str, str]:
         try:
-            result = arena.record_vote(battle_id, outcome, session_id(request), client_ip(request))
+            result = arena.record_vote(battle_id, outcome, *caller(request, "vote"))
         except HubInputError as err:
             raise user_error(err, request) from None
         return result.name_a, result.name_b
@@ -122,7 +128,7 @@ def build_tab(ctx: HubContext) -> None:
         try:
             if not battle_id:
                 raise LocalizedError("err.start_battle_first")
-            result = arena.record_vote(battle_id, outcome, session_id(request), client_ip(request))
+            result = arena.record_vote(battle_id, outcome, *caller(request, "vote"))
         except HubInputError as err:
             raise user_error(err, request) from None
         label = tr(lang, dict((o, k) for k, o in VOTE_BUTTONS)[outcome].replace("ui.", "msg.", 1))
@@ -135,7 +141,7 @@ def build_tab(ctx: HubContext) -> None:
     def undo_vote_api(battle_id: str, request: gr.Request) -> str:
         """Undo this session's last vote (within 30 s, once per battle). Returns a short message."""
         try:
-            arena.undo_vote(battle_id, session_id(request), client_ip(request))
+            arena.undo_vote(battle_id, *caller(request, "vote"))
         except HubInputError as err:
             raise user_error(err, request) from None
         return tr(page_language(request), "msg.arena.undone")
@@ -148,7 +154,7 @@ def build_tab(ctx: HubContext) -> None:
     def personal_board(request: gr.Request) -> tuple[str, pd.DataFrame]:
         lang = page_language(request)
         try:
-            table = arena.personal_board(session_id(request))
+            table = arena.personal_board(caller(request, "vote")[0])
         except HubInputError as err:
             return user_error(err, request).message, pd.DataFrame(columns=PERSONAL_COLUMNS)
         return tr(lang, "msg.arena.personal", votes=table.attrs["votes"]), table

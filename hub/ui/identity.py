@@ -1,0 +1,246 @@
+"""Who a request comes from: the server-issued session cookie, the trusted client address, the signed-in
+user and their role (see `hub.access` for the rules).
+
+Sessions: `SessionCookies` is an ASGI middleware in front of the whole app. Every request carries a
+signed, HTTP-only cookie `hub_session` (itsdangerous, keyed by the hub's session salt,
+`HUB_SESSION_SALT`); a request without one, or with a forged or expired one, gets a fresh id: the
+middleware puts the new cookie into the request itself (so the handler sees it at once) and sets it on
+the response. A Gradio `session_hash` is chosen by the client and is never used as an identity.
+The same middleware serves every response with `X-Content-Type-Options: nosniff`.
+
+Sign-in, by `auth.mode`:
+- `none`: every caller is the local maintainer (the page says so);
+- `token`: the API sends `X-Hub-Token: <token>`; the page signs its session in with a token
+  (stored as the session's salted hash -> user in `sign_ins`);
+- `hf_oauth`: Gradio's Hugging Face OAuth (`gr.LoginButton`), read from its session
+  (`oauth_info.userinfo.preferred_username`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from http.cookies import SimpleCookie
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete
+
+from hub.access import (
+    AccessDenied,
+    Identity,
+    check_token,
+    client_address,
+    configured_tokens,
+    local_identity,
+    require,
+    role_of,
+)
+from hub.config import HubConfig
+from hub.ui.context import HubContext
+from leaderboards.arena_sessions import SessionHasher, load_salt
+from leaderboards.schema import SignIn, utcnow
+
+COOKIE_NAME = "hub_session"
+TOKEN_HEADER = "x-hub-token"
+COOKIE_MAX_AGE_S = 30 * 24 * 3600
+
+
+class SessionSigner:
+    """Signs and checks session ids (the cookie's value)."""
+
+    def __init__(self, salt: bytes) -> None:
+        self._serializer = URLSafeTimedSerializer(salt, salt="sakuga-hub-session")
+
+    def issue(self) -> tuple[str, str]:
+        """A new (session id, cookie value)."""
+        session_id = secrets.token_urlsafe(24)
+        return session_id, self._serializer.dumps(session_id)
+
+    def check(self, value: str | None) -> str | None:
+        """The session id in a cookie value we signed, else None."""
+        if not value or len(value) > 200:
+            return None
+        try:
+            session_id = self._serializer.loads(value, max_age=COOKIE_MAX_AGE_S)
+        except BadSignature:
+            return None
+        return session_id if isinstance(session_id, str) else None
+
+
+def _cookie_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"cookie":
+            jar = SimpleCookie()
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:  # noqa: BLE001 - a malformed Cookie header is no session
+                continue
+            if COOKIE_NAME in jar:
+                return jar[COOKIE_NAME].value
+    return None
+
+
+class SessionCookies:
+    """ASGI middleware: a signed session cookie on every request, nosniff on every response."""
+
+    def __init__(self, app: Any, signer: SessionSigner, samesite: str = "lax") -> None:
+        self.app = app
+        self.signer = signer
+        self.samesite = samesite
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = list(scope.get("headers") or [])
+        new_cookie = None
+        if self.signer.check(_cookie_from_headers(headers)) is None:
+            _, new_cookie = self.signer.issue()
+            # Drop the client's cookie of that name (forged or stale) and hand the handler ours.
+            kept = []
+            for name, value in headers:
+                if name == b"cookie":
+                    parts = [p for p in value.decode("latin-1").split(";") if p.strip().split("=", 1)[0] != COOKIE_NAME]
+                    value = "; ".join(p.strip() for p in parts).encode("latin-1")
+                    if not value:
+                        continue
+                kept.append((name, value))
+            kept.append((b"cookie", f"{COOKIE_NAME}={new_cookie}".encode("latin-1")))
+            scope = dict(scope, headers=kept)
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                out = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-content-type-options"]
+                out.append((b"x-content-type-options", b"nosniff"))
+                if new_cookie is not None:
+                    flags = f"; Path=/; Max-Age={COOKIE_MAX_AGE_S}; HttpOnly; SameSite={self.samesite.capitalize()}"
+                    if self.samesite == "none":
+                        flags += "; Secure"  # browsers drop SameSite=None cookies that are not Secure
+                    out.append((b"set-cookie", f"{COOKIE_NAME}={new_cookie}{flags}".encode("latin-1")))
+                message = dict(message, headers=out)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def signer_for(ctx: HubContext) -> SessionSigner:
+    existing = getattr(ctx, "_session_signer", None)
+    if existing is None:
+        existing = SessionSigner(load_salt(ctx.data_dir))
+        ctx._session_signer = existing  # type: ignore[attr-defined]
+    return existing
+
+
+def middleware_for(ctx: HubContext) -> list[Any]:
+    """`app_kwargs["middleware"]` for `demo.launch`."""
+    from starlette.middleware import Middleware
+
+    return [Middleware(SessionCookies, signer=signer_for(ctx), samesite=ctx.config.server.samesite)]
+
+
+# ---------------------------------------------------------------------------------------- identity
+
+
+def _header(request: Any, name: str) -> str | None:
+    headers = getattr(request, "headers", None)
+    if headers is None or not hasattr(headers, "get"):
+        return None
+    return headers.get(name)
+
+
+def session_of(ctx: HubContext, request: Any) -> str | None:
+    """The verified session id of a request (the middleware made sure there is one)."""
+    if request is None:
+        return None
+    cookies = getattr(request, "cookies", None) or {}
+    value = cookies.get(COOKIE_NAME) if hasattr(cookies, "get") else None
+    return signer_for(ctx).check(value)
+
+
+def address_of(config: HubConfig, request: Any) -> str | None:
+    if request is None:
+        return None
+    client = getattr(request, "client", None)
+    peer = getattr(client, "host", None)
+    return client_address(peer, _header(request, "x-forwarded-for"), config.server.trusted_proxies)
+
+
+def hasher_for(ctx: HubContext) -> SessionHasher:
+    existing = getattr(ctx, "_identity_hasher", None)
+    if existing is None:
+        existing = SessionHasher(load_salt(ctx.data_dir))
+        ctx._identity_hasher = existing  # type: ignore[attr-defined]
+    return existing
+
+
+def _oauth_user(request: Any) -> str | None:
+    try:
+        session = request.session  # Gradio's OAuth session (SessionMiddleware); absent without OAuth
+    except (AssertionError, AttributeError, KeyError):
+        return None
+    info = session.get("oauth_info") if hasattr(session, "get") else None
+    if not isinstance(info, dict):
+        return None
+    expires = info.get("expires_at")
+    if isinstance(expires, (int, float)) and expires < utcnow().timestamp():
+        return None
+    name = (info.get("userinfo") or {}).get("preferred_username")
+    return f"hf:{name}" if isinstance(name, str) and name else None
+
+
+def identify(ctx: HubContext, request: Any) -> Identity:
+    """The caller of a request: session, trusted address, user and role."""
+    session_id = session_of(ctx, request)
+    address = address_of(ctx.config, request)
+    auth = ctx.config.auth
+    mode = auth.resolved_mode
+    if mode == "none":
+        return local_identity(session_id, address)
+    if mode == "token":
+        presented = _header(request, TOKEN_HEADER) if request is not None else None
+        if presented:
+            spec = check_token(presented, configured_tokens(auth))
+            if spec is None:
+                raise AccessDenied("That sign-in token is not valid.")
+            user = f"token:{spec.id}"
+            return Identity(session_id, address, role_of(user, auth, spec.role), user)
+        if session_id:
+            with ctx.db.session() as session:
+                row = session.get(SignIn, hasher_for(ctx).hash(session_id, "session"))
+            if row is not None:
+                return Identity(session_id, address, row.role, row.user)
+        return Identity(session_id, address)
+    user = _oauth_user(request) if request is not None else None
+    return Identity(session_id, address, role_of(user, auth), user)
+
+
+def allowed(ctx: HubContext, request: Any, action: str) -> Identity:
+    """The caller, when their role may do `action`; else AccessDenied ("Sign in to ...")."""
+    who = identify(ctx, request)
+    require(who, action, ctx.config)
+    return who
+
+
+def sign_in_with_token(ctx: HubContext, request: Any, token: str) -> Identity:
+    """Auth mode `token`: bind this browser session to the token's user (until sign-out)."""
+    if ctx.config.auth.resolved_mode != "token":
+        raise AccessDenied("Token sign-in is off on this hub.")
+    session_id = session_of(ctx, request)
+    spec = check_token((token or "").strip(), configured_tokens(ctx.config.auth))
+    if spec is None or session_id is None:
+        raise AccessDenied("That sign-in token is not valid.")
+    user = f"token:{spec.id}"
+    role = role_of(user, ctx.config.auth, spec.role)
+    key = hasher_for(ctx).hash(session_id, "session")
+    with ctx.db.write_session() as session:
+        session.execute(delete(SignIn).where(SignIn.session_hash == key))
+        session.add(SignIn(session_hash=key, user=user, role=role, created_at=utcnow()))
+    return Identity(session_id, address_of(ctx.config, request), role, user)
+
+
+def sign_out(ctx: HubContext, request: Any) -> None:
+    session_id = session_of(ctx, request)
+    if session_id is None:
+        return
+    with ctx.db.write_session() as session:
+        session.execute(delete(SignIn).where(SignIn.session_hash == hasher_for(ctx).hash(session_id, "session")))

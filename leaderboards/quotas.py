@@ -1,0 +1,80 @@
+"""Per-user quotas over a sliding day, exact under concurrency.
+
+`spend(session, user, action, amount, limit)` runs inside the write transaction of the action it pays
+for: it serialises on (action, user) with the arena's advisory locks (PostgreSQL; SQLite write
+transactions are already one at a time), sums what the user spent in the last 24 hours, refuses when
+`amount` would pass `limit`, and records the spending. If the action then fails, its transaction rolls
+back and takes the spending with it, so refused or failed actions cost nothing and a burst from many
+replicas admits exactly `limit`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from leaderboards.arena_sessions import advisory_lock
+from leaderboards.errors import InputError
+from leaderboards.schema import UsageEvent, as_utc, utcnow
+
+QUOTA_WINDOW = dt.timedelta(days=1)
+# How each action's quota reads in a refusal: (what is counted, unit).
+QUOTA_WORDS = {
+    "register": ("checkpoint registrations", ""),
+    "eval_gpu_seconds": ("GPU time of queued evals", "GPU-hours"),
+    "gallery": ("gallery uploads", ""),
+    "lora_training": ("LoRA trainings", ""),
+}
+
+
+class QuotaExceeded(InputError):
+    """Over quota: the message names the quota and when room opens again."""
+
+
+def _amount_text(action: str, value: float) -> str:
+    unit = QUOTA_WORDS.get(action, (action, ""))[1]
+    if unit == "GPU-hours":
+        return f"{value / 3600:.2f} GPU-hours"
+    return f"{value:g}"
+
+
+def spend(session: Session, user: str, action: str, amount: float, limit: float, *, target: str = "",
+          now: dt.datetime | None = None) -> None:
+    """Record `amount` of `action` for `user`, or raise QuotaExceeded (see the module docstring)."""
+    now = now or utcnow()
+    advisory_lock(session, f"quota:{action}", user)
+    since = now - QUOTA_WINDOW
+    rows = session.execute(
+        select(UsageEvent.amount, UsageEvent.created_at)
+        .where(UsageEvent.user == user, UsageEvent.action == action, UsageEvent.created_at > since)
+        .order_by(UsageEvent.created_at)
+    ).all()
+    used = float(sum(amount_ for amount_, _ in rows))
+    if used + amount > limit + 1e-9:
+        what = QUOTA_WORDS.get(action, (action, ""))[0]
+        # Room opens when enough of the oldest spending leaves the window.
+        need, freed, reset = used + amount - limit, 0.0, now + QUOTA_WINDOW
+        for spent, at in rows:
+            freed += float(spent)
+            if freed >= need - 1e-9:
+                reset = as_utc(at) + QUOTA_WINDOW
+                break
+        if amount > limit:
+            raise QuotaExceeded(f"Over quota: this needs {_amount_text(action, amount)} of {what}, more than the daily "
+                                f"quota of {_amount_text(action, limit)}.")
+        raise QuotaExceeded(f"Over quota: {_amount_text(action, limit)} {what} a day, {_amount_text(action, used)} used; "
+                            f"room again at {reset.strftime('%Y-%m-%d %H:%M')} UTC.")
+    session.add(UsageEvent(user=user, action=action, amount=float(amount), target=target[:200], created_at=now))
+
+
+def used(session: Session, user: str, action: str, now: dt.datetime | None = None) -> float:
+    """What `user` spent on `action` in the last day."""
+    now = now or utcnow()
+    total = session.execute(
+        select(func.coalesce(func.sum(UsageEvent.amount), 0.0)).where(
+            UsageEvent.user == user, UsageEvent.action == action, UsageEvent.created_at > now - QUOTA_WINDOW
+        )
+    ).scalar_one()
+    return float(total)
