@@ -248,3 +248,77 @@ def galleries_of_suite(data_dir: str | Path | None, suite_name: str) -> dict[str
     if data_dir is None:
         return {}
     return {r.character_id: r for r in list_galleries(data_dir) if r.suite == suite_name}
+
+
+# ------------------------------------------------------------------------------------- pending uploads
+# On a public hub an upload does not replace the gallery in use: it waits under
+# `<data_dir>/galleries_pending/<id>/` (laid out like a data folder of its own, plus `stage.json`
+# naming the owner) until a maintainer accepts it (then it is saved as above) or rejects it.
+
+PENDING_DIR = "galleries_pending"
+STAGE_FILE = "stage.json"
+_STAGE_ID = re.compile(r"[0-9a-f]{16}")
+
+
+@dataclass(frozen=True)
+class PendingGallery:
+    stage_id: str
+    suite: str
+    character_id: str
+    owner: str
+    sha256: str
+    n_images: int
+
+
+def stage_gallery(data_dir: str | Path, suite_name: str, character_id: str, images: Sequence[Any], *, owner: str,
+                  prompts_dir: str | Path | None = None) -> PendingGallery:
+    """Check and store an upload for a maintainer's review (the same checks as `save_gallery`)."""
+    stage_id = uuid.uuid4().hex[:16]
+    stage = Path(data_dir) / PENDING_DIR / stage_id
+    stage.mkdir(parents=True)
+    try:
+        record = save_gallery(stage, suite_name, character_id, images, prompts_dir=prompts_dir)
+        (stage / STAGE_FILE).write_text(json.dumps({"owner": owner}), encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return PendingGallery(stage_id, suite_name, character_id, owner, record.sha256, record.n_images)
+
+
+def _stage(data_dir: str | Path, stage_id: str) -> Path:
+    stage_id = (stage_id or "").strip()
+    if not _STAGE_ID.fullmatch(stage_id):
+        raise HubInputError("Unknown pending gallery.")
+    stage = Path(data_dir) / PENDING_DIR / stage_id
+    if not (stage / STAGE_FILE).is_file():
+        raise HubInputError("Unknown pending gallery.")
+    return stage
+
+
+def pending_galleries(data_dir: str | Path) -> list[PendingGallery]:
+    root = Path(data_dir) / PENDING_DIR
+    found = []
+    for stage in sorted(root.iterdir()) if root.is_dir() else []:
+        if not (_STAGE_ID.fullmatch(stage.name) and (stage / STAGE_FILE).is_file()):
+            continue
+        owner = str(json.loads((stage / STAGE_FILE).read_text(encoding="utf-8")).get("owner", ""))
+        for record in list_galleries(stage):
+            found.append(PendingGallery(stage.name, record.suite, record.character_id, owner, record.sha256, record.n_images))
+    return found
+
+
+def accept_gallery(data_dir: str | Path, stage_id: str, prompts_dir: str | Path | None = None) -> GalleryRecord:
+    """A maintainer accepts a pending upload: it replaces the character's gallery (atomically)."""
+    stage = _stage(data_dir, stage_id)
+    records = list_galleries(stage)
+    if len(records) != 1:
+        raise HubInputError("That pending gallery is damaged: reject it.")
+    staged = records[0]
+    images = [Image.open(path) for path in folder_images(staged.path)]
+    record = save_gallery(data_dir, staged.suite, staged.character_id, images, prompts_dir=prompts_dir)
+    shutil.rmtree(stage, ignore_errors=True)
+    return record
+
+
+def reject_gallery(data_dir: str | Path, stage_id: str) -> None:
+    shutil.rmtree(_stage(data_dir, stage_id))

@@ -25,10 +25,11 @@ from PIL import Image
 from evals.generate import generate_missing
 from evals.plan import EvalError, RunOptions, RunPlan, build_plan, check_options
 from evals.score import score_missing
-from evals.suites import Suite
+from evals.suites import Suite, get_suite
 from hub.errors import HubInputError
 from leaderboards import queue
 from leaderboards.results import get_or_create_suite, upsert_checkpoint
+from leaderboards.schema import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +120,33 @@ class EvalRunner:
         """Validate a run before anything is recorded: suite, languages, checkpoint, adapters."""
         return check_options(options, self.engine, self.prompts_dir)
 
-    def queue(self, options: RunOptions) -> int:
-        """Record a queued run (the Submit tab, bootstrap runs); a worker executes it. Returns the run id."""
-        suite = self.check(options)
-        self._record_checkpoint(options.checkpoint)
+    def queue(self, options: RunOptions, *, owner: str | None = None, quota_gpu_hours: float | None = None) -> int:
+        """Record a queued run (the Submit tab, bootstrap runs); a worker executes it. Returns the run id.
+
+        `owner` queued it; with `quota_gpu_hours`, its estimated GPU time (`estimated_gpu_seconds`) is
+        spent from the owner's daily quota. A checkpoint waiting for approval is checked by its suite
+        only (the engine does not know it yet), and its run waits in the queue until it is approved."""
+        pending = self._pending_checkpoint(options.checkpoint)
+        if pending:
+            suite = get_suite(options.suite, self.prompts_dir)
+            suite.check_languages(options.languages)
+        else:
+            suite = self.check(options)
+            self._record_checkpoint(options.checkpoint)
+        gpu_seconds = self.estimated_gpu_seconds(suite, options)
         return queue.queue_run(self.db, options.checkpoint, suite.name, adapters=options.adapter_string,
-                               settings=options.as_settings())
+                               settings=options.as_settings(), owner=owner, gpu_seconds=gpu_seconds,
+                               quota_seconds=None if quota_gpu_hours is None else quota_gpu_hours * 3600)
+
+    def estimated_gpu_seconds(self, suite: Suite, options: RunOptions) -> float:
+        """Images the run generates (prompt rows x seeds) x the configured GPU seconds per image."""
+        rows = len(suite.rows(options.languages, options.limit))
+        return float(rows * options.seeds * self.config.quotas.eval_gpu_seconds_per_image)
+
+    def _pending_checkpoint(self, checkpoint_id: str) -> bool:
+        with self.db.session() as session:
+            row = session.get(Checkpoint, checkpoint_id)
+        return row is not None and row.approval == "pending"
 
     def _record_checkpoint(self, checkpoint_id: str, version: str | None = None) -> None:
         spec = self.engine.checkpoint_spec(checkpoint_id)
@@ -233,12 +255,13 @@ def attach_registered_checkpoints(engine: Any, db: Any) -> None:
     from hub.checkpoints import native_size
     from hub.config import CheckpointSpec, GenerationDefaults, resolve_path
     from hub.families import FAMILIES
-    from leaderboards.schema import Checkpoint
 
     def resolve(checkpoint_id: str) -> CheckpointSpec | None:
         with db.session() as session:
             row = session.get(Checkpoint, checkpoint_id)
-            if row is None or row.status == "retired" or row.family not in FAMILIES:
+            # Pending, rejected or hidden checkpoints are unknown to the engine: never loaded or listed.
+            if (row is None or row.status == "retired" or row.family not in FAMILIES or row.approval != "approved"
+                    or row.hidden):
                 return None
             kind, _, value = row.source.partition(":")
             # Generate at the size the model was trained at (what diffusers itself would pick).

@@ -20,12 +20,12 @@ from leaderboards.errors import InputError
 from leaderboards.schema import UsageEvent, as_utc, utcnow
 
 QUOTA_WINDOW = dt.timedelta(days=1)
-# How each action's quota reads in a refusal: (what is counted, unit).
-QUOTA_WORDS = {
-    "register": ("checkpoint registrations", ""),
-    "eval_gpu_seconds": ("GPU time of queued evals", "GPU-hours"),
-    "gallery": ("gallery uploads", ""),
-    "lora_training": ("LoRA trainings", ""),
+# How each action's quota reads in a refusal (each is also a template of the page's translations).
+QUOTA_PHRASES = {
+    "register": "{limit} checkpoint registrations a day",
+    "eval_gpu_seconds": "{limit} GPU-hours of queued evals a day",
+    "gallery": "{limit} gallery uploads a day",
+    "lora_training": "{limit} LoRA trainings a day",
 }
 
 
@@ -34,10 +34,7 @@ class QuotaExceeded(InputError):
 
 
 def _amount_text(action: str, value: float) -> str:
-    unit = QUOTA_WORDS.get(action, (action, ""))[1]
-    if unit == "GPU-hours":
-        return f"{value / 3600:.2f} GPU-hours"
-    return f"{value:g}"
+    return f"{value / 3600:.2f}" if action == "eval_gpu_seconds" else f"{value:g}"
 
 
 def spend(session: Session, user: str, action: str, amount: float, limit: float, *, target: str = "",
@@ -53,7 +50,10 @@ def spend(session: Session, user: str, action: str, amount: float, limit: float,
     ).all()
     used = float(sum(amount_ for amount_, _ in rows))
     if used + amount > limit + 1e-9:
-        what = QUOTA_WORDS.get(action, (action, ""))[0]
+        if amount > limit:
+            raise QuotaExceeded(f"Over quota: this run needs {_amount_text(action, amount)} GPU-hours, more than the daily "
+                                f"quota of {_amount_text(action, limit)}." if action == "eval_gpu_seconds" else
+                                f"Over quota: the daily quota is {_amount_text(action, limit)}.")
         # Room opens when enough of the oldest spending leaves the window.
         need, freed, reset = used + amount - limit, 0.0, now + QUOTA_WINDOW
         for spent, at in rows:
@@ -61,11 +61,9 @@ def spend(session: Session, user: str, action: str, amount: float, limit: float,
             if freed >= need - 1e-9:
                 reset = as_utc(at) + QUOTA_WINDOW
                 break
-        if amount > limit:
-            raise QuotaExceeded(f"Over quota: this needs {_amount_text(action, amount)} of {what}, more than the daily "
-                                f"quota of {_amount_text(action, limit)}.")
-        raise QuotaExceeded(f"Over quota: {_amount_text(action, limit)} {what} a day, {_amount_text(action, used)} used; "
-                            f"room again at {reset.strftime('%Y-%m-%d %H:%M')} UTC.")
+        phrase = QUOTA_PHRASES.get(action, action + " {limit} a day").format(limit=_amount_text(action, limit))
+        raise QuotaExceeded(f"Over quota: {phrase}, {_amount_text(action, used)} used; room again at "
+                            f"{reset.strftime('%Y-%m-%d %H:%M')} UTC.")
     session.add(UsageEvent(user=user, action=action, amount=float(amount), target=target[:200], created_at=now))
 
 

@@ -84,6 +84,11 @@ class ModelRegistry:
         except KeyError:
             raise KeyError(checkpoint_id) from None
 
+    def forget(self, checkpoint_id: str) -> None:
+        """Drop an author's checkpoint (a maintainer hid it): the next lookup asks the resolver again."""
+        with self._lock:
+            self._registered.pop(checkpoint_id, None)
+
     def availability(self) -> dict[str, Availability]:
         result = {}
         for spec in self.checkpoint_specs():

@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from hub.ui import arena_tab, edit_tab, generate_tab, grid_tab, leaderboard_tab, lora_tab, submit_tab
+from hub.ui import account, arena_tab, edit_tab, generate_tab, grid_tab, leaderboard_tab, lora_tab, maintainer_tab, submit_tab
 from hub.ui.common import checkpoint_note, status_markdown, translated_tab, translated_tabs, user_error
 from hub.ui.context import HubContext
 from hub.ui.i18n import (
@@ -35,6 +35,7 @@ def build_app(ctx: HubContext) -> gr.Blocks:
             with gr.Column(scale=1, min_width=220):
                 language = gr.Dropdown(choices=language_menu_choices(), value=DEFAULT_LANGUAGE, label=t("ui.app.language"),
                                        info=t("ui.app.language_info"), elem_id="language-menu", allow_custom_value=False)
+        account_status, account_changes = account.build_bar(ctx)
         with gr.Accordion(t("ui.app.models"), open=False):
             models = gr.Markdown(status_markdown(ctx), elem_id="hub-models")
         with gr.Tabs() as tabs:
@@ -52,6 +53,7 @@ def build_app(ctx: HubContext) -> gr.Blocks:
                 leaderboard_tab.build_tab(ctx)
             with translated_tab("ui.tab.submit", id="submit", elem_id="tab-submit"):
                 submit_tab.build_tab(ctx)
+            maintainer = maintainer_tab.build_tab(ctx)
         generate.send_to_edit.click(
             lambda path: (path, gr.Tabs(selected="edit")),
             inputs=[generate.selected_path],
@@ -105,6 +107,13 @@ def build_app(ctx: HubContext) -> gr.Blocks:
         ).then(localized_text, inputs=text_inputs, outputs=text_outputs, js=TABS_STALE_JS, **private).then(
             None, js="() => { window.__sakugaReady = true; }", **private  # the page is drawn in its language
         )
+        # Who the caller is: the account line and the maintainer tab (its endpoints check the role again).
+        def account_view(request: gr.Request) -> tuple[str, Any]:
+            return account.status_text(ctx, request), maintainer_tab.visibility(ctx, request)
+
+        demo.load(account_view, None, [account_status, maintainer], **private)
+        for change in account_changes:
+            change.then(account_view, None, [account_status, maintainer], **private)
         status = gr.Markdown(visible=False)
         gr.api(set_language, api_name="set_language", concurrency_limit=None)
         language.input(choose_language, inputs=[language], outputs=[status], **private).success(

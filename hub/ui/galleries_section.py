@@ -20,6 +20,7 @@ from hub.errors import HubInputError
 from hub.images import open_upload
 from hub.ui.common import file_path, user_error
 from hub.ui.context import HubContext
+from hub.ui.identity import allowed, quota_spent
 from hub.ui.i18n import GALLERY_MAX_IMAGES, GALLERY_MIN_IMAGES, LocalizedError, page_language, t, tr
 from hub.validation import check_id_format
 
@@ -80,8 +81,10 @@ def galleries_table(ctx: HubContext) -> pd.DataFrame:
     return frame[ordered]
 
 
-def save_uploaded_gallery(ctx: HubContext, suite_name: str | None, character_id: str | None, files: Any) -> Any:
-    """Check and store one gallery; nothing is written unless every check passes."""
+def save_uploaded_gallery(ctx: HubContext, suite_name: str | None, character_id: str | None, files: Any,
+                          owner: str | None = None) -> Any:
+    """Check and store one gallery; nothing is written unless every check passes. With an `owner`
+    (anyone but a maintainer) it waits for a maintainer's review instead of replacing the one in use."""
     limits = ctx.config.limits
     module = _galleries_module()
     if module is None:
@@ -98,6 +101,8 @@ def save_uploaded_gallery(ctx: HubContext, suite_name: str | None, character_id:
             images.append(open_upload(path, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels))
         except HubInputError as err:
             raise HubInputError(f"{Path(path).name}: {err}") from None
+    if owner is not None:
+        return module.stage_gallery(ctx.data_dir, suite_name, character, images, owner=owner)
     return module.save_gallery(ctx.data_dir, suite_name, character, images)
 
 
@@ -122,9 +127,17 @@ def galleries_section(ctx: HubContext, suites: list[str]) -> None:
 
     def on_save(suite_name: str | None, character_id: str | None, uploads: Any, request: gr.Request) -> tuple[str, Any, Any]:
         try:
-            record = save_uploaded_gallery(ctx, suite_name, character_id, uploads)
+            who = allowed(ctx, request, "upload_gallery")
+            # Galleries decide scores: a maintainer's upload is used at once, anyone else's is reviewed.
+            owner = None if who.is_maintainer else who.user
+            with quota_spent(ctx, who, "gallery", 1, ctx.config.quotas.galleries_per_day):
+                record = save_uploaded_gallery(ctx, suite_name, character_id, uploads, owner=owner)
         except HubInputError as err:
             raise user_error(err, request) from None
+        if owner is not None:
+            text = tr(page_language(request), "msg.galleries.pending", n=record.n_images, suite=suite_name,
+                      character=character_id, sha=record.sha256[:12])
+            return text, galleries_table(ctx), gr.update(value=None)
         text = tr(page_language(request), "msg.galleries.saved", n=getattr(record, "n_images", "?"), suite=suite_name,
                   character=character_id, sha=str(getattr(record, "sha256", ""))[:12], path=getattr(record, "path", ""))
         return text, galleries_table(ctx), gr.update(value=None)

@@ -19,11 +19,13 @@ Sign-in, by `auth.mode`:
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from hub.access import (
     AccessDenied,
@@ -38,7 +40,8 @@ from hub.access import (
 from hub.config import HubConfig
 from hub.ui.context import HubContext
 from leaderboards.arena_sessions import SessionHasher, load_salt
-from leaderboards.schema import SignIn, utcnow
+from leaderboards.quotas import spend
+from leaderboards.schema import SignIn, UsageEvent, utcnow
 
 COOKIE_NAME = "hub_session"
 TOKEN_HEADER = "x-hub-token"
@@ -244,3 +247,33 @@ def sign_out(ctx: HubContext, request: Any) -> None:
         return
     with ctx.db.write_session() as session:
         session.execute(delete(SignIn).where(SignIn.session_hash == hasher_for(ctx).hash(session_id, "session")))
+
+
+# ------------------------------------------------------------------------------------------ quotas
+
+
+@contextmanager
+def quota_spent(ctx: HubContext, who: Identity, action: str, amount: float, limit: float) -> Iterator[None]:
+    """Spend from `who`'s daily quota before work that lives outside the database (a LoRA training, a
+    gallery on disk); the spending is taken back if the work fails. Maintainers are not counted."""
+    if who.is_maintainer or who.user is None:
+        yield
+        return
+    with ctx.db.write_session() as session:
+        spend(session, who.user, action, amount, limit)
+        session.flush()
+        event_id = session.execute(
+            select(UsageEvent.id).where(UsageEvent.user == who.user, UsageEvent.action == action)
+            .order_by(UsageEvent.id.desc()).limit(1)
+        ).scalar_one()
+    try:
+        yield
+    except BaseException:
+        with ctx.db.write_session() as session:
+            session.execute(delete(UsageEvent).where(UsageEvent.id == event_id))
+        raise
+
+
+def quota_for(who: Identity, limit: float) -> float | None:
+    """The quota to charge `who` (None: maintainers and the local user are not counted)."""
+    return None if who.is_maintainer or who.user is None else limit

@@ -13,6 +13,7 @@ from hub.engine import GenerationRequest
 from hub.errors import HubInputError
 from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, user_errors
 from hub.ui.context import HubContext
+from hub.ui.identity import allowed, quota_spent
 from hub.images import open_upload
 from hub.ui.generate_tab import gallery_items
 from hub.ui.i18n import LocalizedError, page_language, t, tr
@@ -183,6 +184,7 @@ def make_train_fn(ctx: HubContext):
               request: gr.Request = None, progress: gr.Progress = gr.Progress()):  # type: ignore[assignment]
         from hub.lora_training import LoraTrainingConfig, train_character_lora, validate_trigger_word
 
+        who = allowed(ctx, request, "train_lora")  # GPU time: signed-in users only, within their quota
         files = [f for f in (files or []) if f]
         if not limits.lora_upload_min_images <= len(files) <= limits.lora_upload_max_images:
             raise LocalizedError("err.lora_upload_count", low=limits.lora_upload_min_images, high=limits.lora_upload_max_images,
@@ -222,7 +224,8 @@ def make_train_fn(ctx: HubContext):
             )
 
         progress(0, desc=tr(lang, "msg.lora.waiting"))
-        result = ctx.engine.run_exclusive(job)
+        with quota_spent(ctx, who, "lora_training", 1, ctx.config.quotas.lora_trainings_per_day):
+            result = ctx.engine.run_exclusive(job)
         images[0].convert("RGB").save(out_dir / "preview.png")
         ctx.engine.register_lora(
             LoraSpec(

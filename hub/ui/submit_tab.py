@@ -20,6 +20,7 @@ from hub.families import FAMILIES
 from hub.revisions import RevisionError
 from hub.ui.common import translated_tab, user_error
 from hub.ui.context import HubContext, make_runner
+from hub.ui.identity import allowed, quota_for
 from hub.ui.galleries_section import galleries_section
 from hub.ui.i18n import LocalizedError, page_language, t, tr
 from hub.validation import check_int
@@ -54,14 +55,17 @@ def build_tab(ctx: HubContext) -> None:
 
     def checkpoint_ids() -> list[str]:
         table = submissions.checkpoints_table(ctx.db)
-        return [c for c, s in zip(table["checkpoint"], table["status"], strict=True) if s != "retired"]
+        return [c for c, s, a in zip(table["checkpoint"], table["status"], table["approval"], strict=True)
+                if s != "retired" and a != "rejected"]
 
     def register(checkpoint_id: str, name: str, kind: str, location: str, family: str,
                  request: gr.Request = None) -> tuple[str, Any, Any]:  # type: ignore[assignment]
         source = f"{kind}:{(location or '').strip()}"
         try:
+            who = allowed(ctx, request, "register_checkpoint")
             submissions.check_checkpoint_id(checkpoint_id)
             submissions.check_family(family, families)
+            submissions.check_display_name(name)
             checked = submissions.check_source(source, upload_roots(ctx))
             revision = None
             if checked.kind == "hub":  # pinned now: new weights pushed later are a new version
@@ -70,24 +74,33 @@ def build_tab(ctx: HubContext) -> None:
                     revision = ctx.engine.registry.revision_resolver.resolve(repo, pinned or None)
                 except RevisionError as err:
                     raise HubInputError(f"Cannot pin {repo}: {err}") from None
+            # A maintainer's own registration (or any, with auth.auto_approve) is approved at once;
+            # the rest wait: nothing is downloaded or run before a maintainer approves.
+            approved = who.is_maintainer or ctx.config.auth.auto_approve
             row = submissions.register_checkpoint(
                 ctx.db, checkpoint_id, source, family, families=families, display_name=name,
-                allowed_roots=upload_roots(ctx), revision=revision,
+                allowed_roots=upload_roots(ctx), revision=revision, checked=checked, owner=who.user, approved=approved,
+                quota=quota_for(who, ctx.config.quotas.registrations_per_day),
             )
         except HubInputError as err:
             raise user_error(err, request) from None
-        message = tr(page_language(request), "msg.submit.registered", id=row.id, family=row.family, source=row.source)
+        lang = page_language(request)
+        message = tr(lang, "msg.submit.registered", id=row.id, family=row.family, source=submissions.public_path(row.source))
+        if row.approval == "pending":
+            message += " " + tr(lang, "msg.submit.pending")
         return message, submissions.checkpoints_table(ctx.db), gr.update(choices=checkpoint_ids(), value=row.id)
 
     def queue(checkpoint_id: str, suite: str, adapters: str, seeds: float, limit: float,
               request: gr.Request = None) -> tuple[str, Any]:  # type: ignore[assignment]
         try:
+            who = allowed(ctx, request, "queue_eval")
             if not checkpoint_id:
                 raise LocalizedError("err.choose_checkpoint")
             options = RunOptions(checkpoint=checkpoint_id, suite=(suite or "").strip(), adapters=parse_adapters(adapters),
                                  seeds=check_int(seeds or 1, "Seeds", 1, 16),
                                  limit=check_int(limit, "Limit", 1, 10_000) if limit else None)
-            run_id = make_runner(ctx).queue(options)
+            run_id = make_runner(ctx).queue(options, owner=who.user,
+                                            quota_gpu_hours=quota_for(who, ctx.config.quotas.eval_gpu_hours_per_day))
         except HubInputError as err:
             raise user_error(err, request) from None
         if ctx.eval_worker is not None:
@@ -99,7 +112,7 @@ def build_tab(ctx: HubContext) -> None:
         return submissions.checkpoints_table(ctx.db), submissions.runs_table(ctx.db), gr.update(choices=checkpoint_ids())
 
     gr.Markdown(t("ui.submit.register_title"))
-    gr.Markdown(t("ui.submit.register_help") + f" (`{upload_roots(ctx)[0]}`)")
+    gr.Markdown(t("ui.submit.register_help") + " (`uploads/`)")  # the data folder's own path stays private
     with gr.Row():
         new_id = gr.Textbox(label=t("ui.submit.checkpoint_id"), placeholder="my-anime-model", max_lines=1, elem_id="submit-id")
         new_name = gr.Textbox(label=t("ui.submit.display_name"), placeholder="My Anime Model v1", max_lines=1, elem_id="submit-name")
