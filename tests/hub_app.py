@@ -16,11 +16,39 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def session_cookie(data_dir: Path, session_id: str) -> str:
+    """The `hub_session` cookie the server would issue for `session_id` (signed with the data folder's
+    salt): tests use it to act as the session a battle was recorded for."""
+    from hub.ui.identity import SessionSigner
+    from leaderboards.arena_sessions import load_salt
+
+    return SessionSigner(load_salt(data_dir))._serializer.dumps(session_id)
+
+
+def signed_client(url: str, data_dir: Path, session_id: str, **kwargs: Any) -> Any:
+    """A gradio_client that carries the signed session cookie of `session_id`."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, ssl_verify=False, httpx_kwargs={"cookies": {"hub_session": session_cookie(data_dir, session_id)}},
+                  **kwargs)
+
+
+def client_session(data_dir: Path, client: Any) -> str:
+    """The session id the server issued to a gradio_client (its signed `hub_session` cookie)."""
+    from hub.ui.identity import SessionSigner
+    from leaderboards.arena_sessions import load_salt
+
+    session_id = SessionSigner(load_salt(data_dir)).check(client.cookies.get("hub_session"))
+    assert session_id, "the client holds no session cookie from this server"
+    return session_id
+
+
 @contextmanager
 def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False, bootstrap_evals: list | None = None,
-                **limits: Any) -> Iterator[tuple[str, Any]]:
+                config_updates: dict[str, Any] | None = None, **limits: Any) -> Iterator[tuple[str, Any]]:
     """The app from spaces_config.yaml with its data dir and database replaced, limits overridden, and
     no bootstrap evals unless given (they would keep a test's worker busy for minutes).
+    `config_updates`: other top-level config values (e.g. `auth`, `server`, `quotas` models).
 
     Yields (url, HubContext)."""
     from hub.config import load_config
@@ -39,6 +67,7 @@ def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False
                 "database_url": database_url,
                 "limits": config.limits.model_copy(update=limits),
                 "bootstrap_evals": list(bootstrap_evals or []),
+                **(config_updates or {}),
             }
         )
         # No eval worker unless asked: most tests drive the arena and boards, where queued runs must stay queued.
@@ -63,7 +92,8 @@ def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False
 
 
 def cast_votes(url: str, assignments: list[tuple[str, list[tuple[str, str]]]]) -> tuple[list[tuple[str, str]], list[str]]:
-    """Run in a worker process: one gradio_client per (session_hash, votes), each in its own thread.
+    """Run in a worker process: one gradio_client per (session cookie, votes), each in its own thread
+    (`session_cookie` gives the cookie of the session the battles were served to).
 
     Returns (the (name_a, name_b) answers, error messages). Clients live in other processes than the
     server so that client-side work does not compete with the app for one interpreter lock.
@@ -76,12 +106,11 @@ def cast_votes(url: str, assignments: list[tuple[str, list[tuple[str, str]]]]) -
     errors: list[str] = []
     lock = threading.Lock()
 
-    def run(session_hash: str, votes: list[tuple[str, str]]) -> None:
+    def run(cookie: str, votes: list[tuple[str, str]]) -> None:
         try:
             # ssl_verify=False: plain http on loopback; otherwise gradio_client builds a fresh TLS
             # context (loading the CA bundle) for every request, costing more CPU than the vote.
-            client = Client(url, verbose=False, ssl_verify=False)
-            client.session_hash = session_hash  # the session the battles were served to
+            client = Client(url, verbose=False, ssl_verify=False, httpx_kwargs={"cookies": {"hub_session": cookie}})
             for battle_id, outcome in votes:
                 answer = client.predict(battle_id, outcome, api_name="/vote")
                 with lock:

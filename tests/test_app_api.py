@@ -13,7 +13,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from hub.recipe import read_recipe
-from tests.hub_app import running_app
+from tests.hub_app import client_session, running_app
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +252,7 @@ def test_errors_come_back_in_the_callers_language(app):
     a, b = arena_candidates(ctx)[:2]
 
     # Undo of someone else's vote: refused in Japanese, the vote still stands.
-    battle = arena.record_battle(a, b, "p", "a.png", "b.png", session_hash=arena.hasher.hash(spanish.session_hash))
+    battle = arena.record_battle(a, b, "p", "a.png", "b.png", session_hash=arena.hasher.hash(client_session(ctx.data_dir, spanish)))
     spanish.predict(battle, "model_a", api_name="/vote")
     with pytest.raises(Exception, match="取り消せるのは自分の投票だけです"):
         japanese.predict(battle, api_name="/undo_vote")

@@ -32,6 +32,7 @@ from leaderboards.db import Database, init_db
 from leaderboards.ratings import bradley_terry, bradley_terry_from_counts
 from leaderboards.results import get_or_create_suite, upsert_checkpoint
 from leaderboards.schema import Battle, BattleRequest, Sample, Vote, utcnow
+from tests.hub_app import client_session
 
 try:
     from tests.pg import postgres_server, postgres_url  # noqa: F401 - fixtures
@@ -671,7 +672,7 @@ def test_battle_vote_undo_personal_category_and_download_over_http(app, tmp_path
 
     message, table = me.predict(api_name="/personal_board")
     assert "vote on 19 more battles" in message and not table["data"]
-    mine = [arena.record_battle(*arena_candidates_of(ctx), "p", "a.png", "b.png", session_hash=arena.hasher.hash(me.session_hash))
+    mine = [arena.record_battle(*arena_candidates_of(ctx), "p", "a.png", "b.png", session_hash=arena.hasher.hash(client_session(ctx.data_dir, me)))
             for _ in range(19)]
     for i, bid in enumerate(mine):
         me.predict(bid, ("model_a", "tie")[i % 2], api_name="/vote")
@@ -691,7 +692,7 @@ def test_battle_vote_undo_personal_category_and_download_over_http(app, tmp_path
     frame = pd.read_csv(exported)
     assert list(frame.columns) == EXPORT_COLUMNS and len(frame) == 20  # 19 + 1; the undone and the repeat left out
     raw = Path(exported).read_bytes()
-    assert arena.hasher.hash(me.session_hash).encode() not in raw and me.session_hash.encode() not in raw
+    assert arena.hasher.hash(client_session(ctx.data_dir, me)).encode() not in raw and client_session(ctx.data_dir, me).encode() not in raw
     assert len(pd.read_parquet(me.predict("parquet", api_name="/export_votes"))) == 20
     with pytest.raises(Exception, match="csv.*parquet"):  # Gradio checks the choice first
         me.predict("json", api_name="/export_votes")

@@ -161,12 +161,12 @@ def cluster(tmp_path_factory, builtin_root, postgres_server):
                 app.stop()
 
 
-def client(url: str, session: str):
-    from gradio_client import Client
+def client(url: str, session: str, data: Path):
+    """A client carrying `session`'s signed cookie: the replicas share the data folder's salt, so a
+    session issued by one is the same session on the other."""
+    from tests.hub_app import signed_client
 
-    c = Client(url, verbose=False, ssl_verify=False)
-    c.session_hash = session  # the session a battle was served to, whichever replica answers
-    return c
+    return signed_client(url, data, session)
 
 
 # ----------------------------------------------------------------------------------------- arena
@@ -180,8 +180,8 @@ def test_votes_through_both_replicas_all_count_and_limits_hold_exactly(cluster):
     # A battle served by one replica is voted through the other (both directions).
     for serve_app, vote_app in ((a, b), (b, a)):
         session = uuid.uuid4().hex
-        battle_id, image_a, image_b = client(serve_app.info["url"], session).predict("1girl, solo", api_name="/battle")
-        names = client(vote_app.info["url"], session).predict(battle_id, "model_a", api_name="/vote")
+        battle_id, image_a, image_b = client(serve_app.info["url"], session, cluster["root"] / "data").predict("1girl, solo", api_name="/battle")
+        names = client(vote_app.info["url"], session, cluster["root"] / "data").predict(battle_id, "model_a", api_name="/vote")
         assert set(names) == {"Demo", "Demo B"}
         with db.session() as s:
             battle = s.get(Battle, battle_id)
@@ -212,7 +212,7 @@ def test_votes_through_both_replicas_all_count_and_limits_hold_exactly(cluster):
             app = (a, b)[i % 2]
             key = (session, app.name)
             if key not in clients:
-                clients[key] = client(app.info["url"], session)
+                clients[key] = client(app.info["url"], session, cluster["root"] / "data")
             jobs.append((battle_id, clients[key].submit(battle_id, "tie", api_name="/vote")))
     accepted: list[str] = []
     refused: list[str] = []

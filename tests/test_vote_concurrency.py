@@ -33,9 +33,9 @@ from tests.threads import burst
 
 try:
     from tests.pg import postgres_server, postgres_url  # noqa: F401 - fixtures
-    from tests.hub_app import cast_votes, running_app
+    from tests.hub_app import cast_votes, running_app, session_cookie, signed_client
 except ImportError:  # tests/ is not a package
-    from hub_app import cast_votes, running_app
+    from hub_app import cast_votes, running_app, session_cookie, signed_client
     from pg import postgres_server, postgres_url  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ def test_5000_votes_from_32_http_clients(database_url, tmp_path):
 
         # 32 clients as 4 worker processes x 8 threads, each thread its own gradio_client session.
         per_process = N_CLIENTS // N_PROCESSES
-        assignments = [[(sessions[k], work[k]) for k in range(p * per_process, (p + 1) * per_process)]
+        assignments = [[(session_cookie(ctx.data_dir, sessions[k]), work[k]) for k in range(p * per_process, (p + 1) * per_process)]
                        for p in range(N_PROCESSES)]
         with ProcessPoolExecutor(N_PROCESSES, mp_context=multiprocessing.get_context("spawn")) as pool:
             outcomes = list(pool.map(cast_votes, [url] * N_PROCESSES, assignments))
@@ -94,8 +94,7 @@ def test_5000_votes_from_32_http_clients(database_url, tmp_path):
         from gradio_client import Client
 
         # A second vote on an already voted battle is refused and adds nothing.
-        client = Client(url, verbose=False, ssl_verify=False)
-        client.session_hash = sessions[0]
+        client = signed_client(url, ctx.data_dir, sessions[0])
         with pytest.raises(Exception, match="already has a vote"):
             client.predict(work[0][0][0], "model_b", api_name="/vote")
         # A battle served to another session is refused too (checked before anything is written).

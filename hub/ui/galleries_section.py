@@ -144,7 +144,8 @@ def galleries_section(ctx: HubContext, suites: list[str]) -> None:
 
     private = {"api_visibility": "private", "concurrency_limit": 2}
     suite.change(on_suite, [suite], [character], **private)
-    save.click(on_save, [suite, character, files], [message, table, files], **private)
+    # `/upload_gallery(suite, character, files)`: signed-in users; reviewed by a maintainer before use.
+    save.click(on_save, [suite, character, files], [message, table, files], api_name="upload_gallery", concurrency_limit=2)
     root = gr.context.Context.root_block
     if root is not None:
         root.load(lambda: galleries_table(ctx), outputs=[table], **private)

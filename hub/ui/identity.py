@@ -18,12 +18,14 @@ Sign-in, by `auth.mode`:
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from typing import Any
 
+import gradio as gr
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, select
 
@@ -126,6 +128,16 @@ class SessionCookies:
         await self.app(scope, receive, send_with_headers)
 
 
+def trust_only_our_proxies(trusted_proxies: list[str]) -> None:
+    """uvicorn (under Gradio) rewrites the client address from X-Forwarded-For whenever the peer is
+    in `FORWARDED_ALLOW_IPS`, which defaults to loopback: any local client could then pick its own
+    address. Set that list to `server.trusted_proxies` (nothing when empty) before the server starts,
+    so uvicorn and `hub.access.client_address` trust the same proxies."""
+    import ipaddress
+
+    os.environ["FORWARDED_ALLOW_IPS"] = ",".join(str(ipaddress.ip_network(c, strict=False)) for c in trusted_proxies)
+
+
 def signer_for(ctx: HubContext) -> SessionSigner:
     existing = getattr(ctx, "_session_signer", None)
     if existing is None:
@@ -177,8 +189,10 @@ def hasher_for(ctx: HubContext) -> SessionHasher:
 
 
 def _oauth_user(request: Any) -> str | None:
+    # The starlette request under gr.Request (whose attributes come back converted, not as dicts).
+    raw = request.__dict__.get("request") if isinstance(request, gr.Request) else request
     try:
-        session = request.session  # Gradio's OAuth session (SessionMiddleware); absent without OAuth
+        session = raw.session  # Gradio's OAuth session (SessionMiddleware); absent without OAuth
     except (AssertionError, AttributeError, KeyError):
         return None
     info = session.get("oauth_info") if hasattr(session, "get") else None

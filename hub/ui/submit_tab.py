@@ -1,6 +1,11 @@
 """Submit tab: model authors register a checkpoint and queue eval runs; a status view lists both; and
 they upload reference galleries of their characters (`galleries_section.py`).
 
+API: `/register_checkpoint(checkpoint_id, name, kind, location, family)` and
+`/queue_eval(checkpoint, suite, adapters, seeds, limit)`, for signed-in users (auth mode `token`: the
+`X-Hub-Token` header) within their daily quotas; a registration waits for a maintainer's approval
+(`pending`) unless a maintainer made it or `auth.auto_approve` is on.
+
 Registration checks the source (Hub id, a diffusers folder or a single .safetensors file inside the
 upload folder), the family and duplicates; every refusal says why. Queued runs are database rows
 (`eval_runs.status = 'queued'`), so they survive a restart; the evals worker executes them.
@@ -127,7 +132,8 @@ def build_tab(ctx: HubContext) -> None:
 
     gr.Markdown(t("ui.submit.queue_title"))
     with gr.Row():
-        run_checkpoint = gr.Dropdown(label=t("ui.common.checkpoint"), choices=[], allow_custom_value=False, elem_id="submit-run-checkpoint")
+        # Custom values allowed: API callers name their checkpoint (the queue checks it).
+        run_checkpoint = gr.Dropdown(label=t("ui.common.checkpoint"), choices=[], allow_custom_value=True, elem_id="submit-run-checkpoint")
         run_suite = gr.Dropdown(
             label=t("ui.submit.suite"), choices=suites, value=suites[0] if suites else None, allow_custom_value=not suites,
             elem_id="submit-run-suite",
@@ -146,13 +152,15 @@ def build_tab(ctx: HubContext) -> None:
         checkpoints = gr.Dataframe(interactive=False, wrap=True)
 
     private = {"api_visibility": "private", "concurrency_limit": 4}
+    # On the API for authors' scripts (gradio_client): signed-in users only, within their quotas.
+    public = {"concurrency_limit": 4}
     register_button.click(
         register, inputs=[new_id, new_name, kind, location, family],
-        outputs=[register_message, checkpoints, run_checkpoint], **private,
+        outputs=[register_message, checkpoints, run_checkpoint], api_name="register_checkpoint", **public,
     )
     queue_button.click(
         queue, inputs=[run_checkpoint, run_suite, run_adapters, run_seeds, run_limit],
-        outputs=[queue_message, runs], **private,
+        outputs=[queue_message, runs], api_name="queue_eval", **public,
     )
     refresh.click(status, outputs=[checkpoints, runs, run_checkpoint], **private)
     root = gr.context.Context.root_block
