@@ -266,6 +266,14 @@ class ServerSettings(_Strict):
         return values
 
     @property
+    def proxies(self) -> list[str]:
+        """`trusted_proxies`, or `HUB_TRUSTED_PROXIES` (comma-separated CIDRs) when that is set."""
+        env = os.environ.get("HUB_TRUSTED_PROXIES")
+        if env is None:
+            return list(self.trusted_proxies)
+        return self._cidrs([c.strip() for c in env.split(",") if c.strip()])
+
+    @property
     def samesite(self) -> str:
         if self.cookie_samesite is not None:
             return self.cookie_samesite

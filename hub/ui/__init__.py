@@ -134,7 +134,7 @@ def launch_kwargs(ctx: HubContext) -> dict[str, Any]:
     params = {"undo_seconds": limits.undo_seconds, "personal_board_min_votes": limits.personal_board_min_votes, "no_tier": NO_TIER}
     from hub.ui.identity import middleware_for, trust_only_our_proxies
 
-    trust_only_our_proxies(ctx.config.server.trusted_proxies)
+    trust_only_our_proxies(ctx.config.server.proxies)
     return {
         # Server-issued signed session cookies and nosniff on every response (hub/ui/identity.py).
         "app_kwargs": {"middleware": middleware_for(ctx)},

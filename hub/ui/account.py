@@ -41,9 +41,10 @@ def build_bar(ctx: HubContext) -> tuple[gr.Markdown, list[Any]]:
     with gr.Row(equal_height=True, elem_id="account-bar"):
         status = gr.Markdown(elem_id="account-status")
         if mode == "token":
-            token = gr.Textbox(label=t("ui.account.token"), type="password", max_lines=1, scale=2, elem_id="account-token")
-            sign_in = gr.Button(t("ui.account.sign_in"), size="sm", elem_id="account-sign-in")
-            sign_out_button = gr.Button(t("ui.account.sign_out"), size="sm", elem_id="account-sign-out")
+            token = gr.Textbox(show_label=False, placeholder=t("ui.account.token"), type="password", max_lines=1, scale=2,
+                               elem_id="account-token", container=False)
+            sign_in = gr.Button(t("ui.account.sign_in"), size="sm", scale=0, min_width=110, elem_id="account-sign-in")
+            sign_out_button = gr.Button(t("ui.account.sign_out"), size="sm", scale=0, min_width=110, elem_id="account-sign-out")
 
             def on_sign_in(value: str, request: gr.Request) -> tuple[str, str]:
                 try:
@@ -56,10 +57,11 @@ def build_bar(ctx: HubContext) -> tuple[gr.Markdown, list[Any]]:
                 sign_out(ctx, request)
                 return status_text(ctx, request)
 
-            changes.append(sign_in.click(on_sign_in, [token], [status, token], api_visibility="private", queue=False))
-            changes.append(sign_out_button.click(on_sign_out, None, [status], api_visibility="private", queue=False))
+            # Queued: an error reaches the page as a toast only through the queue.
+            changes.append(sign_in.click(on_sign_in, [token], [status, token], api_visibility="private", concurrency_limit=None))
+            changes.append(sign_out_button.click(on_sign_out, None, [status], api_visibility="private", concurrency_limit=None))
         elif mode == "hf_oauth":
-            gr.LoginButton(elem_id="account-login")
+            gr.LoginButton(size="sm", scale=0, min_width=220, elem_id="account-login")
 
     def whoami(request: gr.Request) -> dict[str, Any]:
         """The caller's role on this hub (visitor, user or maintainer) and, when signed in, who."""

@@ -42,6 +42,7 @@ from hub.access import (
 from hub.config import HubConfig
 from hub.ui.context import HubContext
 from leaderboards.arena_sessions import SessionHasher, load_salt
+from leaderboards.moderation import is_banned
 from leaderboards.quotas import spend
 from leaderboards.schema import SignIn, UsageEvent, utcnow
 
@@ -177,7 +178,7 @@ def address_of(config: HubConfig, request: Any) -> str | None:
         return None
     client = getattr(request, "client", None)
     peer = getattr(client, "host", None)
-    return client_address(peer, _header(request, "x-forwarded-for"), config.server.trusted_proxies)
+    return client_address(peer, _header(request, "x-forwarded-for"), config.server.proxies)
 
 
 def hasher_for(ctx: HubContext) -> SessionHasher:
@@ -232,9 +233,16 @@ def identify(ctx: HubContext, request: Any) -> Identity:
 
 
 def allowed(ctx: HubContext, request: Any, action: str) -> Identity:
-    """The caller, when their role may do `action`; else AccessDenied ("Sign in to ...")."""
+    """The caller, when their role may do `action`; else AccessDenied ("Sign in to ..."). A banned
+    session or address is refused every action that spends GPU time or changes a board (the arena
+    checks its own, in the vote's transaction)."""
     who = identify(ctx, request)
     require(who, action, ctx.config)
+    if action not in ("vote", "generate") and not who.is_maintainer:
+        hasher = hasher_for(ctx)
+        with ctx.db.session() as session:
+            if is_banned(session, hasher.hash(who.session_id, "session"), hasher.hash(who.client_ip, "ip")):
+                raise AccessDenied("This session or address is banned from the arena.")
     return who
 
 

@@ -167,7 +167,7 @@ def build_tab(ctx: HubContext) -> gr.Tab:
             gallery_go = gr.Button(t("ui.maintainer.apply"), elem_id="maintainer-gallery-go")
         galleries = gr.Dataframe(interactive=False, wrap=True, label=t("ui.maintainer.galleries"))
         with gr.Row():
-            run = gr.Number(label=t("ui.maintainer.run_id"), precision=0, minimum=1, elem_id="maintainer-run")
+            run = gr.Number(label=t("ui.maintainer.run_id"), value=None, precision=0, minimum=1, elem_id="maintainer-run")
             run_action = gr.Radio(choices=list(RUN_ACTIONS), value="cancel", label=t("ui.maintainer.action"))
             run_go = gr.Button(t("ui.maintainer.apply"), elem_id="maintainer-run-go")
         runs = gr.Dataframe(interactive=False, wrap=True, label=t("ui.maintainer.runs"))
