@@ -83,7 +83,7 @@ from leaderboards.arena_votes import (
     vote_counts,
 )
 from leaderboards.db import Database
-from leaderboards.moderation import is_banned
+from leaderboards.moderation import BanList
 from leaderboards.schema import (
     CUSTOM_LANGUAGE,
     VOTE_OUTCOMES,
@@ -212,6 +212,7 @@ class Arena:
         self._rng = rng or random.SystemRandom()
         self._rng_lock = threading.Lock()
         self._now = now
+        self.bans = BanList(db)
         self.samplers = {
             "generate": PairSampler("generate", refresh_s=sampler_refresh_s),
             "edit": PairSampler("edit", refresh_s=sampler_refresh_s),
@@ -411,7 +412,7 @@ class Arena:
         now = self._now()
         with self.db.write_session() as session:
             advisory_lock(session, "battle", session_hash, ip_hash)
-            if is_banned(session, session_hash, ip_hash):
+            if self.bans.contains(session_hash, ip_hash):
                 raise HubInputError(BANNED_MESSAGE)
             check_rate(session, BattleRequest, session_hash, ip_hash, now, self.limits.battles_per_minute,
                        self.limits.ip_multiplier, "new battles")
@@ -449,7 +450,7 @@ class Arena:
         try:
             with self.db.write_session() as session:
                 advisory_lock(session, "vote", session_hash, ip_hash)
-                if is_banned(session, session_hash, ip_hash):
+                if self.bans.contains(session_hash, ip_hash):
                     raise HubInputError(BANNED_MESSAGE)
                 battle = session.get(Battle, battle_id, with_for_update=True)
                 if battle is None:

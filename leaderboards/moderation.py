@@ -11,9 +11,11 @@ so the board afterwards is exactly the fit without them.
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pandas as pd
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from leaderboards.arena_votes import counted, rebuild_tallies, rows_frame
@@ -173,15 +175,36 @@ def ban(db: Database, actor: str, kind: str, value_hash: str, reason: str = "") 
             raise InputError(f"That {kind} is already banned.")
         session.add(Ban(kind=kind, value_hash=value_hash, reason=reason[:500], created_by=actor[:200], created_at=utcnow()))
         audit(session, actor, "ban", f"{kind}:{value_hash}", reason)
+    _ban_version[0] += 1
 
 
-def is_banned(session: Session, session_hash: str | None, ip_hash: str | None) -> bool:
-    conditions = [(Ban.kind == "session") & (Ban.value_hash == session_hash)] if session_hash else []
-    if ip_hash:
-        conditions.append((Ban.kind == "ip") & (Ban.value_hash == ip_hash))
-    if not conditions:
-        return False
-    return session.execute(select(Ban.id).where(or_(*conditions)).limit(1)).scalar() is not None
+class BanList:
+    """The bans, read once every `refresh_s` seconds (votes are the hot path; bans are rare). A ban made
+    in this process applies at once; one made by another replica within `refresh_s`."""
+
+    def __init__(self, db: Database, refresh_s: float = 5.0) -> None:
+        self.db = db
+        self.refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._loaded_at = -1e18
+        self._version = -1
+        self._banned: frozenset[tuple[str, str]] = frozenset()
+
+    def _current(self) -> frozenset[tuple[str, str]]:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._loaded_at > self.refresh_s or self._version != _ban_version[0]:
+                with self.db.session() as session:
+                    self._banned = frozenset(session.execute(select(Ban.kind, Ban.value_hash)).tuples().all())
+                self._loaded_at, self._version = now, _ban_version[0]
+            return self._banned
+
+    def contains(self, session_hash: str | None, ip_hash: str | None) -> bool:
+        banned = self._current()
+        return bool(banned) and (("session", session_hash) in banned or ("ip", ip_hash) in banned)
+
+
+_ban_version = [0]  # bumped by `ban`, so this process's ban lists reload at once
 
 
 # -------------------------------------------------------------------------------------------- audit
@@ -203,6 +226,6 @@ def record(db: Database, actor: str, action: str, target: str, detail: str = "")
 
 
 __all__ = [
-    "AUDIT_COLUMNS", "audit", "audit_table", "ban", "cancel_run", "hide_checkpoint", "is_banned", "moderation_table",
+    "AUDIT_COLUMNS", "BanList", "audit", "audit_table", "ban", "cancel_run", "hide_checkpoint", "moderation_table",
     "record", "requeue_run", "set_approval", "void_votes", "voters_table",
 ]

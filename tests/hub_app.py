@@ -45,10 +45,13 @@ def client_session(data_dir: Path, client: Any) -> str:
 
 @contextmanager
 def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False, bootstrap_evals: list | None = None,
-                config_updates: dict[str, Any] | None = None, **limits: Any) -> Iterator[tuple[str, Any]]:
+                config_updates: dict[str, Any] | None = None, session_cookies: bool = True,
+                **limits: Any) -> Iterator[tuple[str, Any]]:
     """The app from spaces_config.yaml with its data dir and database replaced, limits overridden, and
     no bootstrap evals unless given (they would keep a test's worker busy for minutes).
     `config_updates`: other top-level config values (e.g. `auth`, `server`, `quotas` models).
+    `session_cookies=False` serves without the session middleware: only `benchmarks/bench_votes.py`
+    uses it, as the baseline the signed sessions are measured against.
 
     Yields (url, HubContext)."""
     from hub.config import load_config
@@ -74,10 +77,10 @@ def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False
         ctx = create_context(config, start_worker=start_worker)
         demo = build_app(ctx)
         demo.queue(default_concurrency_limit=8)
-        demo.launch(
-            server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
-            **launch_kwargs(ctx),
-        )
+        kwargs = launch_kwargs(ctx)
+        if not session_cookies:
+            kwargs.pop("app_kwargs")
+        demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True, **kwargs)
         try:
             yield demo.local_url, ctx
         finally:

@@ -42,7 +42,7 @@ from hub.access import (
 from hub.config import HubConfig
 from hub.ui.context import HubContext
 from leaderboards.arena_sessions import SessionHasher, load_salt
-from leaderboards.moderation import is_banned
+from leaderboards.moderation import BanList
 from leaderboards.quotas import spend
 from leaderboards.schema import SignIn, UsageEvent, utcnow
 
@@ -189,6 +189,14 @@ def hasher_for(ctx: HubContext) -> SessionHasher:
     return existing
 
 
+def bans_for(ctx: HubContext) -> BanList:
+    existing = getattr(ctx, "_ban_list", None)
+    if existing is None:
+        existing = BanList(ctx.db)
+        ctx._ban_list = existing  # type: ignore[attr-defined]
+    return existing
+
+
 def _oauth_user(request: Any) -> str | None:
     # The starlette request under gr.Request (whose attributes come back converted, not as dicts).
     raw = request.__dict__.get("request") if isinstance(request, gr.Request) else request
@@ -240,9 +248,8 @@ def allowed(ctx: HubContext, request: Any, action: str) -> Identity:
     require(who, action, ctx.config)
     if action not in ("vote", "generate") and not who.is_maintainer:
         hasher = hasher_for(ctx)
-        with ctx.db.session() as session:
-            if is_banned(session, hasher.hash(who.session_id, "session"), hasher.hash(who.client_ip, "ip")):
-                raise AccessDenied("This session or address is banned from the arena.")
+        if bans_for(ctx).contains(hasher.hash(who.session_id, "session"), hasher.hash(who.client_ip, "ip")):
+            raise AccessDenied("This session or address is banned from the arena.")
     return who
 
 
