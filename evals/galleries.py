@@ -35,6 +35,7 @@ from PIL import Image, UnidentifiedImageError
 
 from evals.judges.base import to_rgb_on_white
 from hub.errors import HubInputError
+from hub.images import MULTI_FRAME_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,9 @@ def _check_character(suite_name: str, character_id: str, prompts_dir: str | Path
 
 
 def _open_image(value: Any, index: int) -> Image.Image:
-    """An image given as a PIL image, a file path, bytes or a binary file object; anything else refused."""
+    """An image given as a PIL image, a file path, bytes or a binary file object; anything else refused.
+    Animated or multi-frame images are refused from the header, before any pixel is decoded: a gallery
+    image is one still picture of the character, and only the first frame would be kept."""
     label = f"image {index + 1}"
     try:
         if isinstance(value, Image.Image):
@@ -141,6 +144,8 @@ def _open_image(value: Any, index: int) -> Image.Image:
             image = Image.open(value)
         else:
             raise HubInputError(f"gallery: {label} is a {type(value).__name__}, not an image")
+        if getattr(image, "n_frames", 1) > 1:
+            raise HubInputError(f"gallery: {label}: {MULTI_FRAME_MESSAGE}")
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise HubInputError(f"gallery: {label} is too large ({width}x{height}; at most {MAX_PIXELS:,} pixels)")
@@ -185,7 +190,9 @@ def save_gallery(data_dir: str | Path, suite_name: str, character_id: str, image
     suite_dir.mkdir(parents=True, exist_ok=True)
     # A symlinked folder must not carry the gallery outside the data folder.
     if root.resolve() not in suite_dir.resolve().parents or (target.is_symlink() or (target.exists() and not target.is_dir())):
-        raise HubInputError(f"gallery: {target} is not a folder inside {root}")
+        # The message names the gallery, not the server's folders (it reaches the page); the log has them.
+        log.warning("gallery target %s is not a folder inside %s", target, root)
+        raise HubInputError(f"gallery: {suite_name}/{character_id} is not a folder inside the galleries folder")
     sha256 = gallery_sha256(opened)
     files = [f"{i:02d}.png" for i in range(len(opened))]
     tmp = suite_dir / f".tmp-{character_id}-{uuid.uuid4().hex[:8]}"

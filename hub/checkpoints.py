@@ -2,13 +2,15 @@
 
 Only what `spaces_config.yaml` lists can be loaded. Weights load only from safetensors, never
 with remote code. Whether a checkpoint can load here (GPU present, files present) is decided
-before any load is tried, so the UI can say why a model is missing.
+before any load is tried, so the UI can say why a model is missing. Those reasons reach the page, so
+they never name a folder or file of the server (the log does, where it helps).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from hub.builtin import BUILTIN_SEEDS, ensure_builtin_checkpoint
 from hub.config import CheckpointSpec, HubConfig, LoraSpec, resolve_path
 from hub.families import get_family
 
+log = logging.getLogger(__name__)
 
 # The file that makes a folder a diffusers pipeline: classic pipelines, then modular ones.
 PIPELINE_INDEX_FILES = ("model_index.json", "modular_model_index.json")
@@ -57,11 +60,11 @@ def checkpoint_availability(
         folder = resolve_path(value)
         # Modular pipelines (Anima) save a modular_model_index.json instead.
         if not any((folder / index).is_file() for index in PIPELINE_INDEX_FILES):
-            return Availability(False, f"folder {value} has no model_index.json")
+            return Availability(False, "its folder has no model_index.json")
         return Availability(True)
     if kind == "file":
         if not resolve_path(value).is_file():
-            return Availability(False, f"file {value} not found")
+            return Availability(False, "its weights file is not found")
         return Availability(True)
     if hub_available is not None:
         return hub_available(spec)
@@ -121,14 +124,16 @@ def lora_weight_file(spec: LoraSpec) -> tuple[Path, str]:
     path = resolve_path(value)
     if kind == "file":
         if path.suffix != ".safetensors" or not path.is_file():
-            raise FileNotFoundError(f"LoRA file {value} not found (must be .safetensors)")
+            log.warning("LoRA %r: weight file %s not found (must be .safetensors)", spec.id, path)
+            raise FileNotFoundError(f"LoRA {spec.id!r}: its weight file is not found (must be .safetensors)")
         return path.parent, path.name
     if kind == "folder":
         files = sorted(path.glob("*.safetensors")) if path.is_dir() else []
         if len(files) != 1:
-            raise FileNotFoundError(f"LoRA folder {value} must hold exactly one .safetensors file")
+            log.warning("LoRA %r: folder %s holds %d .safetensors files, not one", spec.id, path, len(files))
+            raise FileNotFoundError(f"LoRA {spec.id!r}: its folder must hold exactly one .safetensors file")
         return path, files[0].name
-    raise FileNotFoundError(f"LoRA source {spec.source!r} is not a local file or folder")
+    raise FileNotFoundError(f"LoRA {spec.id!r}: its source is not a local file or folder")
 
 
 class HashCache:

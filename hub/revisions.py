@@ -15,12 +15,14 @@ Resolvers:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
 from typing import Protocol
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
+log = logging.getLogger(__name__)
 
 
 class RevisionError(LookupError):
@@ -58,9 +60,12 @@ class HubCacheResolver:
             try:
                 commit = ref.read_text(encoding="utf-8").strip()
             except OSError:
-                raise RevisionError(f"{repo}@{revision} is not in the local Hub cache ({self.cache_dir})") from None
+                # Messages reach the page (availability, registration): the server's cache folder goes to the log only.
+                log.info("%s@%s: no ref in the Hub cache %s", repo, revision, self.cache_dir)
+                raise RevisionError(f"{repo}@{revision} is not in the local Hub cache") from None
         if not (folder / "snapshots" / commit).is_dir():
-            raise RevisionError(f"{repo}@{commit[:12]} has no snapshot in the local Hub cache ({self.cache_dir})")
+            log.info("%s@%s: no snapshot in the Hub cache %s", repo, commit[:12], self.cache_dir)
+            raise RevisionError(f"{repo}@{commit[:12]} has no snapshot in the local Hub cache")
         return commit
 
 

@@ -10,6 +10,7 @@ Download (`votes_frame` / `export_votes`): one row per counted vote, columns
 battle, model_a, model_b, outcome, prompt, language, tier, kind, time. Undone votes and non-blind
 votes are left out, so the file reproduces the board exactly. Never a session or IP hash; `battle` is
 a one-way hash of the battle id (the id itself is a capability: whoever holds it could try to vote).
+In the CSV, text starting like a spreadsheet formula gets a leading `'` (`leaderboards.csv_safe`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from leaderboards.csv_safe import write_csv
 from leaderboards.errors import InputError as HubInputError
 from leaderboards.db import Database
 from leaderboards.schema import Battle, Vote, VoteTally
@@ -134,7 +136,8 @@ def votes_frame(session: Session, kind: str | None = None) -> pd.DataFrame:
 
 
 def export_votes(db: Database, out: str | Path, fmt: str = "csv", kind: str | None = None) -> Path:
-    """Write the anonymised votes to `out` as CSV or Parquet; returns the path."""
+    """Write the anonymised votes to `out` as CSV or Parquet; returns the path. Prompts are user text:
+    the CSV neutralizes cells a spreadsheet would run as formulas (`csv_safe`); Parquet keeps them as is."""
     fmt = str(fmt or "").strip().lower()
     if fmt not in EXPORT_FORMATS:
         raise HubInputError(f"Unknown format {str(fmt)[:20]!r}: choose csv or parquet.")
@@ -143,7 +146,7 @@ def export_votes(db: Database, out: str | Path, fmt: str = "csv", kind: str | No
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
-        frame.to_csv(path, index=False)
+        write_csv(frame, path, index=False)
     else:
         frame.to_parquet(path, index=False)
     return path

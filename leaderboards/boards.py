@@ -25,6 +25,7 @@ from sqlalchemy import select
 from leaderboards import plots
 from leaderboards.arena import TALLIED_KIND, sampling_rates, vote_counts
 from leaderboards.arena_votes import counted
+from leaderboards.csv_safe import write_csv
 from leaderboards.db import Database
 from leaderboards.eval_boards import (
     CHARACTER_BOARD,
@@ -203,6 +204,11 @@ class BoardSource:
         self.arena = ArenaBoard(db)
         self.edit_arena = ArenaBoard(db, kind="edit")
 
+    def hidden_checkpoints(self) -> set[str]:
+        """Checkpoints a maintainer hid: off every board (their rows and votes stay on record)."""
+        with self.db.session() as session:
+            return set(session.execute(select(Checkpoint.id).where(Checkpoint.hidden.is_(True))).scalars())
+
 
 @dataclass(frozen=True)
 class BoardSpec:
@@ -212,10 +218,18 @@ class BoardSpec:
     title: str
     description: str
     empty: str
-    table: Callable[[BoardSource], pd.DataFrame]
+    build: Callable[[BoardSource], pd.DataFrame]
     display: Callable[[pd.DataFrame], pd.DataFrame]
     plot: Callable[[pd.DataFrame], Figure]
     filters: tuple[str, ...] = ()  # columns of the table the page filters on
+
+    def table(self, source: BoardSource) -> pd.DataFrame:
+        """The board (`build`) without the checkpoints a maintainer hid."""
+        frame = self.build(source)
+        hidden = source.hidden_checkpoints()
+        if hidden and "checkpoint" in frame.columns:
+            frame = frame[~frame["checkpoint"].isin(hidden)].reset_index(drop=True)
+        return frame
 
 
 def _arena_display(board: pd.DataFrame) -> pd.DataFrame:
@@ -226,7 +240,7 @@ def _arena_display(board: pd.DataFrame) -> pd.DataFrame:
 
 def _eval_board(board_id: str, title: str, description: str, empty: str, spec: EvalBoardSpec,
                 plot: Callable[[pd.DataFrame], Figure], filters: tuple[str, ...]) -> BoardSpec:
-    return BoardSpec(board_id, title, description, empty, table=lambda source: build_eval_board(source.db, spec),
+    return BoardSpec(board_id, title, description, empty, build=lambda source: build_eval_board(source.db, spec),
                      display=lambda long: display_eval_board(long, spec), plot=plot, filters=filters)
 
 
@@ -240,7 +254,7 @@ ARENA_NOTE = (
 BOARDS: tuple[BoardSpec, ...] = (
     BoardSpec(
         "arena", "Arena ratings", ARENA_NOTE, "No arena votes yet: cast some in the Arena tab.",
-        table=lambda source: source.arena.table(), display=_arena_display,
+        build=lambda source: source.arena.table(), display=_arena_display,
         plot=lambda board: plots.rating_interval_plot(board, title="Arena rating (95% interval)"), filters=("checkpoint",),
     ),
     BoardSpec(
@@ -248,7 +262,7 @@ BOARDS: tuple[BoardSpec, ...] = (
         "Blind votes on edits of the same image with the same instruction and seed; rated like the arena, from "
         "edit battles only.",
         "No edit arena votes yet: cast some in Arena → Edit arena.",
-        table=lambda source: source.edit_arena.table(), display=_arena_display,
+        build=lambda source: source.edit_arena.table(), display=_arena_display,
         plot=lambda board: plots.rating_interval_plot(board, title="Edit arena rating (95% interval)"), filters=("checkpoint",),
     ),
     _eval_board(
@@ -304,9 +318,10 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def export_csv(frame: pd.DataFrame, directory: str | Path, name: str) -> Path:
-    """Write `frame` as `<directory>/<name>.csv` (name sanitised) and return the path."""
+    """Write `frame` as `<directory>/<name>.csv` (name sanitised) and return the path. Display names are
+    user text: cells a spreadsheet would run as formulas are neutralized (`csv_safe`)."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{_SAFE_NAME.sub('_', name).strip('._') or 'board'}.csv"
-    frame.to_csv(path, index=False)
+    write_csv(frame, path, index=False)
     return path

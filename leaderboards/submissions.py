@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from leaderboards.db import Database
 from leaderboards.errors import InputError as HubInputError
+from leaderboards.errors import without_paths
 from leaderboards.quotas import spend
 from leaderboards.schema import Checkpoint, EvalRun
 
@@ -82,13 +83,7 @@ def _resolve_inside(raw: str, roots: Sequence[Path]) -> Path:
 # Display names are shown in tables, messages and CSV files: plain text only.
 DISPLAY_NAME_FORBIDDEN = re.compile(r"[<>\x00-\x1f\x7f`\[\]|\\]")
 FORMULA_START = ("=", "+", "-", "@")
-ABSOLUTE_PATH = re.compile(r"(?<![\w/.])/(?:[^/\s'\"]+/)+([^/\s'\"]*)")
-
-
-def public_path(text: str) -> str:
-    """`text` with every absolute path cut to its last part (no server path reaches a page)."""
-    return ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), str(text))
-
+public_path = without_paths  # sources and errors as a page may show them
 
 def check_display_name(name: str) -> str:
     """A display name: 1-100 characters of plain text (no markup, no spreadsheet formula start)."""

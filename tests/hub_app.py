@@ -128,3 +128,18 @@ def cast_votes(url: str, assignments: list[tuple[str, list[tuple[str, str]]]]) -
     for thread in threads:
         thread.join()
     return answers, errors
+
+
+def fake_hugging_face(monkeypatch: Any, username: str) -> None:
+    """Hugging Face's answer to a sign-in (the profile Gradio's OAuth puts in its session), faked: the
+    one thing that cannot exist here. Gradio's login routes, its session cookie and the hub's roles stay real."""
+    import time
+
+    import gradio.oauth
+
+    def provider_answer() -> dict:
+        return {"access_token": "hf_fake", "token_type": "bearer", "expires_in": 3600, "scope": "openid profile",
+                "expires_at": int(time.time()) + 3600,
+                "userinfo": {"preferred_username": username, "name": username.title(), "sub": "1", "profile": "", "picture": ""}}
+
+    monkeypatch.setattr(gradio.oauth, "_get_mocked_oauth_info", provider_answer)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,8 @@ import pytest
 from hub.access import hash_token
 from hub.config import AuthSettings, TokenSpec
 from leaderboards.schema import AuditEntry, Checkpoint
-from tests.hub_app import running_app
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, shoot
+from tests.hub_app import fake_hugging_face, running_app
+from tests.test_browser import CHROMIUM, browser, shoot  # noqa: F401 - browser is a fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = {"dana": "dana-token", "ops": "ops-token"}
@@ -24,18 +23,6 @@ AUTH = AuthSettings(mode="token", tokens=[TokenSpec(id="dana", sha256=hash_token
 
 pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (.ci/run installs it)"),
               pytest.mark.timeout(300)]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def open_page(browser, url: str):
@@ -112,14 +99,7 @@ def test_maintainer_tab_is_for_maintainers_and_approves_a_checkpoint(browser, tm
 def test_sign_in_with_hugging_face_button(browser, tmp_path, monkeypatch):
     from playwright.sync_api import expect
 
-    import gradio.oauth
-
-    def provider_answer() -> dict:
-        return {"access_token": "hf_fake", "token_type": "bearer", "expires_in": 3600, "scope": "openid profile",
-                "expires_at": int(time.time()) + 3600,
-                "userinfo": {"preferred_username": "erin", "name": "Erin", "sub": "2", "profile": "", "picture": ""}}
-
-    monkeypatch.setattr(gradio.oauth, "_get_mocked_oauth_info", provider_answer)
+    fake_hugging_face(monkeypatch, "erin")
     updates = {"auth": AuthSettings(mode="hf_oauth", maintainers=["erin"])}
     with running_app(tmp_path / "data", f"sqlite:///{tmp_path / 'hub.sqlite3'}", config_updates=updates) as (url, _):
         page = open_page(browser, url)

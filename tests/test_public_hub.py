@@ -40,12 +40,13 @@ from leaderboards import moderation, queue
 from leaderboards.arena import Arena, ArenaLimits, SessionHasher
 from leaderboards.arena_sessions import load_salt
 from leaderboards.arena_votes import tallies_frame, votes_frame
+from leaderboards.boards import BoardSource, board
 from leaderboards.csv_safe import formula_cells
 from leaderboards.db import Database
 from leaderboards.ratings import bradley_terry, bradley_terry_from_counts
 from leaderboards.results import upsert_checkpoint
 from leaderboards.schema import AuditEntry, Checkpoint, EvalRun, UsageEvent, Vote
-from tests.hub_app import client_session, running_app, signed_client
+from tests.hub_app import client_session, fake_hugging_face, running_app
 
 try:
     from tests.pg import postgres_server, postgres_url  # noqa: F401 - fixtures
@@ -279,9 +280,13 @@ def test_a_pending_checkpoint_is_never_loaded_until_approved_then_its_run_starts
     assert status == "complete", error
     assert "alice-one" in ctx.engine.checkpoint_ids()
 
-    # Hide it: off the engine and the public tables; the audit log has every action.
+    assert "alice-one" in set(board("characters").table(BoardSource(ctx.db))["checkpoint"])
+
+    # Hide it: off the engine and every board; the audit log has every action.
     assert "Hid alice-one" in ops.predict("alice-one", "hide", api_name="/moderate_checkpoint")
     assert "alice-one" not in ctx.engine.checkpoint_ids()
+    assert "alice-one" not in set(board("characters").table(BoardSource(ctx.db))["checkpoint"])
+    refused(lambda: ops.predict("demo-english", "hide", api_name="/moderate_checkpoint"), "comes from the hub's config")
     with ctx.db.session() as s:
         actions = [a for (a,) in s.execute(select(AuditEntry.action).order_by(AuditEntry.id))]
     assert actions[-2:] == ["approve_checkpoint", "hide_checkpoint"]
@@ -362,14 +367,7 @@ def test_no_page_or_answer_shows_the_data_folder(public):
 def test_hugging_face_sign_in_with_the_providers_answer_faked(tmp_path, monkeypatch):
     """Only what Hugging Face would answer is faked (the profile Gradio's OAuth puts in its session);
     the login route, the session cookie and the hub's roles are the real ones."""
-    import gradio.oauth
-
-    def provider_answer() -> dict:
-        return {"access_token": "hf_fake", "token_type": "bearer", "expires_in": 3600, "scope": "openid profile",
-                "expires_at": int(time.time()) + 3600,
-                "userinfo": {"preferred_username": "carol", "name": "Carol", "sub": "1", "profile": "", "picture": ""}}
-
-    monkeypatch.setattr(gradio.oauth, "_get_mocked_oauth_info", provider_answer)
+    fake_hugging_face(monkeypatch, "carol")
     updates = {"auth": AuthSettings(mode="hf_oauth", maintainers=["carol"])}
     with running_app(tmp_path / "data", f"sqlite:///{tmp_path / 'hub.sqlite3'}", config_updates=updates) as (url, ctx):
         url = url.rstrip("/")

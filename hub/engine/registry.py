@@ -8,6 +8,9 @@ Identity: `version(checkpoint_id)` is what sample cache keys and boards use. For
 the commit the checkpoint is pinned to (see `hub/revisions.py`: resolved once, stored through
 `revision_store`, used for every load); for folders, files and builtins it is the sha256 of the
 weights and configs. New weights are therefore always a new version.
+
+Why a checkpoint is unavailable reaches the page (and the API), so it never names a server path: a load
+error (often a library's message with the folder in it) shows only the file's base name.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from hub.errors import HubInputError
 from hub.families import get_family
 from hub.revisions import RevisionError, RevisionResolver, default_resolver
 from hub.validation import check_id_format
+from leaderboards.errors import without_paths
 
 log = logging.getLogger(__name__)
-
 
 class RevisionStore(Protocol):
     """Where pinned revisions live (the checkpoints table); the app wires the database in."""
@@ -93,7 +96,7 @@ class ModelRegistry:
         result = {}
         for spec in self.checkpoint_specs():
             if spec.id in self.load_errors:
-                result[spec.id] = Availability(False, self.load_errors[spec.id])
+                result[spec.id] = Availability(False, without_paths(self.load_errors[spec.id]))
             else:
                 result[spec.id] = checkpoint_availability(spec, self.config, self.device, self._hub_available)
         return result

@@ -14,6 +14,7 @@ from hub.errors import EngineError, HubInputError
 from hub.images import open_upload
 from hub.ui.context import HubContext
 from hub.ui.i18n import localize_error, page_language, t, tr
+from leaderboards.errors import without_paths
 
 GPU_CONCURRENCY_ID = "gpu"
 
@@ -26,8 +27,9 @@ def find_request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> gr.Request | 
 
 
 def user_error(err: BaseException, request: Any) -> gr.Error:
-    """A hub error as a short gr.Error in the page's language."""
-    return gr.Error(localize_error(err, page_language(request)), print_exception=False)
+    """A hub error as a short gr.Error in the page's language, with no server path in it (a library's
+    message inside an engine error often names a folder)."""
+    return gr.Error(without_paths(localize_error(err, page_language(request))), print_exception=False)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

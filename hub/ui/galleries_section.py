@@ -3,7 +3,9 @@
 An author uploads 3-20 images of one character for a character id of a suite (characters the tagger
 does not know are judged against such a gallery by the reference judge). Stored through
 `evals.galleries.save_gallery(data_dir, suite_name, character_id, images)` (a record with `.path`,
-`.sha256`, `.n_images`); the table lists `evals.galleries.list_galleries(data_dir)`.
+`.sha256`, `.n_images`); the table lists `evals.galleries.list_galleries(data_dir)`. The page never
+sees a gallery's folder (a server path): the table shows only GALLERY_COLUMNS, and messages name the
+suite and character.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from hub.ui.i18n import GALLERY_MAX_IMAGES, GALLERY_MIN_IMAGES, LocalizedError, 
 from hub.validation import check_id_format
 
 log = logging.getLogger(__name__)
-GALLERY_COLUMNS = ["suite", "character_id", "n_images", "sha256", "path"]
+GALLERY_COLUMNS = ["suite", "character_id", "n_images", "sha256"]
 
 
 def _galleries_module() -> Any:
@@ -67,18 +69,15 @@ def _record_row(record: Any) -> dict[str, Any]:
 
 
 def galleries_table(ctx: HubContext) -> pd.DataFrame:
+    """The stored galleries for the page: only GALLERY_COLUMNS (a record's `path` is a server folder)."""
     module = _galleries_module()
     if module is None:
         return pd.DataFrame(columns=GALLERY_COLUMNS)
     listed = module.list_galleries(ctx.data_dir)
-    if isinstance(listed, pd.DataFrame):
-        return listed
-    rows = [_record_row(record) for record in listed or []]
-    frame = pd.DataFrame(rows)
+    frame = listed if isinstance(listed, pd.DataFrame) else pd.DataFrame([_record_row(r) for r in listed or []])
     if frame.empty:
         return pd.DataFrame(columns=GALLERY_COLUMNS)
-    ordered = [c for c in GALLERY_COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in GALLERY_COLUMNS]
-    return frame[ordered]
+    return frame[[c for c in GALLERY_COLUMNS if c in frame.columns]].reset_index(drop=True)
 
 
 def save_uploaded_gallery(ctx: HubContext, suite_name: str | None, character_id: str | None, files: Any,
@@ -139,7 +138,7 @@ def galleries_section(ctx: HubContext, suites: list[str]) -> None:
                       character=character_id, sha=record.sha256[:12])
             return text, galleries_table(ctx), gr.update(value=None)
         text = tr(page_language(request), "msg.galleries.saved", n=getattr(record, "n_images", "?"), suite=suite_name,
-                  character=character_id, sha=str(getattr(record, "sha256", ""))[:12], path=getattr(record, "path", ""))
+                  character=character_id, sha=str(getattr(record, "sha256", ""))[:12])
         return text, galleries_table(ctx), gr.update(value=None)
 
     private = {"api_visibility": "private", "concurrency_limit": 2}

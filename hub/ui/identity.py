@@ -139,12 +139,16 @@ def trust_only_our_proxies(trusted_proxies: list[str]) -> None:
     os.environ["FORWARDED_ALLOW_IPS"] = ",".join(str(ipaddress.ip_network(c, strict=False)) for c in trusted_proxies)
 
 
-def signer_for(ctx: HubContext) -> SessionSigner:
-    existing = getattr(ctx, "_session_signer", None)
+def _kept(ctx: HubContext, name: str, make: Any) -> Any:
+    """One `make()` per context, kept on it (the salt is read once; the ban list keeps its cache)."""
+    existing = ctx.__dict__.get(name)
     if existing is None:
-        existing = SessionSigner(load_salt(ctx.data_dir))
-        ctx._session_signer = existing  # type: ignore[attr-defined]
+        existing = ctx.__dict__[name] = make()
     return existing
+
+
+def signer_for(ctx: HubContext) -> SessionSigner:
+    return _kept(ctx, "_session_signer", lambda: SessionSigner(load_salt(ctx.data_dir)))
 
 
 def middleware_for(ctx: HubContext) -> list[Any]:
@@ -182,19 +186,11 @@ def address_of(config: HubConfig, request: Any) -> str | None:
 
 
 def hasher_for(ctx: HubContext) -> SessionHasher:
-    existing = getattr(ctx, "_identity_hasher", None)
-    if existing is None:
-        existing = SessionHasher(load_salt(ctx.data_dir))
-        ctx._identity_hasher = existing  # type: ignore[attr-defined]
-    return existing
+    return _kept(ctx, "_identity_hasher", lambda: SessionHasher(load_salt(ctx.data_dir)))
 
 
 def bans_for(ctx: HubContext) -> BanList:
-    existing = getattr(ctx, "_ban_list", None)
-    if existing is None:
-        existing = BanList(ctx.db)
-        ctx._ban_list = existing  # type: ignore[attr-defined]
-    return existing
+    return _kept(ctx, "_ban_list", lambda: BanList(ctx.db))
 
 
 def _oauth_user(request: Any) -> str | None:

@@ -23,6 +23,7 @@ from hub.ui.common import translated_tab
 from hub.ui.context import HubContext
 from hub.ui.i18n import catalog, page_language, t, tr
 from leaderboards.boards import BOARDS, BoardSource, BoardSpec, export_csv, filter_rows, sampling_table
+from leaderboards.csv_safe import to_csv_bytes
 from leaderboards.schema import EvalRun, Sample
 
 PRIVATE = {"api_visibility": "private", "concurrency_limit": 4}
@@ -136,8 +137,9 @@ def _board_section(source: BoardSource, spec: BoardSpec, export_dir: Path, runs_
 
 def _csv_file(frame: pd.DataFrame, export_dir: Path, board_id: str) -> str:
     """The frame as `<board>_board.csv` in a folder named by its content: what one page downloads is
-    never overwritten by another page's filters."""
-    data = frame.to_csv(index=False).encode("utf-8")
+    never overwritten by another page's filters. The folder is named by the bytes actually written
+    (formula-like cells neutralized, see `leaderboards.csv_safe`)."""
+    data = to_csv_bytes(frame)
     folder = export_dir / hashlib.sha256(data).hexdigest()[:16]
     return str(export_csv(frame, folder, f"{board_id}_board"))
 

@@ -82,6 +82,8 @@ def build_tab(ctx: HubContext) -> gr.Tab:
             checkpoint = submissions.check_checkpoint_id(checkpoint)
             if action in ("approve", "reject"):
                 moderation.set_approval(ctx.db, who.user or "?", checkpoint, approve=action == "approve")
+            elif any(spec.id == checkpoint for spec in ctx.config.checkpoints):
+                raise LocalizedError("err.maintainer.config_checkpoint", id=checkpoint)
             else:
                 paths = moderation.hide_checkpoint(ctx.db, who.user or "?", checkpoint, purge_samples=action == "purge")
                 ctx.engine.registry.forget(checkpoint)
