@@ -163,6 +163,8 @@ class Limits(_Strict):
     max_loras: int = Field(4, ge=0)
     votes_per_minute: int = Field(30, ge=1)
     battles_per_minute: int = Field(10, ge=1)
+    # Images a visitor or user may have generated a minute (per session; ip_multiplier x per address).
+    images_per_minute: int = Field(60, ge=1)
     battle_ttl_minutes: int = Field(60, ge=1)
     lora_upload_min_images: int = Field(4, ge=1)
     lora_upload_max_images: int = Field(40, ge=1)

@@ -31,7 +31,7 @@ from sqlalchemy import delete, exists, select, update
 
 from leaderboards.arena_sessions import advisory_lock
 from leaderboards.db import Database
-from leaderboards.schema import Battle, BattleRequest, Vote, utcnow
+from leaderboards.schema import Battle, BattleRequest, UsageEvent, Vote, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ def cleanup_expired_battles(db: Database, data_dir: str | Path, now: dt.datetime
             break
     with db.write_session() as session:
         session.execute(delete(BattleRequest).where(BattleRequest.created_at < now - REQUEST_RETENTION))
+        # Quotas look back one day and image rates one minute: older spending counts for nothing.
+        session.execute(delete(UsageEvent).where(UsageEvent.created_at < now - 2 * REQUEST_RETENTION))
     return cleaned
 
 

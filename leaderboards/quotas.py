@@ -76,3 +76,27 @@ def used(session: Session, user: str, action: str, now: dt.datetime | None = Non
         )
     ).scalar_one()
     return float(total)
+
+
+RATE_WINDOW = dt.timedelta(minutes=1)
+
+
+def spend_rate(session: Session, action: str, owners: list[tuple[str, float]], amount: float, *,
+               now: dt.datetime | None = None) -> None:
+    """A per-minute budget for several owners at once (a session and its address): refuse when
+    `amount` would pass any owner's limit in the last minute, else record it for each. Exact under
+    the same locks as `spend`."""
+    now = now or utcnow()
+    owners = [(owner, limit) for owner, limit in owners if owner]
+    for owner, _ in sorted(owners):
+        advisory_lock(session, f"rate:{action}", owner)
+    for owner, limit in owners:
+        recent = session.execute(
+            select(func.coalesce(func.sum(UsageEvent.amount), 0.0)).where(
+                UsageEvent.user == owner, UsageEvent.action == action, UsageEvent.created_at > now - RATE_WINDOW
+            )
+        ).scalar_one()
+        if float(recent) + amount > limit + 1e-9:
+            raise QuotaExceeded(f"Too many images: at most {limit:g} a minute. Please wait a moment.")
+    for owner, _ in owners:
+        session.add(UsageEvent(user=owner, action=action, amount=float(amount), created_at=now))

@@ -134,6 +134,26 @@ def test_forged_forwarded_for_does_not_raise_the_limit_but_a_trusted_proxy_does(
         assert addresses == (12 if trusted else 1)  # behind our own proxy each header is a real client
 
 
+def test_generation_is_gpu_time_with_a_budget_per_session_and_address(tmp_path):
+    with running_app(tmp_path / "data", f"sqlite:///{tmp_path / 'hub.sqlite3'}", images_per_minute=2,
+                     config_updates={"auth": AUTH}) as (url, ctx):
+        visitor = token_client(url, None)
+        gallery, _ = visitor.predict("1girl, smile", batch=2, steps=2, api_name="/generate")
+        assert len(gallery) == 2
+        refused(lambda: visitor.predict("1girl", steps=2, api_name="/generate"), "Too many images: at most 2 a minute")
+        refused(lambda: token_client(url, None).predict("1girl", steps=2, batch=-3, api_name="/generate"), "Batch count|less than minimum")
+        # Another session from the same address has its own budget; the address's is ten times larger.
+        token_client(url, None).predict("1girl", steps=2, api_name="/generate")
+        # Maintainers are not limited.
+        ops = token_client(url, "ops")
+        for _ in range(2):
+            ops.predict("1girl", batch=2, steps=2, api_name="/generate")
+        with ctx.db.session() as s:
+            spent = s.scalar(select(func.sum(UsageEvent.amount)).where(UsageEvent.action == "images",
+                                                                         UsageEvent.user.like("session:%")))
+        assert spent == 3  # the refused requests spent nothing
+
+
 # ------------------------------------------------------------------------------------------ sessions
 
 

@@ -15,6 +15,7 @@ from hub.families import get_family
 from hub.images import open_upload
 from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, load_references, throttled_progress, user_errors
 from hub.ui.context import HubContext
+from hub.ui.identity import charge_images
 from hub.ui.generate_tab import gallery_items
 from hub.ui.i18n import LocalizedError, page_language, t, tr
 from hub.validation import MAX_SEED
@@ -108,6 +109,7 @@ def make_edit_fn(ctx: HubContext):
         mask_image = None
         if mask:
             mask_image = open_upload(mask, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels, what="mask")
+        charge_images(ctx, request, 1)
         return run(source, mask_image, prompt, strength, checkpoint, seed, steps, references, page_language(request), progress)
 
     @gpu_function
@@ -118,6 +120,7 @@ def make_edit_fn(ctx: HubContext):
             raise LocalizedError("err.upload_first")
         source = open_upload(editor["background"], max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels)
         mask = mask_from_layers(editor.get("layers") or [], source.size, limits)
+        charge_images(ctx, request, 1)
         return run(source, mask, prompt, strength, checkpoint, seed, steps, references, page_language(request), progress)
 
     return edit_api, edit_ui

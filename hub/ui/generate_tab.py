@@ -25,8 +25,9 @@ from hub.ui.common import (
     user_errors,
 )
 from hub.ui.context import HubContext
+from hub.ui.identity import charge_images
 from hub.ui.i18n import page_language, t, tr
-from hub.validation import MAX_SEED, SAMPLERS, parse_lora_list
+from hub.validation import MAX_SEED, SAMPLERS, check_int, parse_lora_list
 
 MODES = ("text", "references")
 
@@ -100,6 +101,7 @@ def make_generate_fn(ctx: HubContext):
             batch=batch,
             references=load_references(references, limits),
         )
+        charge_images(ctx, request, check_int(batch or 1, "Batch count", 1, limits.max_batch))
         progress(0, desc=tr(lang, "msg.progress.queued"))
         images = ctx.engine.generate(wanted, progress=throttled_progress(progress, tr(lang, "msg.progress.denoising")))
         gallery = gallery_items(ctx, images, lang, lambda item: tr(lang, "msg.seed_caption", seed=item.seed))

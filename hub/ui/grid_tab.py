@@ -15,6 +15,7 @@ from hub.engine import GenerationRequest
 from hub.grid import AXIS_KINDS, compose_grid, parse_axis, plan_grid, run_grid
 from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, user_errors
 from hub.ui.context import HubContext
+from hub.ui.identity import charge_images
 from hub.ui.i18n import page_language, t, tr
 from hub.validation import MAX_SEED, parse_lora_list
 
@@ -59,6 +60,7 @@ def make_grid_fn(ctx: HubContext):
         )
         plan = plan_grid(base, x, y, max_cells=limits.max_grid_cells)  # refused here, before any work
         ctx.content_filter.check_prompt(*{cell.prompt for row in plan for cell in row}, base.negative_prompt)
+        charge_images(ctx, request, sum(len(row) for row in plan))
         progress(0, desc=tr(lang, "msg.progress.queued"))
         result = run_grid(ctx.engine, base, x, y, max_cells=limits.max_grid_cells)
         checked = ctx.content_filter.filter_outputs(result.flat)

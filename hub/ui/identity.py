@@ -43,7 +43,7 @@ from hub.config import HubConfig
 from hub.ui.context import HubContext
 from leaderboards.arena_sessions import SessionHasher, load_salt
 from leaderboards.moderation import BanList
-from leaderboards.quotas import spend
+from leaderboards.quotas import spend, spend_rate
 from leaderboards.schema import SignIn, UsageEvent, utcnow
 
 COOKIE_NAME = "hub_session"
@@ -302,3 +302,22 @@ def quota_spent(ctx: HubContext, who: Identity, action: str, amount: float, limi
 def quota_for(who: Identity, limit: float) -> float | None:
     """The quota to charge `who` (None: maintainers and the local user are not counted)."""
     return None if who.is_maintainer or who.user is None else limit
+
+
+IP_MULTIPLIER = 10  # an address may be shared by many people (as for the arena's limits)
+
+
+def charge_images(ctx: HubContext, request: Any, images: int) -> Identity:
+    """Generation spends GPU time: the caller must be allowed to generate, and `images` more must fit
+    in `limits.images_per_minute` for the session and ten times that for the address (maintainers,
+    and the local user of auth mode `none`, are not limited)."""
+    who = allowed(ctx, request, "generate")
+    if who.is_maintainer:
+        return who
+    hasher = hasher_for(ctx)
+    limit = float(ctx.config.limits.images_per_minute)
+    owners = [(f"session:{hasher.hash(who.session_id, 'session')}" if who.session_id else "", limit),
+              (f"ip:{hasher.hash(who.client_ip, 'ip')}" if who.client_ip else "", limit * IP_MULTIPLIER)]
+    with ctx.db.write_session() as session:
+        spend_rate(session, "images", owners, float(images))
+    return who

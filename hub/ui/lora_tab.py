@@ -13,7 +13,7 @@ from hub.engine import GenerationRequest
 from hub.errors import HubInputError
 from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, user_errors
 from hub.ui.context import HubContext
-from hub.ui.identity import allowed, quota_spent
+from hub.ui.identity import allowed, charge_images, quota_spent
 from hub.images import open_upload
 from hub.ui.generate_tab import gallery_items
 from hub.ui.i18n import LocalizedError, page_language, t, tr
@@ -82,6 +82,7 @@ def make_compare_fn(ctx: HubContext):
         steps = None if steps in (None, 0, "") else steps  # 0: the checkpoint's default
         with_lora = GenerationRequest(prompt=prompt, checkpoint=checkpoint, loras=((lora_id, weight),), seed=seed, steps=steps)
         without = GenerationRequest(prompt=prompt, checkpoint=checkpoint, seed=seed, steps=steps)
+        charge_images(ctx, request, 2)
         progress(0, desc=tr(lang, "msg.progress.queued"))
         # Both submitted together: checked first, and one batched call when the engine can share it.
         first, second = ctx.engine.generate_many([with_lora, without])
