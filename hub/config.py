@@ -218,6 +218,11 @@ class AuthSettings(_Strict):
     auto_approve: bool = False
 
     @property
+    def authors_approve_own(self) -> bool:
+        """`auto_approve`, never on a Space: there every author's checkpoint waits for a maintainer."""
+        return self.auto_approve and not os.environ.get("SPACE_ID")
+
+    @property
     def resolved_mode(self) -> str:
         mode = os.environ.get("HUB_AUTH_MODE") or self.mode
         if mode not in AUTH_MODES:

@@ -112,6 +112,20 @@ def test_client_address_reads_forwarded_for_only_from_trusted_proxies():
         ServerSettings(trusted_proxies=["not-a-network"])
 
 
+def test_auth_settings_resolve_as_documented(monkeypatch):
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("HUB_AUTH_MODE", raising=False)
+    assert AuthSettings().resolved_mode == "none" and AuthSettings(auto_approve=True).authors_approve_own
+    monkeypatch.setenv("SPACE_ID", "org/space")
+    assert AuthSettings().resolved_mode == "hf_oauth"
+    assert not AuthSettings(auto_approve=True).authors_approve_own  # never on a Space
+    monkeypatch.setenv("HUB_AUTH_MODE", "token")
+    assert AuthSettings().resolved_mode == "token"
+    monkeypatch.setenv("HUB_AUTH_MODE", "open-sesame")
+    with pytest.raises(ValueError, match="HUB_AUTH_MODE"):
+        AuthSettings().resolved_mode
+
+
 def test_forged_forwarded_for_does_not_raise_the_limit_but_a_trusted_proxy_does(tmp_path):
     # votes_per_minute=1 -> 10 votes a minute per address; every vote from a new session and a new header.
     for trusted, expected in (([], 10), (["127.0.0.1/32"], 12)):

@@ -79,9 +79,9 @@ def build_tab(ctx: HubContext) -> None:
                     revision = ctx.engine.registry.revision_resolver.resolve(repo, pinned or None)
                 except RevisionError as err:
                     raise HubInputError(f"Cannot pin {repo}: {err}") from None
-            # A maintainer's own registration (or any, with auth.auto_approve) is approved at once;
+            # A maintainer's own registration (or any, with auth.auto_approve off a Space) is approved at once;
             # the rest wait: nothing is downloaded or run before a maintainer approves.
-            approved = who.is_maintainer or ctx.config.auth.auto_approve
+            approved = who.is_maintainer or ctx.config.auth.authors_approve_own
             row = submissions.register_checkpoint(
                 ctx.db, checkpoint_id, source, family, families=families, display_name=name,
                 allowed_roots=upload_roots(ctx), revision=revision, checked=checked, owner=who.user, approved=approved,
