@@ -170,11 +170,14 @@ class EvalRunner:
             if not isinstance(exc, HubInputError):
                 log.error("eval run %s failed:\n%s", claimed.id, traceback.format_exc())
             result.status, result.error = "failed", message
-            queue.finish_run(self.db, claimed.id, status="failed", error=message, n_generated=result.generated,
+            queue.finish_run(self.db, claimed.id, status="failed", error=message, worker_id=claimed.worker_id,
+                             n_generated=result.generated,
                              n_reused=result.reused)
             raise
         result.status = "complete"
-        queue.finish_run(self.db, claimed.id, status="complete", n_generated=result.generated, n_reused=result.reused)
+        if not queue.finish_run(self.db, claimed.id, status="complete", worker_id=claimed.worker_id,
+                                n_generated=result.generated, n_reused=result.reused):
+            log.warning("run %s finished here, but it was cancelled or taken over meanwhile: left as it is", claimed.id)
         return result
 
     def _generate_step(self) -> Callable[..., tuple[int, int, int]]:

@@ -181,12 +181,22 @@ def update_run(db: Database, run_id: int, **values: Any) -> None:
         session.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
 
 
-def finish_run(db: Database, run_id: int, *, status: str, error: str | None = None, **values: Any) -> None:
-    """Mark a run complete or failed and release its lease."""
+def finish_run(db: Database, run_id: int, *, status: str, error: str | None = None, worker_id: str | None = None,
+               **values: Any) -> bool:
+    """Mark a run complete or failed and release its lease. With `worker_id`, only while that worker
+    still holds it: a run a maintainer cancelled (or another worker took over) keeps what it says.
+    Returns whether the run was written."""
     if status not in ("complete", "failed"):
         raise ValueError(f"a run finishes complete or failed, not {status!r}")
-    update_run(db, run_id, status=status, error=(error or None) and error[:4000], finished_at=utcnow(),
-               lease_expires_at=None, **values)
+    query = update(EvalRun).where(EvalRun.id == run_id)
+    if worker_id is not None:
+        query = query.where(EvalRun.worker_id == worker_id, EvalRun.status == "running")
+    with db.write_session() as session:
+        written = session.execute(
+            query.values(status=status, error=(error or None) and error[:4000], finished_at=utcnow(), lease_expires_at=None,
+                         **values)
+        ).rowcount
+    return written == 1
 
 
 def lease_expired(run: EvalRun, now: dt.datetime | None = None) -> bool:

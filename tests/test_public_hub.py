@@ -457,6 +457,33 @@ def test_voiding_a_sessions_votes_equals_refitting_without_them(backend, tmp_pat
     db.dispose()
 
 
+def test_cancelled_runs_stay_cancelled_and_failed_ones_can_be_requeued(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'runs.sqlite3'}", migrate=True)
+    with db.write_session() as s:
+        upsert_checkpoint(s, id="m-a", display_name="m-a", family="sd15", source="builtin:m-a", is_demo=True)
+    run_id = queue.queue_run(db, "m-a", "characters")
+    claimed = queue.claim_next_run(db, "worker-1")
+    assert claimed is not None and claimed.id == run_id
+    moderation.cancel_run(db, "token:ops", run_id)
+    # The worker finishes its batch afterwards: its write is refused, the cancellation stands.
+    assert not queue.finish_run(db, run_id, status="complete", worker_id="worker-1", n_generated=5)
+    with db.session() as s:
+        run = s.get(EvalRun, run_id)
+        assert (run.status, run.error, run.n_generated) == ("failed", "Cancelled by a maintainer.", 0)
+    with pytest.raises(Exception, match="only queued or running runs can be cancelled"):
+        moderation.cancel_run(db, "token:ops", run_id)
+    moderation.requeue_run(db, "token:ops", run_id)
+    with pytest.raises(Exception, match="only failed runs can be requeued"):
+        moderation.requeue_run(db, "token:ops", run_id)
+    again = queue.claim_next_run(db, "worker-2")
+    assert again is not None and again.id == run_id
+    assert queue.finish_run(db, run_id, status="complete", worker_id="worker-2")
+    with db.session() as s:
+        assert s.get(EvalRun, run_id).status == "complete"
+        assert [a for (a,) in s.execute(select(AuditEntry.action).order_by(AuditEntry.id))] == ["cancel_run", "requeue_run"]
+    db.dispose()
+
+
 # ------------------------------------------------------------------- two replicas, quotas exactly
 
 
