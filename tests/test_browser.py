@@ -19,6 +19,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.hub_app import running_app
+from tests.needs import missing
 
 CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else (shutil.which("chromium") or shutil.which("chromium-browser"))
 CHROMIUM_ARGS = [
@@ -32,8 +33,9 @@ CHROMIUM_ARGS = [
 ]
 LONG = 120_000  # ms: a generation on a busy 2-core machine
 
-pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (.ci/run installs it)"),
-              pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.timeout(300)]
+if CHROMIUM is None:
+    missing("REQUIRE_CHROMIUM", "Debian chromium is not installed (.ci/run installs it)", module=True)
 
 
 # ------------------------------------------------------------------------------------------ fixtures

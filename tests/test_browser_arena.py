@@ -15,8 +15,10 @@ from sqlalchemy import select
 
 try:
     from tests.hub_app import running_app
+    from tests.needs import missing
 except ImportError:
     from hub_app import running_app
+    from needs import missing
 
 CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
 CHROMIUM_ARGS = [
@@ -29,7 +31,8 @@ CHROMIUM_ARGS = [
 ]
 PROMPT = "hatsune miku, twintails, smile"
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
+if CHROMIUM is None:
+    missing("REQUIRE_CHROMIUM", "Debian chromium is not installed (.ci/run installs it)", module=True)
 
 # The size at which the image content is drawn (object-fit and all), and whether it is pixelated.
 RENDERED = """(img) => {

@@ -22,7 +22,12 @@ import yaml
 from PIL import Image
 from sqlalchemy import select
 
-ray = pytest.importorskip("ray", reason="ray[serve] is not installed (see requirements.txt)")
+try:
+    import ray
+except ImportError:
+    from tests.needs import missing
+
+    missing("REQUIRE_RAY", "ray[serve] is not installed (see requirements.txt)", module=True)
 
 from evals.distributed import DistributedGenerate  # noqa: E402
 from evals.plan import RunOptions  # noqa: E402

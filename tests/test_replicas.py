@@ -26,7 +26,12 @@ import pytest
 import yaml
 from sqlalchemy import func, insert, select
 
-ray = pytest.importorskip("ray", reason="ray[serve] is not installed (see requirements.txt)")
+try:
+    import ray
+except ImportError:
+    from tests.needs import missing
+
+    missing("REQUIRE_RAY", "ray[serve] is not installed (see requirements.txt)", module=True)
 
 try:
     from tests.pg import postgres_server  # noqa: F401 - fixture
