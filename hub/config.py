@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -291,7 +291,8 @@ class RaySettings(_Strict):
     """Serving and eval workers on Ray (engine.backend: ray); see docs/SCALING.md."""
 
     address: str = "auto"  # auto: start a local Ray instance; ray://host:10001 joins a cluster
-    num_gpus_per_replica: float = Field(1.0, ge=0)
+    # auto: one GPU per replica where the cluster has GPUs, else CPUs only (a CPU machine just works).
+    num_gpus_per_replica: Annotated[float, Field(ge=0)] | Literal["auto"] = "auto"
     num_cpus_per_replica: float = Field(1.0, ge=0)
     min_replicas: int = Field(1, ge=0)
     max_replicas: int = Field(1, ge=1)

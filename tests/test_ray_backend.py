@@ -200,6 +200,17 @@ def test_malformed_address_is_refused_naming_it(address):
     assert repr(address) in str(caught.value)
 
 
+def test_gpus_per_replica_auto_serves_on_cpus_where_the_cluster_has_no_gpu(ray_address):
+    from hub.config import RaySettings
+    from hub.serving.cluster import check_resources
+
+    gpus, resolved = check_resources(ray_address, RaySettings())  # the default: auto
+    assert gpus == 0 and resolved.num_gpus_per_replica == 0.0
+    with pytest.raises(RayClusterError, match="has no GPU; set it to 0 \\(or auto\\)"):
+        check_resources(ray_address, RaySettings(num_gpus_per_replica=1))
+    assert check_resources(ray_address, RaySettings(num_gpus_per_replica=0))[1].num_gpus_per_replica == 0
+
+
 def test_unreachable_address_stops_the_start_naming_it(ray_address, world, monkeypatch):
     port = _free_port()  # nothing listens there
     monkeypatch.setenv("HUB_RAY_ADDRESS", f"ray://127.0.0.1:{port}")

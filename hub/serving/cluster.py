@@ -143,17 +143,21 @@ def deployment_options(settings: RaySettings) -> dict[str, Any]:
     return options
 
 
-def check_resources(address: str, settings: RaySettings) -> float:
-    """The cluster's GPUs; a GPU deployment on a cluster without any stops the start."""
+def check_resources(address: str, settings: RaySettings) -> tuple[float, RaySettings]:
+    """The cluster's GPUs, and the settings with `num_gpus_per_replica: auto` resolved (one GPU per
+    replica where the cluster has any, else 0: serve on CPUs). An explicit GPU deployment on a cluster
+    without any stops the start."""
     import ray
 
     gpus = float(ray.cluster_resources().get("GPU", 0))
+    if settings.num_gpus_per_replica == "auto":
+        return gpus, settings.model_copy(update={"num_gpus_per_replica": 1.0 if gpus > 0 else 0.0})
     if settings.num_gpus_per_replica > 0 and gpus == 0:
         raise RayClusterError(
             f"engine.ray.num_gpus_per_replica is {settings.num_gpus_per_replica:g} but the Ray cluster at {address!r} "
-            "has no GPU; set it to 0 to serve on CPUs, or add GPU nodes"
+            "has no GPU; set it to 0 (or auto) to serve on CPUs, or add GPU nodes"
         )
-    return gpus
+    return gpus, settings
 
 
 @dataclass
@@ -180,7 +184,7 @@ class ServingCluster:
         address = ray_address(settings)
         owns_ray = join_ray(address)
         try:
-            gpus = check_resources(address, settings)
+            gpus, settings = check_resources(address, settings)
             name = app_name(config, settings)
             handle = _running_app_handle(name, deploy_timeout_s)
             if handle is None:
