@@ -38,8 +38,8 @@ def _amount_text(action: str, value: float) -> str:
 
 
 def spend(session: Session, user: str, action: str, amount: float, limit: float, *, target: str = "",
-          now: dt.datetime | None = None) -> None:
-    """Record `amount` of `action` for `user`, or raise QuotaExceeded (see the module docstring)."""
+          now: dt.datetime | None = None) -> UsageEvent:
+    """Record `amount` of `action` for `user` (the row, flushed), or raise QuotaExceeded (see the module docstring)."""
     now = now or utcnow()
     advisory_lock(session, f"quota:{action}", user)
     since = now - QUOTA_WINDOW
@@ -64,7 +64,10 @@ def spend(session: Session, user: str, action: str, amount: float, limit: float,
         phrase = QUOTA_PHRASES.get(action, action + " {limit} a day").format(limit=_amount_text(action, limit))
         raise QuotaExceeded(f"Over quota: {phrase}, {_amount_text(action, used)} used; room again at "
                             f"{reset.strftime('%Y-%m-%d %H:%M')} UTC.")
-    session.add(UsageEvent(user=user, action=action, amount=float(amount), target=target[:200], created_at=now))
+    event = UsageEvent(user=user, action=action, amount=float(amount), target=target[:200], created_at=now)
+    session.add(event)
+    session.flush()
+    return event
 
 
 def used(session: Session, user: str, action: str, now: dt.datetime | None = None) -> float:

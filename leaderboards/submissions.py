@@ -76,14 +76,13 @@ def _resolve_inside(raw: str, roots: Sequence[Path]) -> Path:
         # Named as the page names it ("uploads/"): no server path in any message.
         raise HubInputError("Local checkpoints must be inside the upload folder (uploads/).")
     if not resolved.exists():
-        raise HubInputError(f"Nothing found at {public_path(raw)!r}.")
+        raise HubInputError(f"Nothing found at {without_paths(raw)!r}.")
     return resolved
 
 
 # Display names are shown in tables, messages and CSV files: plain text only.
 DISPLAY_NAME_FORBIDDEN = re.compile(r"[<>\x00-\x1f\x7f`\[\]|\\]")
 FORMULA_START = ("=", "+", "-", "@")
-public_path = without_paths  # sources and errors as a page may show them
 
 def check_display_name(name: str) -> str:
     """A display name: 1-100 characters of plain text (no markup, no spreadsheet formula start)."""
@@ -229,7 +228,7 @@ def runs_table(db: Database, limit: int = 200, checkpoint_id: str | None = None)
             query = query.where(EvalRun.checkpoint_id == checkpoint_id)
         rows = [
             (r.id, r.checkpoint_id, (r.checkpoint_version or "")[:10], r.suite_name, r.adapters, r.status, r.n_generated, r.n_reused,
-             r.created_at, r.started_at, r.finished_at, public_path(r.error or "")[:200], r.owner or "",
+             r.created_at, r.started_at, r.finished_at, without_paths(r.error or "")[:200], r.owner or "",
              round((r.gpu_seconds or 0.0) / 3600, 3))
             for r in session.execute(query).scalars()
         ]
@@ -241,7 +240,7 @@ def checkpoints_table(db: Database) -> pd.DataFrame:
     columns = ["checkpoint", "name", "family", "source", "version", "status", "approval", "demo", "registered"]
     with db.session() as session:
         rows = [
-            (c.id, c.display_name, c.family, public_path(c.source), (c.revision or c.sha256 or "")[:12], c.status, c.approval,
+            (c.id, c.display_name, c.family, without_paths(c.source), (c.revision or c.sha256 or "")[:12], c.status, c.approval,
              c.is_demo, c.created_at)
             for c in session.execute(
                 select(Checkpoint).where(Checkpoint.hidden.is_(False)).order_by(Checkpoint.created_at, Checkpoint.id)

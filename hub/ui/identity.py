@@ -27,7 +27,7 @@ from typing import Any
 
 import gradio as gr
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from hub.access import (
     AccessDenied,
@@ -285,12 +285,7 @@ def quota_spent(ctx: HubContext, who: Identity, action: str, amount: float, limi
         yield
         return
     with ctx.db.write_session() as session:
-        spend(session, who.user, action, amount, limit)
-        session.flush()
-        event_id = session.execute(
-            select(UsageEvent.id).where(UsageEvent.user == who.user, UsageEvent.action == action)
-            .order_by(UsageEvent.id.desc()).limit(1)
-        ).scalar_one()
+        event_id = spend(session, who.user, action, amount, limit).id
     try:
         yield
     except BaseException:

@@ -30,6 +30,7 @@ from hub.ui.galleries_section import galleries_section
 from hub.ui.i18n import LocalizedError, page_language, t, tr
 from hub.validation import check_int
 from leaderboards import submissions
+from leaderboards.errors import without_paths
 from leaderboards.keys import parse_adapters
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,6 @@ def build_tab(ctx: HubContext) -> None:
             who = allowed(ctx, request, "register_checkpoint")
             submissions.check_checkpoint_id(checkpoint_id)
             submissions.check_family(family, families)
-            submissions.check_display_name(name)
             checked = submissions.check_source(source, upload_roots(ctx))
             revision = None
             if checked.kind == "hub":  # pinned now: new weights pushed later are a new version
@@ -90,7 +90,7 @@ def build_tab(ctx: HubContext) -> None:
         except HubInputError as err:
             raise user_error(err, request) from None
         lang = page_language(request)
-        message = tr(lang, "msg.submit.registered", id=row.id, family=row.family, source=submissions.public_path(row.source))
+        message = tr(lang, "msg.submit.registered", id=row.id, family=row.family, source=without_paths(row.source))
         if row.approval == "pending":
             message += " " + tr(lang, "msg.submit.pending")
         return message, submissions.checkpoints_table(ctx.db), gr.update(choices=checkpoint_ids(), value=row.id)
