@@ -71,6 +71,20 @@ class GenerationDefaults(_Strict):
     quality_suffix: str = ""
 
 
+class CheckpointLimits(_Strict):
+    """What one checkpoint may be asked for, within the hub's `limits`. Unset: derived from the
+    checkpoint's own size (its default width x height): at most 2x that area and 2x its longer side,
+    so a 64-px demo model is never asked for 1536 px."""
+
+    max_size: int | None = Field(None, ge=16)
+    max_pixels: int | None = Field(None, ge=256)
+    max_steps: int | None = Field(None, ge=1)
+    # Measured speed where this deployment knows it (seconds per megapixel of output per denoising
+    # step, on its device); unset: the device's prior in `engine.seconds_per_megapixel_step`, then
+    # the engine learns it from real calls.
+    seconds_per_megapixel_step: float | None = Field(None, gt=0)
+
+
 class CheckpointSpec(_Strict):
     id: str
     name: str
@@ -82,9 +96,21 @@ class CheckpointSpec(_Strict):
     is_demo: bool = False
     defaults: GenerationDefaults = GenerationDefaults()
     size_presets: list[tuple[int, int]] = []
+    limits: CheckpointLimits = CheckpointLimits()
 
     _id = field_validator("id")(check_id)
     _family = field_validator("family")(check_family)
+
+    def limits_within(self, hub: "Limits") -> "Limits":
+        """The hub's limits narrowed to this checkpoint (see `CheckpointLimits`)."""
+        own, native = self.limits, self.defaults
+        max_size = own.max_size or 2 * max(native.width, native.height)
+        max_pixels = own.max_pixels or 2 * native.width * native.height
+        return hub.model_copy(update={
+            "max_size": max(hub.min_size, min(hub.max_size, max_size)),
+            "max_pixels": max(hub.min_size**2, min(hub.max_pixels, max_pixels)),
+            "max_steps": min(hub.max_steps, own.max_steps or hub.max_steps),
+        })
 
     @field_validator("source")
     @classmethod
@@ -170,6 +196,12 @@ class Limits(_Strict):
     lora_upload_max_images: int = Field(40, ge=1)
     max_references: int = Field(4, ge=0)  # reference images per request (the family may take fewer)
     max_grid_cells: int = Field(16, ge=1)  # cells of one same-seed comparison grid
+    # Admission (README "Limits and the cost model"): an interactive request whose estimated time on
+    # this device is over `max_request_seconds` is refused with the estimate; eval batches are sized
+    # to stay under `max_eval_batch_seconds`; the watchdog stops any call past `max_call_seconds`.
+    max_request_seconds: float = Field(60.0, gt=0)
+    max_eval_batch_seconds: float = Field(60.0, gt=0)
+    max_call_seconds: float = Field(300.0, gt=0)
     undo_seconds: int = Field(30, ge=0)  # how long a voter may take back a vote
     personal_board_min_votes: int = Field(20, ge=2)
     # Outputs rated above this by the tagger's rating head are withheld. None: `sensitive` on a
@@ -324,6 +356,12 @@ class EngineSettings(_Strict):
     mask_blur: int = Field(4, ge=0, le=64)
     backend: Literal["local", "ray"] = "local"
     ray: RaySettings = RaySettings()
+    # The cost model's prior, per device type: seconds per megapixel of output per denoising step
+    # before a checkpoint's first measured call (an SDXL-size model; small models learn their own).
+    seconds_per_megapixel_step: dict[str, float] = {"cuda": 0.25, "mps": 2.0, "cpu": 30.0}
+    # Long calls pause between denoising steps to serve waiting interactive requests (step-level
+    # interleaving); off: a request waits for the call on the device to end.
+    interleave: bool = True
 
 
 class HubConfig(_Strict):

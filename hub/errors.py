@@ -8,8 +8,17 @@ Anything else is a bug or an infrastructure failure.
 
 from leaderboards.errors import InputError as HubInputError
 
-__all__ = ["EngineError", "HubInputError"]
+__all__ = ["EngineError", "HubInputError", "JobCancelled", "OverBudget"]
 
 
 class EngineError(RuntimeError):
     """A pipeline call failed (out of memory, bad weights, ...); the engine stays usable."""
+
+
+class JobCancelled(EngineError):
+    """The job was stopped between denoising steps: its caller left or pressed Stop, or the watchdog
+    stopped a call past its hard limit. Nothing of it was kept."""
+
+
+class OverBudget(HubInputError):
+    """The request's estimated time on this device is over the limit; the message gives the estimate."""

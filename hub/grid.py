@@ -195,13 +195,15 @@ class GridResult:
         return " · ".join(parts)
 
 
-def run_grid(engine: Any, base: GenerationRequest, x: Axis | None, y: Axis | None = None, *, max_cells: int) -> GridResult:
-    """Every cell checked, then submitted together (compatible cells share pipeline calls)."""
+def run_grid(engine: Any, base: GenerationRequest, x: Axis | None, y: Axis | None = None, *, max_cells: int,
+             cancel: Any = None) -> GridResult:
+    """Every cell checked, then submitted together (compatible cells share pipeline calls); setting
+    `cancel` (a `CancelToken`) stops the cells not yet drawn."""
     if x is None:
         x, y = y, None
     plan = plan_grid(base, x, y, max_cells=max_cells)
     flat = [request for row in plan for request in row]
-    outputs = engine.generate_many(flat)
+    outputs = engine.run_many(flat, cancel=cancel)
     images = [out[0] for out in outputs]
     width = len(plan[0])
     return GridResult([images[r * width:(r + 1) * width] for r in range(len(plan))], x, y)

@@ -10,6 +10,9 @@ call it exactly as they call the local engine; what differs happens underneath:
 - The checked job travels as plain data (`hub.serving.wire`: arrays, not PIL objects) through a Serve
   handle, with `multiplexed_model_id=<checkpoint>` so it reaches a replica that already holds the
   weights. With a progress callback the call is streamed and each denoising step is reported.
+- Cancellation: a call given a `CancelToken` is cancelled through Serve when the token is set (the
+  caller left or pressed Stop); the replica sets its job's token, so the replica's engine stops the
+  call at the next denoising step, exactly as the local engine does.
 - Errors come back as `HubInputError` / `EngineError` with the replica engine's message; a replica that
   died mid-request (`RayActorError`, Serve's unavailable errors) is retried once on another replica,
   then reported as a short `EngineError`.
@@ -34,13 +37,14 @@ from hub.engine.interface import EngineInterface
 from hub.engine.registry import ModelRegistry
 from hub.engine.requests import (
     INTERACTIVE,
+    CancelToken,
     EditRequest,
     GeneratedImage,
     GenerationRequest,
     Job,
     ProgressCallback,
 )
-from hub.errors import EngineError, HubInputError
+from hub.errors import EngineError, HubInputError, JobCancelled
 from hub.serving import wire
 from hub.serving.wire import ReplicaLostError
 from hub.serving.cluster import ServingCluster
@@ -118,7 +122,8 @@ class RemoteEngine(EngineInterface):
         with self._counter_lock:
             self._counters[key] += 1
 
-    def _remote(self, method: str, payload: Any, *, checkpoint_id: str | None, progress: ProgressCallback | None = None) -> dict:
+    def _remote(self, method: str, payload: Any, *, checkpoint_id: str | None, progress: ProgressCallback | None = None,
+                cancel: CancelToken | None = None) -> dict:
         """Call a replica method; replies carrying an error are raised as the local engine raises them."""
         if self.closed:
             raise EngineError("The engine is shut down.")
@@ -130,17 +135,11 @@ class RemoteEngine(EngineInterface):
             self._count("remote_calls")
             try:
                 if progress is None:
-                    reply = getattr(handle, method).remote(payload).result()
+                    response = getattr(handle, method).remote(payload)
+                    reply = self._unless_cancelled(response, cancel, response.result)
                 else:
-                    reply = {}
-                    for item in getattr(handle.options(stream=True), f"{method}_stream").remote(payload):
-                        if "progress" in item:
-                            try:
-                                progress(*item["progress"])
-                            except Exception:  # noqa: BLE001 - a broken progress bar must not fail the call
-                                pass
-                        else:
-                            reply = item
+                    responses = getattr(handle.options(stream=True), f"{method}_stream").remote(payload)
+                    reply = self._unless_cancelled(responses, cancel, lambda: self._read_stream(responses, progress))
                 return wire.raise_if_error(reply)
             except retryable as err:
                 if attempt < REPLICA_RETRIES:
@@ -151,14 +150,48 @@ class RemoteEngine(EngineInterface):
             except (HubInputError, EngineError):
                 raise
             except Exception as err:  # noqa: BLE001 - RayTaskError and friends: a bug or an infrastructure failure
+                if cancel is not None and cancel.is_set():  # Serve's RequestCancelledError: we asked for it
+                    raise JobCancelled(cancel.reason) from None
                 log.error("engine replica call %s failed", method, exc_info=err)
                 cause = getattr(err, "cause", None) or err
                 raise EngineError(f"The engine replica failed: {_short(cause)}") from None
         raise AssertionError("unreachable")
 
-    def _run_job(self, job: Job, progress: ProgressCallback | None) -> list[GeneratedImage]:
+    @staticmethod
+    def _unless_cancelled(response: Any, cancel: CancelToken | None, read: Callable[[], dict]) -> dict:
+        """`read()` the reply of a Serve call; setting `cancel` meanwhile cancels the call in Serve."""
+        if cancel is None:
+            return read()
+        done = threading.Event()
+
+        def cancel_when_set() -> None:
+            while not done.is_set():
+                if cancel.wait(0.1):
+                    response.cancel()
+                    return
+
+        threading.Thread(target=cancel_when_set, name="remote-cancel", daemon=True).start()
+        try:
+            return read()
+        finally:
+            done.set()
+
+    @staticmethod
+    def _read_stream(responses: Any, progress: ProgressCallback) -> dict:
+        reply: dict = {}
+        for item in responses:
+            if "progress" in item:
+                try:
+                    progress(*item["progress"])
+                except Exception:  # noqa: BLE001 - a broken progress bar must not fail the call
+                    pass
+            else:
+                reply = item
+        return reply
+
+    def _run_job(self, job: Job, progress: ProgressCallback | None, cancel: CancelToken | None = None) -> list[GeneratedImage]:
         assert job.spec is not None
-        reply = self._remote("generate", self._payload(job), checkpoint_id=job.spec.id, progress=progress)
+        reply = self._remote("generate", self._payload(job), checkpoint_id=job.spec.id, progress=progress, cancel=cancel)
         return wire.images_from_wire(reply["images"])
 
     def submit(self, job: Job) -> Future:
@@ -166,21 +199,23 @@ class RemoteEngine(EngineInterface):
             return self._local_engine().submit(job)
         return self._calls.submit(self._run_job, job, job.progress)
 
-    def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None) -> list[GeneratedImage]:
-        return self._run_job(self.resolve_generation(request), progress)
+    def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None,
+                 cancel: CancelToken | None = None) -> list[GeneratedImage]:
+        return self._run_job(self.resolve_generation(request), progress, cancel)
 
-    def edit(self, request: EditRequest, progress: ProgressCallback | None = None) -> list[GeneratedImage]:
-        return self._run_job(self.resolve_edit(request), progress)
+    def edit(self, request: EditRequest, progress: ProgressCallback | None = None,
+             cancel: CancelToken | None = None) -> list[GeneratedImage]:
+        return self._run_job(self.resolve_edit(request), progress, cancel)
 
     def generate_many(self, requests: list[GenerationRequest]) -> list[list[GeneratedImage]]:
         return self.run_many(list(requests))
 
-    def run_many(self, requests: list[GenerationRequest | EditRequest]) -> list[list[GeneratedImage]]:
+    def run_many(self, requests: list[GenerationRequest | EditRequest], cancel: CancelToken | None = None) -> list[list[GeneratedImage]]:
         """Sent together to one replica, whose engine batches the compatible ones; results in order."""
         jobs = [self.resolve_edit(r) if isinstance(r, EditRequest) else self.resolve_generation(r) for r in requests]
         if not jobs:
             return []
-        reply = self._remote("run_many", [self._payload(job) for job in jobs], checkpoint_id=jobs[0].spec.id)
+        reply = self._remote("run_many", [self._payload(job) for job in jobs], checkpoint_id=jobs[0].spec.id, cancel=cancel)
         return [wire.images_from_wire(items) for items in reply["results"]]
 
     def call_task(self, fn: Callable[[Any, dict[str, Any], Any], Any], payload: dict[str, Any]) -> Any:
@@ -210,8 +245,8 @@ class RemoteEngine(EngineInterface):
                 self._local = local
             return self._local
 
-    def run_exclusive(self, fn: Callable[[], Any], priority: int = INTERACTIVE) -> Any:
-        return self._local_engine().run_exclusive(fn, priority)
+    def run_exclusive(self, fn: Callable[[], Any], priority: int = INTERACTIVE, cancel: CancelToken | None = None) -> Any:
+        return self._local_engine().run_exclusive(fn, priority, cancel)
 
     def pipeline(self, checkpoint_id: str, task: str = "text2img") -> Any:
         return self._local_engine().pipeline(checkpoint_id, task)

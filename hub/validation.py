@@ -60,13 +60,15 @@ def check_float(value: Any, name: str, low: float, high: float) -> float:
     return number
 
 
-def check_size(width: Any, height: Any, limits: Limits) -> tuple[int, int]:
-    w = check_int(width, "Width", limits.min_size, limits.max_size)
-    h = check_int(height, "Height", limits.min_size, limits.max_size)
+def check_size(width: Any, height: Any, limits: Limits, checkpoint: str | None = None) -> tuple[int, int]:
+    """Width and height within `limits` (a checkpoint's own, named in the message, when given)."""
+    where = f" for {checkpoint!r}" if checkpoint else ""
+    w = check_int(width, "Width" + where, limits.min_size, limits.max_size)
+    h = check_int(height, "Height" + where, limits.min_size, limits.max_size)
     if w % 8 or h % 8:
         raise HubInputError(f"Width and height must be multiples of 8 (got {w}x{h}).")
     if w * h > limits.max_pixels:
-        raise HubInputError(f"{w}x{h} is over the limit of {limits.max_pixels:,} pixels.")
+        raise HubInputError(f"{w}x{h} is over the limit of {limits.max_pixels:,} pixels{where}.")
     return w, h
 
 

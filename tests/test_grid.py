@@ -89,7 +89,7 @@ class CountingEngine:
     def __init__(self):
         self.calls = []
 
-    def generate_many(self, requests):
+    def run_many(self, requests, cancel=None):
         self.calls.append(list(requests))
         from hub.recipe import Recipe
         from hub.engine import GeneratedImage

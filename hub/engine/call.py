@@ -3,7 +3,8 @@ their recipes (and inpainting its paste-back)."""
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, Callable
 
 import torch
 
@@ -32,13 +33,34 @@ def make_scheduler(sampler: str, base_scheduler: Any) -> Any:
     return cls.from_config(config, **extra)
 
 
-def run_jobs(models: ModelCache, jobs: list[Job], *, mask_blur: int) -> list[list[GeneratedImage]]:
-    """Run `jobs` (same checkpoint, task and settings) as one pipeline call; one image list per job."""
+StepHook = Callable[[list[Job], int, int], None]
+
+
+def call_pipeline(pipe: Any) -> Any:
+    """The pipeline object for one call: a shallow copy (same modules) of a `DiffusionPipeline`, so
+    its per-call state (scheduler, guidance scale, step count) is its own and a call nested between
+    another call's steps cannot change it. Modular pipelines keep state elsewhere: used as they are."""
+    import diffusers
+
+    return copy.copy(pipe) if isinstance(pipe, diffusers.DiffusionPipeline) else pipe
+
+
+def restore_model(models: ModelCache, jobs: list[Job]) -> None:
+    """Put the model back as `jobs`' call had it (resident, its LoRAs): after a call nested in it."""
+    first = jobs[0]
+    assert first.spec is not None
+    models.prepare(models.ensure_loaded(first.spec), first.loras)
+
+
+def run_jobs(models: ModelCache, jobs: list[Job], *, mask_blur: int, between_steps: StepHook | None = None) -> list[list[GeneratedImage]]:
+    """Run `jobs` (same checkpoint, task and settings) as one pipeline call; one image list per job.
+    `between_steps(jobs, step, total)` runs after each denoising step: it may raise to stop the call
+    or run other work (then the model must be as it was when it returns: `restore_model`)."""
     first = jobs[0]
     assert first.spec is not None
     loaded = models.ensure_loaded(first.spec)
     models.prepare(loaded, first.loras)
-    pipe = models.task_pipeline(loaded, first.task)
+    pipe = call_pipeline(models.task_pipeline(loaded, first.task))
     if hasattr(pipe, "scheduler"):
         pipe.scheduler = make_scheduler(first.sampler, loaded.base.scheduler)
     prompts, negatives, generators, seeds = [], [], [], []
@@ -57,6 +79,8 @@ def run_jobs(models: ModelCache, jobs: list[Job], *, mask_blur: int) -> list[lis
                     job.progress(step + 1, first.steps)
                 except Exception:  # noqa: BLE001 - a broken progress bar must not kill the call
                     pass
+        if between_steps is not None:
+            between_steps(jobs, step + 1, first.steps)
         return callback_kwargs
 
     call = PipelineCall(

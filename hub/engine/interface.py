@@ -63,6 +63,10 @@ class EngineInterface:
     def trained_lora_dir(self) -> Any:
         return self.registry.trained_lora_dir
 
+    def estimated_wait(self, priority: int = 0) -> float:
+        """Seconds of work ahead of a new job; 0 where the engine cannot tell (remote replicas)."""
+        return 0.0
+
     # -- request checks ---------------------------------------------------------------------------
     def resolve_generation(self, request: GenerationRequest) -> Job:
         return resolve_generation(request, self.registry, self.config)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +72,9 @@ class ModelCache:
         self.stats = stats
         self.loaded: OrderedDict[str, LoadedModel] = OrderedDict()  # least recently used first
         self.resident: str | None = None
+        # Checkpoints a call is running on (a call nested between another's steps may load others):
+        # never evicted, since the running call holds their modules.
+        self.in_use: Counter[str] = Counter()
 
     @property
     def compiled(self) -> bool:
@@ -131,8 +134,11 @@ class ModelCache:
 
     def _evict_over_budget(self) -> None:
         budget = self.config.engine.cpu_cache_gb * 1e9
-        while sum(item.bytes for key, item in self.loaded.items() if key != self.resident) > budget:
-            oldest = next(key for key in self.loaded if key != self.resident)
+        def evictable() -> list[str]:
+            return [key for key in self.loaded if key != self.resident and not self.in_use[key]]
+
+        while evictable() and sum(self.loaded[key].bytes for key in evictable()) > budget:
+            oldest = evictable()[0]
             del self.loaded[oldest]
             free_memory()
 

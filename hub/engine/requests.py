@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from PIL import Image
 
-from hub.config import CheckpointSpec, HubConfig
+from hub.config import CheckpointSpec, HubConfig, Limits
 from hub.errors import HubInputError
 from hub.families import Family, get_family
 from hub.images import to_rgb
@@ -31,6 +32,18 @@ ProgressCallback = Callable[[int, int], None]
 
 INTERACTIVE = 0  # a person is waiting
 EVAL = 1  # eval runs and other batch work: served when no person waits
+
+
+class CancelToken(threading.Event):
+    """Set to stop a job: it leaves the queue, or its call stops at the next denoising step. The
+    reason becomes the caller's error message."""
+
+    reason = "Cancelled."
+
+    def cancel(self, reason: str = "Cancelled.") -> None:
+        if not self.is_set():
+            self.reason = reason
+        self.set()
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class GenerationRequest:
     references: tuple[Image.Image, ...] = ()
     image_guidance: float = 1.5  # reference mode of InstructPix2Pix-style models
     priority: int = INTERACTIVE
+    owner: str = ""  # who asked (a session): the queue serves owners in turn
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,7 @@ class EditRequest:
     batch: int = 1
     references: tuple[Image.Image, ...] = ()
     priority: int = INTERACTIVE
+    owner: str = ""
 
 
 @dataclass
@@ -109,6 +124,8 @@ class Job:
     priority: int = INTERACTIVE
     progress: ProgressCallback | None = None
     call: Callable[[], Any] | None = None  # exclusive work (task "exclusive"), e.g. LoRA training
+    owner: str = ""
+    cancel: CancelToken = field(default_factory=CancelToken)
     future: Future = field(default_factory=Future)
 
     @property
@@ -185,7 +202,7 @@ def check_loras(loras: Any, spec: CheckpointSpec, registry: ModelRegistry, confi
 def _shared_fields(request: GenerationRequest | EditRequest, spec: CheckpointSpec, registry: ModelRegistry,
                    config: HubConfig, negative: str) -> dict[str, Any]:
     """The Job fields a generation and an edit check alike: sampling settings, negative prompt, LoRAs, priority."""
-    limits, defaults = config.limits, spec.defaults
+    limits, defaults = spec.limits_within(config.limits), spec.defaults
     sampler = check_sampler(request.sampler or defaults.sampler)
     family = get_family(spec.family)
     if family.denoiser == "transformer" and sampler not in ("default", defaults.sampler):
@@ -199,6 +216,7 @@ def _shared_fields(request: GenerationRequest | EditRequest, spec: CheckpointSpe
         "negative_prompt": negative or defaults.negative_prompt,
         "loras": check_loras(request.loras, spec, registry, config),
         "priority": request.priority,
+        "owner": request.owner,
     }
 
 
@@ -206,9 +224,8 @@ def _image_guidance(request: GenerationRequest | EditRequest, applies: bool) -> 
     return check_float(request.image_guidance, "Image guidance", 0.0, 10.0) if applies else None
 
 
-def snap_size(width: int, height: int, config: HubConfig, multiple: int = 8) -> tuple[int, int]:
+def snap_size(width: int, height: int, limits: Limits, multiple: int = 8) -> tuple[int, int]:
     """Scale down to the size limits if needed, then snap to the family's size multiple."""
-    limits = config.limits
     scale = min(1.0, limits.max_size / max(width, height), (limits.max_pixels / (width * height)) ** 0.5)
     w = max(limits.min_size, int(width * scale) // multiple * multiple)
     h = max(limits.min_size, int(height * scale) // multiple * multiple)
@@ -262,14 +279,15 @@ def resolve_generation(request: GenerationRequest, registry: ModelRegistry, conf
     references = check_references(request.references, spec, config, task=task, input_images=0)
     if task == "reference" and not family.supports("text2img"):
         # Models that draw from the reference image itself (InstructPix2Pix-style) keep its size.
-        width, height = snap_size(*references[0].size, config, family.size_multiple)
+        width, height = snap_size(*references[0].size, spec.limits_within(limits), family.size_multiple)
         references = tuple(r.resize((width, height), Image.Resampling.LANCZOS) if r.size != (width, height) else r
                            for r in references)
     else:
         width, height = check_size(
             spec.defaults.width if request.width is None else request.width,
             spec.defaults.height if request.height is None else request.height,
-            limits,
+            spec.limits_within(limits),
+            spec.id,
         )
         if width % family.size_multiple or height % family.size_multiple:
             raise HubInputError(f"{spec.id!r} needs width and height in multiples of {family.size_multiple} (got {width}x{height}).")
@@ -314,7 +332,7 @@ def resolve_edit(request: EditRequest, registry: ModelRegistry, config: HubConfi
         mask = request.mask.convert("L")
         if mask.getextrema()[1] == 0:
             raise HubInputError("The mask is empty: paint the area to change.")
-    width, height = snap_size(image.width, image.height, config, family.size_multiple)
+    width, height = snap_size(image.width, image.height, spec.limits_within(limits), family.size_multiple)
     if family.min_image_side and task == "instruct" and min(width, height) < family.min_image_side:
         raise HubInputError(
             f"Checkpoint {spec.id!r} needs an image of at least {family.min_image_side} px on each side "

@@ -1,11 +1,17 @@
 """The queue in front of the accelerator and the one thread that works it.
 
-Jobs wait in arrival order within two priorities: interactive (a person waits) before eval work.
-The worker takes the first job of the most urgent priority, waits a few milliseconds for compatible
-jobs (same checkpoint and settings; see `Job.batch_key`) and runs them as one pipeline call. An eval
-run therefore never makes a person wait behind more than the one eval batch already running.
-Failures (out of memory included) reach every waiting caller as a short `EngineError`; the engine
-frees memory and takes the next job.
+Jobs wait in two priorities: interactive (a person waits) before eval work. Within the interactive
+lane people are served in turn (the owner served longest ago goes first), so four big grids cannot
+put a one-image request behind 64 cells. The worker takes the next job, waits a few milliseconds for
+compatible jobs (same checkpoint and settings; see `Job.batch_key`) and runs them as one pipeline call;
+an eval batch stops growing at `limits.max_eval_batch_seconds` of estimated work.
+
+While a call runs, the engine looks at the queue between denoising steps (`take_urgent`): a waiting
+interactive job that is cheaper than what is left of the call runs there and then, nested inside it
+(one level), and the long call resumes from its latents. A person therefore waits at most one step
+of a long job. A cancelled job leaves the queue unrun; a call whose jobs are all cancelled stops at
+the next step. Failures (out of memory included) reach every waiting caller as a short
+`EngineError`; the engine frees memory and takes the next job.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import torch
 
 from hub.engine.models import free_memory
 from hub.engine.requests import EVAL, INTERACTIVE, Job
-from hub.errors import EngineError, HubInputError
+from hub.errors import EngineError, HubInputError, JobCancelled
 
 log = logging.getLogger(__name__)
+
+Estimate = Callable[[list[Job]], float]
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -46,13 +54,27 @@ def engine_error(err: BaseException, job: Job) -> EngineError:
     return EngineError(f"The {job.task} pipeline failed: {message}")
 
 
-class JobQueue:
-    """Two FIFO lanes (interactive, eval) with batching of compatible jobs."""
+def _drop_cancelled(job: Job) -> bool:
+    """Settle a cancelled job that never ran; True when it was cancelled."""
+    if not job.cancel.is_set():
+        return False
+    if job.future.set_running_or_notify_cancel():
+        job.future.set_exception(JobCancelled(job.cancel.reason))
+    return True
 
-    def __init__(self, *, max_batch_images: int, batch_window_ms: int):
+
+class JobQueue:
+    """Two lanes (interactive, eval): owners in turn within the interactive lane, FIFO for eval work;
+    batching of compatible jobs."""
+
+    def __init__(self, *, max_batch_images: int, batch_window_ms: int, estimate: Estimate | None = None,
+                 max_eval_batch_seconds: float = float("inf")):
         self.max_batch_images = max_batch_images
         self.batch_window_s = batch_window_ms / 1000
+        self.estimate = estimate or (lambda jobs: 0.0)
+        self.max_eval_batch_seconds = max_eval_batch_seconds
         self._lanes: dict[int, deque[Job]] = {INTERACTIVE: deque(), EVAL: deque()}
+        self._served: dict[str, float] = {}  # owner -> when their last job was taken
         self._cond = threading.Condition()
         self.closed = False
 
@@ -73,41 +95,93 @@ class JobQueue:
         with self._cond:
             return {lane: len(jobs) for lane, jobs in self._lanes.items()}
 
-    def _first(self) -> Job | None:
-        for lane in (INTERACTIVE, EVAL):
-            if self._lanes[lane]:
-                return self._lanes[lane].popleft()
-        return None
+    def waiting(self, priority: int = EVAL) -> list[Job]:
+        """Jobs waiting at `priority` or more urgent, in the order they would be served (roughly)."""
+        with self._cond:
+            return [job for lane in (INTERACTIVE, EVAL) if lane <= priority for job in self._lanes[lane]]
 
+    # -- choosing the next job (callers hold the condition) ---------------------------------------
+    def _purge(self) -> None:
+        for lane in self._lanes.values():
+            for job in [job for job in lane if job.cancel.is_set()]:
+                lane.remove(job)
+                _drop_cancelled(job)
+
+    def _next_interactive(self) -> Job | None:
+        lane = self._lanes[INTERACTIVE]
+        if not lane:
+            return None
+        # The owner served longest ago (or never) goes first; their oldest job.
+        owner = min(dict.fromkeys(job.owner for job in lane), key=lambda o: self._served.get(o, 0.0))
+        return next(job for job in lane if job.owner == owner)
+
+    def _take(self, job: Job) -> Job:
+        lane = self._lanes[INTERACTIVE if job.priority <= INTERACTIVE else EVAL]
+        lane.remove(job)
+        if job.priority <= INTERACTIVE:
+            self._served[job.owner] = time.monotonic()
+            if len(self._served) > 4096:  # forget owners gone for good
+                for owner, _ in sorted(self._served.items(), key=lambda item: item[1])[:2048]:
+                    del self._served[owner]
+        return job
+
+    def _add_compatible(self, batch: list[Job]) -> None:
+        key, images = batch[0].batch_key, sum(job.batch for job in batch)
+        cap = self.max_eval_batch_seconds if batch[0].priority > INTERACTIVE else float("inf")
+        seconds = self.estimate(batch) if cap != float("inf") else 0.0
+        for lane in (INTERACTIVE, EVAL):
+            for job in list(self._lanes[lane]):
+                if job.batch_key != key or images + job.batch > self.max_batch_images:
+                    continue
+                more = self.estimate([job]) if cap != float("inf") else 0.0
+                if seconds + more > cap:
+                    continue
+                batch.append(self._take(job))
+                images += job.batch
+                seconds += more
+
+    # -- the worker's side ------------------------------------------------------------------------
     def take_batch(self) -> list[Job] | None:
         """Block for the next batch; None once closed and drained."""
         with self._cond:
-            while not any(self._lanes.values()) and not self.closed:
+            while True:
+                self._purge()
+                if any(self._lanes.values()) or self.closed:
+                    break
                 self._cond.wait()
-            first = self._first()
+            first = self._next_interactive() or (self._lanes[EVAL][0] if self._lanes[EVAL] else None)
             if first is None:
                 return None
-            key = first.batch_key
-            if key is None:
-                return [first]
-            batch, images = [first], first.batch
+            batch = [self._take(first)]
+            if first.batch_key is None:
+                return batch
             deadline = time.monotonic() + self.batch_window_s
             while True:
-                for lane in self._lanes.values():
-                    for job in list(lane):
-                        if job.batch_key == key and images + job.batch <= self.max_batch_images:
-                            lane.remove(job)
-                            batch.append(job)
-                            images += job.batch
+                self._add_compatible(batch)
                 remaining = deadline - time.monotonic()
-                if images >= self.max_batch_images or remaining <= 0 or self.closed:
+                if sum(job.batch for job in batch) >= self.max_batch_images or remaining <= 0 or self.closed:
                     return batch
                 self._cond.wait(timeout=remaining)
+
+    def take_urgent(self, running: list[Job], remaining_seconds: float) -> list[Job] | None:
+        """A batch of waiting interactive jobs to run now, inside the running call: when the running
+        call is eval work, or when the waiting job is cheaper than what is left of the running call."""
+        with self._cond:
+            self._purge()
+            first = self._next_interactive()
+            if first is None or first.task == "exclusive" or first.spec is None:
+                return None
+            if running[0].priority <= INTERACTIVE and self.estimate([first]) >= remaining_seconds:
+                return None
+            batch = [self._take(first)]
+            if first.batch_key is not None:
+                self._add_compatible(batch)
+            return batch
 
 
 def execute(batch: list[Job], run: Callable[[list[Job]], list], lock: threading.RLock) -> None:
     """Run one batch under the device lock and settle every job's future."""
-    live = [job for job in batch if job.future.set_running_or_notify_cancel()]
+    live = [job for job in batch if not _drop_cancelled(job) and job.future.set_running_or_notify_cancel()]
     if not live:
         return
     try:
@@ -118,9 +192,15 @@ def execute(batch: list[Job], run: Callable[[list[Job]], list], lock: threading.
                 return
             results = run(live)
         for job, images in zip(live, results):
-            job.future.set_result(images)
+            if job.cancel.is_set():  # its caller has gone: what it shared a call with is kept, not it
+                job.future.set_exception(JobCancelled(job.cancel.reason))
+            else:
+                job.future.set_result(images)
     except BaseException as err:  # every waiting caller must hear back
-        error = err if isinstance(err, (HubInputError, EngineError)) else engine_error(err, live[0])
+        if isinstance(err, (HubInputError, EngineError)):
+            error = err
+        else:
+            error = engine_error(err, live[0])
         for job in live:
             if not job.future.done():
                 job.future.set_exception(error)

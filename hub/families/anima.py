@@ -146,4 +146,5 @@ ANIMA = AnimaFamily(
     denoiser="transformer",
     native_size=1024,
     size_multiple=16,  # Qwen-Image VAE (8x) and 2x2 patches
+    interleaves=False,  # a modular pipeline keeps its scheduler on the shared object
 )

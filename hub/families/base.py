@@ -50,6 +50,9 @@ class Family:
     # Width and height must be multiples of this (VAE downsampling x patch size); the pipeline
     # refuses other sizes.
     size_multiple: int = 8
+    # Other calls may run between this family's denoising steps (its pipelines keep their per-call
+    # state on a per-call copy; see `hub.engine.call.call_pipeline`).
+    interleaves: bool = True
     extra_call_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def supports(self, task: str) -> bool:

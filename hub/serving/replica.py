@@ -28,12 +28,13 @@ compatible jobs, the one worker thread), so every rule the local engine keeps ho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterator
 
 from hub.config import HubConfig
 from hub.engine import Engine
@@ -151,12 +152,30 @@ class EngineReplica:
     async def _claim(self, checkpoint_id: str) -> None:
         await self.checkpoint_slot(checkpoint_id)
 
+    @staticmethod
+    @contextlib.contextmanager
+    def _cancelled_if_abandoned(jobs: list[Job]) -> Iterator[None]:
+        """Serve cancels a request whose caller left (or cancelled it) by cancelling this coroutine:
+        the jobs' tokens are set, so the engine drops them or stops their call at the next step."""
+        finished = False
+        try:
+            yield
+            finished = True
+        except (HubInputError, EngineError):
+            finished = True
+            raise
+        finally:
+            if not finished:
+                for job in jobs:
+                    job.cancel.cancel("Cancelled: the caller left.")
+
     async def generate(self, payload: dict[str, Any]) -> dict[str, Any]:
         """One generation or edit request; the reply carries its images or its error."""
         try:
             job = self._job(payload)
-            await self._claim(job.spec.id)
-            images = await asyncio.wrap_future(self.engine.submit(job))
+            with self._cancelled_if_abandoned([job]):
+                await self._claim(job.spec.id)
+                images = await asyncio.wrap_future(self.engine.submit(job))
         except (HubInputError, EngineError) as err:
             return wire.error_to_wire(err)
         return {"images": wire.images_to_wire(images), "pid": os.getpid()}
@@ -176,17 +195,18 @@ class EngineReplica:
         try:
             job = self._job(payload)
             job.progress = progress
-            await self._claim(job.spec.id)
-            done = asyncio.wrap_future(self.engine.submit(job))
-            while True:
-                update = asyncio.ensure_future(updates.get())
-                finished, _ = await asyncio.wait({update, done}, return_when=asyncio.FIRST_COMPLETED)
-                if update in finished:
-                    yield {"progress": list(update.result())}
-                    continue
-                update.cancel()
-                break
-            images = done.result()
+            with self._cancelled_if_abandoned([job]):
+                await self._claim(job.spec.id)
+                done = asyncio.wrap_future(self.engine.submit(job))
+                while True:
+                    update = asyncio.ensure_future(updates.get())
+                    finished, _ = await asyncio.wait({update, done}, return_when=asyncio.FIRST_COMPLETED)
+                    if update in finished:
+                        yield {"progress": list(update.result())}
+                        continue
+                    update.cancel()
+                    break
+                images = done.result()
         except (HubInputError, EngineError) as err:
             yield wire.error_to_wire(err)
             return
@@ -196,10 +216,11 @@ class EngineReplica:
         """Several requests submitted together (compatible ones share pipeline calls), in order."""
         try:
             jobs = [self._job(payload) for payload in payloads]
-            for checkpoint_id in dict.fromkeys(job.spec.id for job in jobs):
-                await self._claim(checkpoint_id)
-            futures = [asyncio.wrap_future(self.engine.submit(job)) for job in jobs]
-            results = [await future for future in futures]
+            with self._cancelled_if_abandoned(jobs):
+                for checkpoint_id in dict.fromkeys(job.spec.id for job in jobs):
+                    await self._claim(checkpoint_id)
+                futures = [asyncio.wrap_future(self.engine.submit(job)) for job in jobs]
+                results = [await future for future in futures]
         except (HubInputError, EngineError) as err:
             return wire.error_to_wire(err)
         return {"results": [wire.images_to_wire(images) for images in results], "pid": os.getpid()}
@@ -227,6 +248,7 @@ class EngineReplica:
             "loaded": list(models.loaded),
             "resident": models.resident,
             "pending": self.engine.queue.pending(),
+            "healthy": self.engine.healthy,
             "calls": list(self.engine.calls),
             "uptime_s": time.time() - self.started,
         }
@@ -235,6 +257,8 @@ class EngineReplica:
         """Serve's health check: a replica whose engine thread died is replaced."""
         if self.engine.queue.closed or not self.engine._worker.thread.is_alive():
             raise RuntimeError("the engine's worker thread is not running")
+        if not self.engine.healthy:
+            raise RuntimeError("a call ignored the watchdog's stop: the engine is stuck")
 
     def __del__(self) -> None:
         try:

@@ -71,6 +71,7 @@ def job_to_wire(job: Job) -> dict[str, Any]:
         "strength": job.strength,
         "image_guidance": job.image_guidance,
         "priority": job.priority,
+        "owner": job.owner,
         "image": _maybe(job.image),
         "mask": _maybe(job.mask),
         "references": [image_to_wire(image) for image in job.references],
@@ -92,6 +93,7 @@ def request_from_wire(data: dict[str, Any]) -> GenerationRequest | EditRequest:
         "batch": data["batch"],
         "references": references,
         "priority": data["priority"],
+        "owner": str(data.get("owner") or ""),
     }
     guidance = data["image_guidance"]
     if data["task"] in TEXT2IMG_TASKS:

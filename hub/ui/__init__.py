@@ -119,6 +119,7 @@ def build_app(ctx: HubContext) -> gr.Blocks:
         language.input(choose_language, inputs=[language], outputs=[status], **private).success(
             None, inputs=[language], outputs=None, js=APPLY_LANGUAGE_JS, **private
         ).then(localized_text, inputs=text_inputs, outputs=text_outputs, js=TABS_STALE_JS, **private)
+    ctx.calls.app = demo  # its queue tells which pages went away (hub/ui/cancel.py)
     return demo
 
 

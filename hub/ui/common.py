@@ -6,13 +6,17 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import gradio as gr
 
+from hub.engine.requests import CancelToken
 from hub.errors import EngineError, HubInputError
 from hub.images import open_upload
 from hub.ui.context import HubContext
+from hub.ui.identity import address_of, session_of
 from hub.ui.i18n import localize_error, page_language, t, tr
 from leaderboards.errors import without_paths
 
@@ -129,6 +133,14 @@ def checkpoint_choices(ctx: HubContext, task: str | None = None) -> list[tuple[s
     return [(ctx.engine.checkpoint_spec(cid).name, cid) for cid in ids]
 
 
+def size_sliders(spec: Any, hub_limits: Any) -> tuple[gr.Slider, gr.Slider, gr.Slider]:
+    """Width, height and steps sliders set to a checkpoint's defaults, ending at its own limits."""
+    limits, d = spec.limits_within(hub_limits), spec.defaults
+    return (gr.Slider(minimum=limits.min_size, maximum=limits.max_size, value=min(d.width, limits.max_size)),
+            gr.Slider(minimum=limits.min_size, maximum=limits.max_size, value=min(d.height, limits.max_size)),
+            gr.Slider(minimum=1, maximum=limits.max_steps, value=min(d.steps, limits.max_steps)))
+
+
 def checkpoint_note(ctx: HubContext, checkpoint_id: str | None, lang: str = "en") -> str:
     try:
         spec = ctx.engine.checkpoint_spec(checkpoint_id or ctx.config.default_checkpoint)
@@ -151,3 +163,35 @@ def status_markdown(ctx: HubContext, lang: str = "en") -> str:
             label += " " + tr(lang, "msg.status.random")
         rows.append(f"| {spec.name} (`{spec.id}`) | {spec.family} | {label} |")
     return "\n".join(rows)
+
+
+# -- engine calls the page may stop -----------------------------------------------------------------
+def owner_of(ctx: HubContext, request: Any) -> str:
+    """Whose work a job is, for the engine's turn-taking: the signed session, else the address."""
+    return session_of(ctx, request) or address_of(ctx.config, request) or ""
+
+
+@contextmanager
+def engine_call(ctx: HubContext, request: Any, tab: str, progress: Any = None, lang: str = "en") -> Iterator[CancelToken]:
+    """The token for one engine call of `tab`: Stop in that tab, or the page going away, sets it.
+    With `progress`, the page first shows the estimated wait."""
+    if progress is not None:
+        wait = ctx.engine.estimated_wait()
+        desc = tr(lang, "msg.progress.waiting", seconds=f"{wait:.0f}") if wait >= 1 else tr(lang, "msg.progress.queued")
+        progress(0, desc=desc)
+    with ctx.calls.track(session_of(ctx, request), tab, request) as token:
+        yield token
+
+
+def stop_button(tab: str) -> gr.Button:
+    """The Stop button of a tab (wire it with `wire_stop` once the tab's run event exists)."""
+    return gr.Button(t("ui.common.stop"), variant="stop", elem_id=f"{tab}-stop")
+
+
+def wire_stop(ctx: HubContext, button: gr.Button, tab: str, event: Any) -> None:
+    """Stop cancels the engine work of this session's calls in `tab`, and the page stops waiting."""
+
+    def stop(request: gr.Request) -> None:
+        ctx.calls.stop(session_of(ctx, request), tab)
+
+    button.click(stop, None, None, cancels=[event], queue=False, api_visibility="private")

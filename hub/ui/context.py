@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from hub.config import HubConfig
 from hub.demo_hooks import DemoHooks, load_demo_hooks
 from hub.engine import Engine, GeneratedImage, get_engine
 from hub.recipe import save_png
+from hub.ui.cancel import RunningCalls
 from leaderboards.db import Database
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class HubContext:
     content_filter: Any = None
     # The arena's hook: an image -> the reason it is withheld, or None (the filter's `is_withheld`).
     is_withheld: Callable[[Image.Image], str | None] | None = None
+    # Engine calls in flight from the page, for Stop buttons and disconnects (hub/ui/cancel.py).
+    calls: RunningCalls = field(default_factory=RunningCalls)
 
     @property
     def data_dir(self) -> Path:

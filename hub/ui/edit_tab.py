@@ -13,7 +13,18 @@ from PIL import Image, ImageChops
 from hub.engine import EditRequest
 from hub.families import get_family
 from hub.images import open_upload
-from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, load_references, throttled_progress, user_errors
+from hub.ui.common import (
+    checkpoint_choices,
+    engine_call,
+    gpu_event_options,
+    gpu_function,
+    load_references,
+    owner_of,
+    stop_button,
+    throttled_progress,
+    user_errors,
+    wire_stop,
+)
 from hub.ui.context import HubContext
 from hub.ui.identity import charge_images
 from hub.ui.generate_tab import gallery_items
@@ -73,8 +84,9 @@ def make_edit_fn(ctx: HubContext):
     limits = ctx.config.limits
 
     def run(image: Image.Image, mask: Image.Image | None, prompt, strength, checkpoint, seed, steps, references,
-            lang: str, progress) -> list[tuple[str, str]]:
+            http: gr.Request, progress) -> list[tuple[str, str]]:
         ctx.content_filter.check_prompt(prompt)
+        lang = page_language(http)
         request = EditRequest(
             image=image,
             prompt=prompt or "",
@@ -84,9 +96,10 @@ def make_edit_fn(ctx: HubContext):
             seed=seed,
             steps=None if steps in (None, 0, "") else steps,
             references=load_references(references, limits),
+            owner=owner_of(ctx, http),
         )
-        progress(0, desc=tr(lang, "msg.progress.queued"))
-        images = ctx.engine.edit(request, progress=throttled_progress(progress, tr(lang, "msg.progress.editing")))
+        with engine_call(ctx, http, "edit", progress, lang) as cancel:
+            images = ctx.engine.edit(request, progress=throttled_progress(progress, tr(lang, "msg.progress.editing")), cancel=cancel)
         return gallery_items(ctx, images, lang, lambda item: tr(lang, "msg.edit.caption", task=item.recipe.task, seed=item.seed))
 
     @gpu_function
@@ -110,7 +123,7 @@ def make_edit_fn(ctx: HubContext):
         if mask:
             mask_image = open_upload(mask, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels, what="mask")
         charge_images(ctx, request, 1)
-        return run(source, mask_image, prompt, strength, checkpoint, seed, steps, references, page_language(request), progress)
+        return run(source, mask_image, prompt, strength, checkpoint, seed, steps, references, request, progress)
 
     @gpu_function
     @user_errors
@@ -121,7 +134,7 @@ def make_edit_fn(ctx: HubContext):
         source = open_upload(editor["background"], max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels)
         mask = mask_from_layers(editor.get("layers") or [], source.size, limits)
         charge_images(ctx, request, 1)
-        return run(source, mask, prompt, strength, checkpoint, seed, steps, references, page_language(request), progress)
+        return run(source, mask, prompt, strength, checkpoint, seed, steps, references, request, progress)
 
     return edit_api, edit_ui
 
@@ -154,20 +167,30 @@ def build_tab(ctx: HubContext) -> EditTab:
                 seed = gr.Number(value=0, precision=0, label=t("ui.common.seed"), minimum=0, maximum=MAX_SEED)
                 steps = gr.Slider(0, config.limits.max_steps, value=0, step=1, label=t("ui.common.steps_default"),
                                   elem_id="edit-steps")
-            run = gr.Button(t("ui.edit.run"), variant="primary", elem_id="edit-button")
+            with gr.Row():
+                run = gr.Button(t("ui.edit.run"), variant="primary", elem_id="edit-button", scale=3)
+                stop = stop_button("edit")
         with gr.Column(scale=2):
             gallery = gr.Gallery(label=t("ui.edit.edited"), format="png", columns=2, interactive=False, elem_id="edit-gallery")
-    def on_checkpoint(checkpoint_id: str | None, request: gr.Request) -> str:
-        return tasks_note(ctx, checkpoint_id, page_language(request))
+    def on_checkpoint(checkpoint_id: str | None, request: gr.Request):
+        try:
+            spec = ctx.engine.checkpoint_spec(checkpoint_id or "")
+        except KeyError:
+            return tasks_note(ctx, checkpoint_id, page_language(request)), gr.skip()
+        # Steps stop where this checkpoint's limit does (0 keeps "the checkpoint's default").
+        most = spec.limits_within(config.limits).max_steps
+        return tasks_note(ctx, checkpoint_id, page_language(request)), gr.Slider(maximum=most, value=0)
 
-    checkpoint.change(on_checkpoint, [checkpoint], [note], api_visibility="private")
-    run.click(
+    gr.on([checkpoint.change, gr.context.Context.root_block.load], on_checkpoint, [checkpoint], [note, steps],
+          api_visibility="private")
+    editing = run.click(
         edit_ui,
         inputs=[editor, prompt, strength, checkpoint, seed, steps, references],
         outputs=[gallery],
         api_visibility="private",
         **gpu_event_options(ctx),
     )
+    wire_stop(ctx, stop, "edit", editing)
     # The API endpoint takes plain files (image, optional mask) so programs need no editor format.
     with gr.Row(visible=False):
         # gr.File, not gr.Image: our own reader checks size and format before decoding a pixel.

@@ -18,11 +18,16 @@ from hub.families import get_family
 from hub.ui.common import (
     checkpoint_choices,
     checkpoint_note,
+    engine_call,
     gpu_event_options,
     gpu_function,
     load_references,
+    owner_of,
+    size_sliders,
+    stop_button,
     throttled_progress,
     user_errors,
+    wire_stop,
 )
 from hub.ui.context import HubContext
 from hub.ui.identity import charge_images
@@ -100,10 +105,12 @@ def make_generate_fn(ctx: HubContext):
             seed=seed,
             batch=batch,
             references=load_references(references, limits),
+            owner=owner_of(ctx, request),
         )
         charge_images(ctx, request, check_int(batch or 1, "Batch count", 1, limits.max_batch))
-        progress(0, desc=tr(lang, "msg.progress.queued"))
-        images = ctx.engine.generate(wanted, progress=throttled_progress(progress, tr(lang, "msg.progress.denoising")))
+        with engine_call(ctx, request, "generate", progress, lang) as cancel:
+            images = ctx.engine.generate(wanted, progress=throttled_progress(progress, tr(lang, "msg.progress.denoising")),
+                                         cancel=cancel)
         gallery = gallery_items(ctx, images, lang, lambda item: tr(lang, "msg.seed_caption", seed=item.seed))
         first = images[0].recipe
         info = tr(lang, "msg.generate.info", model=first.model, width=first.width, height=first.height, steps=first.steps,
@@ -116,6 +123,8 @@ def make_generate_fn(ctx: HubContext):
 def build_tab(ctx: HubContext) -> GenerateTab:
     config = ctx.config
     default = config.checkpoint(config.default_checkpoint)
+    # The sliders are built to the hub's limits (the API checks against these, for every checkpoint);
+    # each page narrows them to the chosen checkpoint's own (on load and on every change).
     limits = config.limits
     text_choices = checkpoint_choices(ctx, task="text2img")
     with gr.Row():
@@ -156,7 +165,9 @@ def build_tab(ctx: HubContext) -> GenerateTab:
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, label=t("ui.common.seed"), minimum=0, maximum=MAX_SEED)
                 randomize = gr.Checkbox(value=True, label=t("ui.generate.random_seed"))
-            run = gr.Button(t("ui.generate.run"), variant="primary", elem_id="generate-button")
+            with gr.Row():
+                run = gr.Button(t("ui.generate.run"), variant="primary", elem_id="generate-button", scale=3)
+                stop = stop_button("generate")
         with gr.Column(scale=2):
             gallery = gr.Gallery(label=t("ui.generate.images"), format="png", columns=2, elem_id="generate-gallery", interactive=False)
             info = gr.Markdown(elem_id="generate-info")
@@ -170,19 +181,20 @@ def build_tab(ctx: HubContext) -> GenerateTab:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), ""
         d = spec.defaults
         sizes = [f"{w}x{h}" for w, h in (spec.size_presets or [(d.width, d.height)])]
+        # The sliders stop where this checkpoint's limits do.
+        width_slider, height_slider, steps_slider = size_sliders(spec, config.limits)
         return (
             gr.Dropdown(choices=sizes, value=f"{d.width}x{d.height}"),
-            d.width,
-            d.height,
-            d.steps,
+            width_slider,
+            height_slider,
+            steps_slider,
             d.cfg,
             d.sampler,
             checkpoint_note(ctx, checkpoint_id, page_language(request)),
         )
 
-    checkpoint.change(
-        on_checkpoint, [checkpoint], [presets, width, height, steps, cfg, sampler, note], api_visibility="private"
-    )
+    gr.on([checkpoint.change, gr.context.Context.root_block.load], on_checkpoint, [checkpoint],
+          [presets, width, height, steps, cfg, sampler, note], api_visibility="private")
 
     def on_mode(chosen: str):
         # References travel only in reference mode: switching back clears them.
@@ -220,7 +232,7 @@ def build_tab(ctx: HubContext) -> GenerateTab:
     def maybe_randomize(enabled: bool, current: float):
         return random.randint(0, MAX_SEED) if enabled else current
 
-    run.click(maybe_randomize, [randomize, seed], [seed], api_visibility="private", queue=False).then(
+    generating = run.click(maybe_randomize, [randomize, seed], [seed], api_visibility="private", queue=False).then(
         make_generate_fn(ctx),
         inputs=[prompt, negative, checkpoint, loras, width, height, steps, cfg, sampler, seed, batch, references],
         outputs=[gallery, info],
@@ -229,6 +241,7 @@ def build_tab(ctx: HubContext) -> GenerateTab:
         "that draw from references (character-from-references mode).",
         **gpu_event_options(ctx),
     )
+    wire_stop(ctx, stop, "generate", generating)
 
     def on_select(event: gr.SelectData):
         value = event.value

@@ -13,7 +13,16 @@ from PIL.PngImagePlugin import PngInfo
 
 from hub.engine import GenerationRequest
 from hub.grid import AXIS_KINDS, compose_grid, parse_axis, plan_grid, run_grid
-from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, user_errors
+from hub.ui.common import (
+    checkpoint_choices,
+    engine_call,
+    gpu_event_options,
+    gpu_function,
+    owner_of,
+    stop_button,
+    user_errors,
+    wire_stop,
+)
 from hub.ui.context import HubContext
 from hub.ui.identity import charge_images
 from hub.ui.i18n import page_language, t, tr
@@ -57,12 +66,13 @@ def make_grid_fn(ctx: HubContext):
             steps=None if steps in (None, 0, "") else steps,
             cfg=None if cfg in (None, "") or (isinstance(cfg, (int, float)) and cfg < 0) else cfg,
             seed=seed,
+            owner=owner_of(ctx, request),
         )
         plan = plan_grid(base, x, y, max_cells=limits.max_grid_cells)  # refused here, before any work
         ctx.content_filter.check_prompt(*{cell.prompt for row in plan for cell in row}, base.negative_prompt)
         charge_images(ctx, request, sum(len(row) for row in plan))
-        progress(0, desc=tr(lang, "msg.progress.queued"))
-        result = run_grid(ctx.engine, base, x, y, max_cells=limits.max_grid_cells)
+        with engine_call(ctx, request, "grid", progress, lang) as cancel:
+            result = run_grid(ctx.engine, base, x, y, max_cells=limits.max_grid_cells, cancel=cancel)
         checked = ctx.content_filter.filter_outputs(result.flat)
         shown = [item for item, _ in checked]
         paths = ctx.save_outputs(shown, folder="grids")
@@ -133,12 +143,14 @@ def build_tab(ctx: HubContext) -> None:
             with gr.Row():
                 y_type = gr.Dropdown(choices=_axis_choices(True), value="cfg", label=t("ui.grid.y_type"), elem_id="grid-y-type")
                 y_values = gr.Textbox(value="2, 5", label=t("ui.grid.y_values"), elem_id="grid-y-values")
-            run = gr.Button(t("ui.grid.run"), variant="primary", elem_id="grid-button")
+            with gr.Row():
+                run = gr.Button(t("ui.grid.run"), variant="primary", elem_id="grid-button", scale=3)
+                stop = stop_button("grid")
         with gr.Column(scale=3):
             grid_image = gr.Image(label=t("ui.grid.image"), type="filepath", format="png", interactive=False, elem_id="grid-image")
             info = gr.Markdown(elem_id="grid-info")
             cells = gr.Gallery(label=t("ui.grid.cells"), format="png", columns=4, height=240, interactive=False, elem_id="grid-cells")
-    run.click(
+    drawing = run.click(
         make_grid_fn(ctx),
         inputs=[prompt, x_type, x_values, y_type, y_values, checkpoint, seed, negative, loras, steps, cfg],
         outputs=[grid_image, cells, info],
@@ -148,3 +160,4 @@ def build_tab(ctx: HubContext) -> None:
         "'1-5', '1-9 (+2)', '2-8 [4]'. Returns (grid image, cells with their recipes, summary).",
         **gpu_event_options(ctx),
     )
+    wire_stop(ctx, stop, "grid", drawing)

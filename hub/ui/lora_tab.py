@@ -10,8 +10,17 @@ import gradio as gr
 
 from hub.config import LoraSpec, resolve_path
 from hub.engine import GenerationRequest
-from hub.errors import HubInputError
-from hub.ui.common import checkpoint_choices, gpu_event_options, gpu_function, user_errors
+from hub.errors import HubInputError, JobCancelled
+from hub.ui.common import (
+    checkpoint_choices,
+    engine_call,
+    gpu_event_options,
+    gpu_function,
+    owner_of,
+    stop_button,
+    user_errors,
+    wire_stop,
+)
 from hub.ui.context import HubContext
 from hub.ui.identity import allowed, charge_images, quota_spent
 from hub.images import open_upload
@@ -80,12 +89,14 @@ def make_compare_fn(ctx: HubContext):
             checkpoint = choices[0][1]
         ctx.content_filter.check_prompt(prompt)
         steps = None if steps in (None, 0, "") else steps  # 0: the checkpoint's default
-        with_lora = GenerationRequest(prompt=prompt, checkpoint=checkpoint, loras=((lora_id, weight),), seed=seed, steps=steps)
-        without = GenerationRequest(prompt=prompt, checkpoint=checkpoint, seed=seed, steps=steps)
+        owner = owner_of(ctx, request)
+        with_lora = GenerationRequest(prompt=prompt, checkpoint=checkpoint, loras=((lora_id, weight),), seed=seed, steps=steps,
+                                      owner=owner)
+        without = GenerationRequest(prompt=prompt, checkpoint=checkpoint, seed=seed, steps=steps, owner=owner)
         charge_images(ctx, request, 2)
-        progress(0, desc=tr(lang, "msg.progress.queued"))
         # Both submitted together: checked first, and one batched call when the engine can share it.
-        first, second = ctx.engine.generate_many([with_lora, without])
+        with engine_call(ctx, request, "lora", progress, lang) as cancel:
+            first, second = ctx.engine.run_many([with_lora, without], cancel=cancel)
         (with_path, _), (without_path, _) = gallery_items(ctx, first + second, lang, lambda item: "")
         return with_path, without_path
 
@@ -127,7 +138,9 @@ def build_tab(ctx: HubContext) -> tuple[gr.Dropdown, gr.Markdown]:
                 )
                 seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label=t("ui.common.seed"))
             steps = gr.Slider(0, ctx.config.limits.max_steps, value=0, step=1, label=t("ui.common.steps_default"), elem_id="lora-steps")
-            run = gr.Button(t("ui.lora.compare"), variant="primary", elem_id="lora-compare-button")
+            with gr.Row():
+                run = gr.Button(t("ui.lora.compare"), variant="primary", elem_id="lora-compare-button", scale=3)
+                stop = stop_button("lora")
             with gr.Row():
                 with_image = gr.Image(label=t("ui.lora.with"), format="png", interactive=False, elem_id="lora-with")
                 without_image = gr.Image(label=t("ui.lora.without"), format="png", interactive=False, elem_id="lora-without")
@@ -143,13 +156,14 @@ def build_tab(ctx: HubContext) -> tuple[gr.Dropdown, gr.Markdown]:
 
     lora.change(on_lora, [lora], [card_md, preview_image, prompt, checkpoint, weight], api_visibility="private")
     lora_training_section(ctx, lora)
-    run.click(
+    comparing = run.click(
         make_compare_fn(ctx),
         inputs=[lora, prompt, checkpoint, weight, seed, steps],
         outputs=[with_image, without_image],
         api_name="lora_compare",
         **gpu_event_options(ctx),
     )
+    wire_stop(ctx, stop, "lora", comparing)
     return lora, card_md
 
 
@@ -212,21 +226,21 @@ def make_train_fn(ctx: HubContext):
         captioner = _captioner(ctx)
         out_dir = ctx.engine.trained_lora_dir / lora_id
 
-        def job():
+        def job(cancel):
+            def step_done(step: int, total: int, loss: float) -> None:
+                # Stop or the watchdog: the training stops here, before anything is written.
+                if cancel.is_set():
+                    raise JobCancelled(cancel.reason)
+                progress((step, total), desc=tr(lang, "msg.lora.training", loss=f"{loss:.3f}"))
+
             pipe = ctx.engine.pipeline(spec.id)
-            return train_character_lora(
-                pipe,
-                images,
-                trigger,
-                out_dir,
-                config=LoraTrainingConfig(steps=steps_int),
-                tagger=captioner,
-                progress=lambda step, total, loss: progress((step, total), desc=tr(lang, "msg.lora.training", loss=f"{loss:.3f}")),
-            )
+            return train_character_lora(pipe, images, trigger, out_dir, config=LoraTrainingConfig(steps=steps_int),
+                                        tagger=captioner, progress=step_done)
 
         progress(0, desc=tr(lang, "msg.lora.waiting"))
-        with quota_spent(ctx, who, "lora_training", 1, ctx.config.quotas.lora_trainings_per_day):
-            result = ctx.engine.run_exclusive(job)
+        with quota_spent(ctx, who, "lora_training", 1, ctx.config.quotas.lora_trainings_per_day), \
+                engine_call(ctx, request, "lora-train") as cancel:
+            result = ctx.engine.run_exclusive(lambda: job(cancel), cancel=cancel)
         images[0].convert("RGB").save(out_dir / "preview.png")
         ctx.engine.register_lora(
             LoraSpec(
@@ -258,12 +272,15 @@ def lora_training_section(ctx: HubContext, lora_dropdown: gr.Dropdown) -> None:
             checkpoint = gr.Dropdown(choices=trainable, value=trainable[0][1] if trainable else None, label=t("ui.lora.train_base"),
                                      allow_custom_value=True)
             steps = gr.Slider(10, 1000, value=300, step=10, label=t("ui.lora.train_steps"))
-        train_button = gr.Button(t("ui.lora.train_run"), variant="primary")
+        with gr.Row():
+            train_button = gr.Button(t("ui.lora.train_run"), variant="primary", scale=3)
+            stop = stop_button("lora-train")
         result = gr.Markdown()
-    train_button.click(
+    training = train_button.click(
         make_train_fn(ctx),
         inputs=[files, name, trigger, checkpoint, steps],
         outputs=[result, lora_dropdown],
         api_name="train_lora",
         **gpu_event_options(ctx),
     )
+    wire_stop(ctx, stop, "lora-train", training)
