@@ -87,7 +87,8 @@ class _Heartbeat:
 
 
 class EvalRunner:
-    """Runs evals against one engine and one database. One run at a time per runner."""
+    """Runs evals against one engine and one database. Runs keep their state to themselves, so one runner
+    may execute two at once (a worker's main loop and its lease-watch takeover, `evals.worker`)."""
 
     def __init__(
         self,
@@ -115,6 +116,9 @@ class EvalRunner:
         # How missing samples get generated: `generate_missing` on this engine, or, when the engine is
         # served on Ray, `evals.distributed.DistributedGenerate` (shards over the replicas, one writer).
         self.generate_step = generate_step
+        # Runs plan one at a time: planning imports and builds models (diffusers' lazy imports are not
+        # thread-safe), and two runs may share this runner (a worker's takeover beside its main run).
+        self._plan_lock = threading.Lock()
 
     def check(self, options: RunOptions) -> Suite:
         """Validate a run before anything is recorded: suite, languages, checkpoint, adapters."""
@@ -194,8 +198,9 @@ class EvalRunner:
                           prompts_dir=self.prompts_dir, judge_device=self.judge_device, render_input=self.render_input)
 
     def _execute(self, options: RunOptions, result: RunResult, progress: bool) -> None:
-        plan = self.plan(options)
-        self._record_plan(plan, result.run_id)
+        with self._plan_lock:
+            plan = self.plan(options)
+            self._record_plan(plan, result.run_id)
         bar = _progress_bar(progress)
 
         def on_batch(generated: int, reused: int) -> None:

@@ -128,6 +128,7 @@ def requeue_run(db: Database, actor: str, run_id: int) -> None:
         if run.status != "failed":
             raise InputError(f"Run {run.id} is {run.status}: only failed runs can be requeued.")
         run.status, run.error, run.finished_at, run.started_at = "queued", None, None, None
+        run.takeovers = 0  # a fresh start, not a resumption
         run.worker_id, run.lease_expires_at = None, None
         audit(session, actor, "requeue_run", str(run.id), f"{run.checkpoint_id} / {run.suite_name}")
 

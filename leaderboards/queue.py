@@ -10,9 +10,17 @@ the write transaction (BEGIN IMMEDIATE) serialises claimers. Either way a condit
 run to `running` under the claimer's `worker_id` with a fresh lease.
 
 Leases. While it works, the worker renews the lease (`renew_lease`, a heartbeat every lease/3). When
-a replica dies mid-run, its lease runs out and the next claim takes the run over; the cached samples
-make the takeover resume where the dead worker stopped. Nothing is taken over at another replica's
-start: only an expired lease frees a run.
+a replica dies mid-run, its lease runs out and the run is taken over; the cached samples make the
+takeover resume where the dead worker stopped. Nothing is taken over at another replica's start: only
+an expired lease frees a run, and never to the worker that holds it.
+
+Takeovers on time. `claim_next_run` takes orphans too, but a worker calls it only between runs, so a
+busy worker once left an orphan waiting for its own long run (issue 23). Each worker therefore also
+runs a lease watch, a timer every lease/3 that calls `claim_expired_run` (orphans only) and executes
+what it claims beside its current run (`evals.worker`): an orphan is taken over within a lease/3 of
+its expiry (while the worker has a takeover slot free). Both claims share one conditional UPDATE (`_claim`), which counts `eval_runs.takeovers`;
+the board shows a running run that was taken over, or whose lease expired, as "resuming"
+(`shown_status`).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 
 from leaderboards.db import Database
 from leaderboards.errors import InputError
@@ -130,10 +138,28 @@ def claim_next_run(db: Database, worker_id: str, *, lease_seconds: float = DEFAU
                    now: dt.datetime | None = None) -> ClaimedRun | None:
     """Claim the oldest queued run, or a running run whose lease expired; None when there is none."""
     now = now or utcnow()
-    claimable = or_(
-        EvalRun.status == "queued",
-        (EvalRun.status == "running") & (EvalRun.lease_expires_at.is_not(None)) & (EvalRun.lease_expires_at < now),
-    )
+    return _claim(db, worker_id, (EvalRun.status == "queued") | _expired(worker_id, now), lease_seconds, now)
+
+
+def claim_expired_run(db: Database, worker_id: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+                      now: dt.datetime | None = None) -> ClaimedRun | None:
+    """Claim the oldest running run whose lease expired (an orphan), never a queued one: what a
+    worker's lease watch takes over while its main loop is busy. None when there is none."""
+    now = now or utcnow()
+    return _claim(db, worker_id, _expired(worker_id, now), lease_seconds, now)
+
+
+def _expired(worker_id: str, now: dt.datetime) -> ColumnElement[bool]:
+    """Running runs whose lease ran out. Not this worker's own: it is still executing those (a lagging
+    heartbeat), since worker ids are unique per worker (`new_worker_id`)."""
+    return ((EvalRun.status == "running") & EvalRun.lease_expires_at.is_not(None) & (EvalRun.lease_expires_at < now)
+            & or_(EvalRun.worker_id.is_(None), EvalRun.worker_id != worker_id))
+
+
+def _claim(db: Database, worker_id: str, claimable: ColumnElement[bool], lease_seconds: float,
+           now: dt.datetime) -> ClaimedRun | None:
+    """The one claim: lock the oldest claimable run, move it to `running` under `worker_id` with a fresh
+    lease, and count a takeover when it was running (its lease expired)."""
     # Nothing runs (no download, no GPU time) for a checkpoint a maintainer has not approved, or hid.
     accepted = EvalRun.checkpoint_id.in_(
         select(Checkpoint.id).where(Checkpoint.approval == "approved", Checkpoint.hidden.is_(False))
@@ -156,7 +182,8 @@ def claim_next_run(db: Database, worker_id: str, *, lease_seconds: float = DEFAU
                     EvalRun.worker_id.is_(None) if previous[1] is None else EvalRun.worker_id == previous[1],
                 )
                 .values(status="running", worker_id=worker_id, started_at=now,
-                        lease_expires_at=now + dt.timedelta(seconds=lease_seconds), error=None, finished_at=None)
+                        lease_expires_at=now + dt.timedelta(seconds=lease_seconds), error=None, finished_at=None,
+                        takeovers=EvalRun.takeovers + (1 if previous[0] == "running" else 0))
             ).rowcount
             if claimed == 1:
                 return ClaimedRun(int(run.id), run.checkpoint_id, run.suite_name, run.adapters or "",
@@ -201,3 +228,11 @@ def finish_run(db: Database, run_id: int, *, status: str, error: str | None = No
 
 def lease_expired(run: EvalRun, now: dt.datetime | None = None) -> bool:
     return run.lease_expires_at is not None and as_utc(run.lease_expires_at) < (now or utcnow())
+
+
+def shown_status(run: EvalRun, now: dt.datetime | None = None) -> str:
+    """A run's status as the hub shows it: a running run that was taken over, or whose worker stopped
+    renewing its lease (a watch takes it over shortly), is "resuming" (from its cached samples)."""
+    if run.status == "running" and (run.takeovers or lease_expired(run, now)):
+        return "resuming"
+    return run.status

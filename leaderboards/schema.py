@@ -172,6 +172,8 @@ class EvalRun(Base):
     # is claimed again by another worker (leaderboards.queue).
     worker_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    # How often a claim took the run over from a worker whose lease expired: the board says "resuming".
+    takeovers: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     owner: Mapped[str | None] = mapped_column(String(200), nullable=True)  # who queued it (None: the hub)
     # Estimated GPU seconds (images x the per-image estimate): what the queue quota counts.
     gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))

@@ -29,8 +29,9 @@ from sqlalchemy.exc import IntegrityError
 from leaderboards.db import Database
 from leaderboards.errors import InputError as HubInputError
 from leaderboards.errors import without_paths
+from leaderboards.queue import shown_status
 from leaderboards.quotas import spend
-from leaderboards.schema import Checkpoint, EvalRun
+from leaderboards.schema import Checkpoint, EvalRun, utcnow
 
 CHECKPOINT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}(@[A-Za-z0-9._/-]{1,100})?$")
@@ -220,15 +221,17 @@ def register_checkpoint(
 
 
 def runs_table(db: Database, limit: int = 200, checkpoint_id: str | None = None) -> pd.DataFrame:
+    """The newest runs; a running run taken over from a dead worker (or about to be) shows "resuming"."""
     columns = ["run", "checkpoint", "version", "suite", "adapters", "status", "generated", "reused", "created", "started",
                "finished", "error", "owner", "gpu_hours"]
+    now = utcnow()
     with db.session() as session:
         query = select(EvalRun).order_by(EvalRun.id.desc()).limit(limit)
         if checkpoint_id:
             query = query.where(EvalRun.checkpoint_id == checkpoint_id)
         rows = [
-            (r.id, r.checkpoint_id, (r.checkpoint_version or "")[:10], r.suite_name, r.adapters, r.status, r.n_generated, r.n_reused,
-             r.created_at, r.started_at, r.finished_at, without_paths(r.error or "")[:200], r.owner or "",
+            (r.id, r.checkpoint_id, (r.checkpoint_version or "")[:10], r.suite_name, r.adapters, shown_status(r, now),
+             r.n_generated, r.n_reused, r.created_at, r.started_at, r.finished_at, without_paths(r.error or "")[:200], r.owner or "",
              round((r.gpu_seconds or 0.0) / 3600, 3))
             for r in session.execute(query).scalars()
         ]

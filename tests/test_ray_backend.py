@@ -64,6 +64,8 @@ def write_world(root: Path, builtin_root: Path) -> dict[str, Path]:
         "judges": [{"id": "demo-random-tagger", "kind": "tagger", "source": "builtin:demo-random-tagger", "version": "random-1",
                     "thresholds": {"general": 0.35, "character": 0.5}}],
         "default_judges": {"tagger": "demo-random-tagger"},
+        # Admission has its own tests (test_no_stall.py): a slow machine must not turn these jobs away.
+        "limits": {"max_request_seconds": 3600},
     }
     ray_common = {"num_gpus_per_replica": 0, "num_cpus_per_replica": 0.5, "checkpoints_per_replica": 2, "eval_workers": 2}
     engines = {
@@ -336,6 +338,53 @@ def test_multiplexing_routes_by_checkpoint_and_keeps_an_lru(app):
         ctx.engine.generate(GenerationRequest("x", checkpoint=checkpoint, seed=1))
     stats = ctx.engine.replica_stats()
     assert set(stats["loaded"]) <= {"demo-random", "demo-random-b"} and stats["resident"] == "demo-random"
+
+
+# ------------------------------------------------------------------------------- no stall on Ray
+
+LONG = {"width": 64, "height": 128, "batch": 4, "steps": 100}  # the checkpoint's own limit: 2x its 64x64 area
+
+
+def _replica_engine(ctx) -> dict:
+    return ctx.engine.replica_stats()["engine"]
+
+
+def _wait_for(condition, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_on_ray_a_small_request_is_served_inside_a_long_job_and_a_cancelled_one_stops(app):
+    from hub.engine import CancelToken
+    from hub.errors import JobCancelled
+
+    _, ctx = app
+    ctx.engine.generate(GenerationRequest("warm", seed=1))
+    before = _replica_engine(ctx)
+    token, box = CancelToken(), {}
+
+    def long_job() -> None:
+        try:
+            box["images"] = ctx.engine.generate(GenerationRequest("long", owner="a", **LONG), cancel=token)
+        except BaseException as err:  # noqa: BLE001 - read below
+            box["error"] = err
+
+    thread = threading.Thread(target=long_job)
+    thread.start()
+    _wait_for(lambda: _replica_engine(ctx)["steps"] > before["steps"] + 3, "the long job to be denoising")
+    small = ctx.engine.generate(GenerationRequest("small", owner="b", seed=3))
+    assert len(small) == 1 and thread.is_alive(), "the small request waited for the whole long job"
+    assert _replica_engine(ctx)["interleaved_calls"] > before["interleaved_calls"]
+    token.cancel("Stopped.")
+    thread.join(120)
+    assert isinstance(box.get("error"), JobCancelled), box
+    _wait_for(lambda: _replica_engine(ctx)["cancelled_calls"] > before["cancelled_calls"], "the replica to stop the call")
+    ran = _replica_engine(ctx)["steps"] - before["steps"]
+    time.sleep(1.0)
+    assert _replica_engine(ctx)["steps"] - before["steps"] == ran < LONG["steps"] + 20
+    assert len(ctx.engine.generate(GenerationRequest("next", seed=4))) == 1
 
 
 # ------------------------------------------------------------------------------------- priorities

@@ -89,6 +89,14 @@ def device_name(device: str) -> str:
     return device
 
 
+def _import_diffusers() -> None:
+    """diffusers resolves its classes lazily on first use, and two threads doing that at once can fail
+    (`cannot import name 'AutoencoderKL'`): the worker and an eval run's planning thread would. Once here."""
+    import diffusers
+
+    _ = diffusers.DiffusionPipeline, diffusers.AutoencoderKL, diffusers.UNet2DConditionModel
+
+
 class Engine(EngineInterface):
     def __init__(self, config: HubConfig, device: str | None = None):
         self.config = config
@@ -96,6 +104,7 @@ class Engine(EngineInterface):
         self.stats = {"pipeline_calls": 0, "images": 0, "checkpoint_loads": 0, "lora_loads": 0, "steps": 0,
                       "interleaved_calls": 0, "cancelled_calls": 0, "watchdog_stops": 0}
         self.registry = ModelRegistry(config, self.device, HashCache(config.data_path / "hash_cache.json"))
+        _import_diffusers()
         self.models = ModelCache(config, self.registry, self.device, self.dtype, self.stats)
         self.costs = CostModel(config, device_name(self.device), config.data_path / "cost_model.json")
         # Held by the worker for each pipeline call and by direct pipeline access (tests, tools).
@@ -178,7 +187,7 @@ class Engine(EngineInterface):
                 self.stats["watchdog_stops"] += 1
                 log.error("watchdog: stopping a %s call after %.0f s (limit %.0f s)", jobs[0].task, elapsed, limit)
                 for job in jobs:
-                    job.cancel.cancel(f"Stopped after {elapsed:.0f} s: the limit for one call here is {limit:.0f} s.")
+                    job.cancel.cancel(f"Stopped after {elapsed:.0f} s: the limit for one call here is {limit:g} s.")
             elif elapsed > 2 * limit and self.healthy:
                 self.healthy = False
                 log.error("watchdog: a %s call ignores its stop (%.0f s); the engine is unhealthy", jobs[0].task, elapsed)
@@ -202,7 +211,7 @@ class Engine(EngineInterface):
         if seconds > limit:
             raise OverBudget(
                 f"This request would take about {seconds:.0f} s on this hub's {self.device.split(':')[0].upper()} "
-                f"with {job.spec.id!r} (the limit is {limit:.0f} s): use fewer steps, a smaller size or a smaller batch."
+                f"with {job.spec.id!r} (the limit is {limit:g} s): use fewer steps, a smaller size or a smaller batch."
             )
 
     def estimated_wait(self, priority: int = INTERACTIVE) -> float:

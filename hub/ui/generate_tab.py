@@ -155,13 +155,15 @@ def build_tab(ctx: HubContext) -> GenerateTab:
                     value=f"{default.defaults.width}x{default.defaults.height}",
                     label=t("ui.generate.size_preset"),
                 )
-                width = gr.Slider(limits.min_size, limits.max_size, value=default.defaults.width, step=8, label=t("ui.generate.width"))
-                height = gr.Slider(limits.min_size, limits.max_size, value=default.defaults.height, step=8, label=t("ui.generate.height"))
+                width = gr.Slider(limits.min_size, limits.max_size, value=default.defaults.width, step=8, label=t("ui.generate.width"),
+                                  elem_id="generate-width")
+                height = gr.Slider(limits.min_size, limits.max_size, value=default.defaults.height, step=8, label=t("ui.generate.height"),
+                                   elem_id="generate-height")
             with gr.Row():
                 steps = gr.Slider(1, limits.max_steps, value=default.defaults.steps, step=1, label=t("ui.common.steps"),
                                   elem_id="generate-steps")
                 cfg = gr.Slider(0, limits.max_cfg, value=default.defaults.cfg, step=0.5, label=t("ui.common.cfg"))
-                batch = gr.Slider(1, limits.max_batch, value=1, step=1, label=t("ui.generate.batch"))
+                batch = gr.Slider(1, limits.max_batch, value=1, step=1, label=t("ui.generate.batch"), elem_id="generate-batch")
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, label=t("ui.common.seed"), minimum=0, maximum=MAX_SEED)
                 randomize = gr.Checkbox(value=True, label=t("ui.generate.random_seed"))

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from hub.ui.common import translated_tab
 from hub.ui.context import HubContext
 from hub.ui.i18n import catalog, page_language, t, tr
+from leaderboards import queue
 from leaderboards.boards import BOARDS, BoardSource, BoardSpec, export_csv, filter_rows, sampling_table
 from leaderboards.csv_safe import to_csv_bytes
 from leaderboards.schema import EvalRun, Sample
@@ -31,7 +32,8 @@ POLL_SECONDS = 10.0
 
 
 def run_progress(ctx: HubContext, max_images: int = 8, lang: str = "en") -> tuple[str, list[str]]:
-    """'3 of 6 eval runs done' (with the running run's count) and the newest images of the running run."""
+    """'3 of 6 eval runs done' (with each running run's count; "resuming" for one taken over from a dead
+    worker) and the newest images of the first running run."""
     with ctx.db.session() as session:
         runs = session.execute(select(EvalRun).order_by(EvalRun.id)).scalars().all()
         running = [r for r in runs if r.status == "running"]
@@ -49,7 +51,9 @@ def run_progress(ctx: HubContext, max_images: int = 8, lang: str = "en") -> tupl
     if failed:
         text += " " + tr(lang, "msg.board.runs_failed", failed=failed)
     for run in running:
-        text += " · " + tr(lang, "msg.board.running", checkpoint=run.checkpoint_id, suite=run.suite_name, images=run.n_generated)
+        # A run taken over from a dead worker (or about to be) says so: it resumes from its cached samples.
+        key = "msg.board.resuming" if queue.shown_status(run) == "resuming" else "msg.board.running"
+        text += " · " + tr(lang, key, checkpoint=run.checkpoint_id, suite=run.suite_name, images=run.n_generated)
     queued = sum(r.status == "queued" for r in runs)
     if queued:
         text += " · " + tr(lang, "msg.board.queued", queued=queued)
