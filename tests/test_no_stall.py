@@ -29,7 +29,7 @@ LONG = {"width": 64, "height": 128, "batch": 4, "steps": 100}
 
 def make_engine(tmp_path: Path, builtin_root: Path, **limits) -> Engine:
     data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
     if not (data / "builtin").exists():
         (data / "builtin").symlink_to(builtin_root, target_is_directory=True)
     config = load_config(write_config(tmp_path, limits=limits) if limits else write_config(tmp_path))
@@ -209,3 +209,24 @@ def test_over_http_limits_follow_the_checkpoint_and_a_disconnected_client_stops_
         # The next request is served.
         gallery, _ = client.predict("next", "", "demo-random", "", 128, 128, 2, 5, "euler_a", 3, 1, api_name="/generate")
         assert len(gallery) == 1
+
+
+def test_eval_batches_stop_growing_at_the_eval_time_limit(tmp_path, builtin_root):
+    engine = make_engine(tmp_path, builtin_root, max_eval_batch_seconds=1e-6)
+    try:
+        engine.generate(GenerationRequest("warm up", seed=1))
+        engine.generate(GenerationRequest("measure", seed=2))
+        calls = engine.stats["pipeline_calls"]
+        # Compatible eval requests would share one call; each alone is already over the eval limit.
+        results = engine.run_many([GenerationRequest(f"eval {i}", seed=i, priority=EVAL) for i in range(4)])
+        assert len(results) == 4 and engine.stats["pipeline_calls"] - calls == 4
+    finally:
+        engine.shutdown()
+    roomy = make_engine(tmp_path / "roomy", builtin_root)
+    try:
+        roomy.generate(GenerationRequest("warm up", seed=1))
+        calls = roomy.stats["pipeline_calls"]
+        roomy.run_many([GenerationRequest(f"eval {i}", seed=i, priority=EVAL) for i in range(4)])
+        assert roomy.stats["pipeline_calls"] - calls == 1
+    finally:
+        roomy.shutdown()
