@@ -117,12 +117,15 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     runner = _runner(args)
     try:
-        text = reproduce(runner, progress=not args.no_progress)
+        result = reproduce(runner, progress=not args.no_progress)
     finally:
         runner.engine.shutdown()
-    print(text)
+    print(result.text)
     if args.out is not None:
-        args.out.write_text(text + "\n", encoding="utf-8")
+        args.out.write_text(result.text + "\n", encoding="utf-8")
+    if not result.ok:  # a number on the board no longer reproduces: that is a failure, not a note
+        print("reproduce: FAILED: " + "; ".join(result.failures), file=sys.stderr)
+        return 1
     return 0
 
 

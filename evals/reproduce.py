@@ -5,6 +5,9 @@ Runs go through the ordinary runner (samples cached: a second call generates not
 the ordinary report, and each table is printed in the README's format with its judges and settings.
 Each table is then compared with the README's copy (found after its `<!-- reproduce:ID -->` marker):
 how far each cell moved and whether the README's number lies within the new 95% interval of that cell.
+Every cell counts, the bold overall with its interval (`**0.99** [0.97, 1.00]`) included. A cell outside
+its new interval, or a table missing from the README, fails the reproduction (`Reproduction.ok`; the
+command exits 1).
 """
 
 from __future__ import annotations
@@ -99,7 +102,9 @@ def table_rows(table: Table, summaries: dict[Row, dict[str, Any]]) -> tuple[list
                 est = source.get(key)
                 cells.append(_cell(est["mean"] if est else None))
                 cell_estimates.append(est)
-            line = [label, *cells, _interval(summary["overall"].get(key))]
+            overall = summary["overall"].get(key)
+            line = [label, *cells, _interval(overall)]
+            cell_estimates.append(overall)
             if table.by == "group":
                 line.append(", ".join(summary.get("judged_by", [])) or "—")
             rows.append(line)
@@ -122,14 +127,22 @@ def readme_table(readme: str, table_id: str) -> list[list[str]] | None:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
+NUMBER = re.compile(r"^\*{0,2}(-?\d+(?:\.\d+)?)\*{0,2}(?:\s*\[[^\]]*\])?$")
+
+
+def cell_value(text: str) -> float | None:
+    """The number a README cell claims: `0.93`, `**0.93**` or `**0.93** [0.90, 0.96]`; None for `—`."""
+    match = NUMBER.match(text.strip())
+    return float(match.group(1)) if match else None
+
+
 def compare(old: list[list[str]], new_estimates: list[list[Any]]) -> tuple[float, int, int]:
     """(largest |change|, cells compared, cells whose README value lies outside the new interval)."""
     largest, compared, outside = 0.0, 0, 0
     for old_row, estimates in zip(old, new_estimates):
         for text, est in zip(old_row[1:], estimates):
-            try:
-                old_value = float(text.strip("*"))
-            except ValueError:
+            old_value = cell_value(text)
+            if old_value is None:
                 continue
             if not est or est.get("mean") is None:
                 continue
@@ -141,8 +154,19 @@ def compare(old: list[list[str]], new_estimates: list[list[Any]]) -> tuple[float
     return largest, compared, outside
 
 
-def reproduce(runner: Any, tables: Sequence[Table] = TABLES, readme: Path = README, progress: bool = True) -> str:
+@dataclass
+class Reproduction:
+    text: str  # the tables in the README's format, each with its verdict
+    failures: list[str]  # tables missing from the README or with cells outside their new intervals
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def reproduce(runner: Any, tables: Sequence[Table] = TABLES, readme: Path = README, progress: bool = True) -> Reproduction:
     out: list[str] = []
+    failures: list[str] = []
     summaries: dict[Row, dict[str, Any]] = {}
     runs = {(row.checkpoint, row.suite, row.adapters, row.seeds) for table in tables for row in table.rows}
     for checkpoint, suite, adapters, seeds in sorted(runs):
@@ -163,8 +187,11 @@ def reproduce(runner: Any, tables: Sequence[Table] = TABLES, readme: Path = READ
         old = readme_table(readme_text, table.id)
         if old is None:
             out.append(f"_(the README has no table `{table.id}` yet)_")
+            failures.append(f"{table.id}: not in the README")
         else:
             largest, compared, outside = compare(old, estimates)
             verdict = "all within their new 95% intervals" if outside == 0 else f"{outside} outside their new 95% interval"
             out.append(f"_against the README: {compared} cells, largest change {largest:.2f}, {verdict}_")
-    return "\n".join(out)
+            if outside:
+                failures.append(f"{table.id}: {outside} of {compared} cells outside their new 95% interval")
+    return Reproduction("\n".join(out), failures)

@@ -33,7 +33,10 @@ TABLES = (
 
 def test_tables_are_regenerated_and_compared_with_the_readme(runner, tmp_path):
     readme = tmp_path / "README.md"
-    first = reproduce(runner, TABLES, readme, progress=False)
+    result = reproduce(runner, TABLES, readme, progress=False)
+    first = result.text
+    # No README tables yet: that fails the reproduction, naming each table.
+    assert not result.ok and result.failures == ["tiny: not in the README", "tiny-tiers: not in the README"]
     assert "generated=18" in first  # 3 characters x 3 languages x 2 seeds
     assert "<!-- reproduce:tiny -->" in first and "| `demo-random` |" in first
     assert "judges: tagger `demo-random-tagger`" in first and "2 seeds per item" in first
@@ -42,11 +45,24 @@ def test_tables_are_regenerated_and_compared_with_the_readme(runner, tmp_path):
     assert tiers[0][3] == "—" and tiers[0][-1] == "demo-random-tagger"  # non_anime: no judge here, and who judged
     # The tables pasted into the README: a second call generates nothing and finds every cell unchanged.
     readme.write_text("# Hub\n" + first + "\n", encoding="utf-8")
-    second = reproduce(runner, TABLES, readme, progress=False)
+    again = reproduce(runner, TABLES, readme, progress=False)
+    second = again.text
+    assert again.ok, again.failures
     assert "generated=0 reused=18" in second
     assert "largest change 0.00, all within their new 95% intervals" in second
+    # The bold overall cell with its interval is a claim too: moved far from the new run, it fails.
+    overall = readme_table(readme.read_text(encoding="utf-8"), "tiny")[0][-1]
+    assert overall.startswith("**") and "[" in overall
+    low, high = (float(x) for x in overall.split("[")[1].rstrip("]").split(","))
+    claim = high + 0.05 if high <= 0.9 else low - 0.05  # outside the run's own interval
+    drifted = f"**{claim:.2f}** [0.00, 1.00]"
+    readme.write_text(readme.read_text(encoding="utf-8").replace(overall, drifted, 1), encoding="utf-8")
+    third = reproduce(runner, TABLES, readme, progress=False)
+    assert not third.ok and third.failures[0].startswith("tiny: 1 of") and "1 outside" in third.text
     # A README cell far from the new number is flagged.
     rows = readme_table(readme.read_text(encoding="utf-8"), "tiny")
     estimate = {"mean": 0.5, "lower": 0.4, "upper": 0.6}
     assert compare([["x", "0.95"]], [[estimate]]) == (pytest.approx(0.45), 1, 1)
+    assert compare([["x", "**0.95** [0.90, 0.99]"]], [[estimate]]) == (pytest.approx(0.45), 1, 1)
+    assert compare([["x", "—", "**0.55** [0.50, 0.60]"]], [[estimate, estimate]]) == (pytest.approx(0.05), 1, 0)
     assert rows and rows[0][0] == "`demo-random`"
