@@ -6,6 +6,9 @@ from the cached state (every draw between refreshes), and one state refresh (rea
 Bradley–Terry with bootstrap intervals; at most once per `refresh_s`, 10 s by default).
 
     python benchmarks/bench_arena_sampling.py [--models 7 20 50] [--draws 2000]
+
+Goals (exit 1 on a miss): a cached draw costs at most 1 ms (a battle request must not wait on the rule),
+and a refresh at most 10% of its 10 s period (the rule may not cost a core).
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks._hub import Goals  # noqa: E402
+
+GOAL_DRAW_S = 1e-3
+GOAL_REFRESH_S = 1.0  # 10% of the default refresh period
 
 
 def per_call(fn, n: int) -> float:  # noqa: ANN001
@@ -40,6 +48,7 @@ def main() -> None:
     from leaderboards.results import upsert_checkpoint
 
     rng = random.Random(0)
+    goals = Goals()
     for m in args.models:
         folder = Path(tempfile.mkdtemp(prefix="bench-sampling-"))
         db = init_db(f"sqlite:///{folder / 'bench.sqlite3'}")
@@ -63,6 +72,9 @@ def main() -> None:
             f"({refresh / baseline:8.0f}x)"
         )
         db.dispose()
+        goals.check(f"{m} models: cached draw", cached * 1e3, GOAL_DRAW_S * 1e3, at_least=False, unit=" ms")
+        goals.check(f"{m} models: state refresh", refresh, GOAL_REFRESH_S, at_least=False, unit=" s")
+    goals.exit()
 
 
 if __name__ == "__main__":
