@@ -191,6 +191,19 @@ def test_siglip_text_padded_to_64_tokens(siglip_dir):
     assert (tokens["input_ids"][0, 2:] == 0).all()  # padded with the pad id up to 64
 
 
+def test_siglip_lowercases_text_only_where_the_judge_says_its_model_was_trained_so(siglip_dir):
+    as_written = build_judge({"id": "sig", "kind": "siglip", "source": f"folder:{siglip_dir}"}, use_cache=False)
+    lowered = build_judge({"id": "sig2", "kind": "siglip", "source": f"folder:{siglip_dir}", "options": {"lowercase": True}},
+                          use_cache=False)
+    shout, plain = ["A Girl in the RAIN"], ["a girl in the rain"]
+    assert lowered.tokenize(shout)["input_ids"].tolist() == lowered.tokenize(plain)["input_ids"].tolist()
+    # Read as written, the capitalised words are not the model's words.
+    assert as_written.tokenize(shout)["input_ids"].tolist() != as_written.tokenize(plain)["input_ids"].tolist()
+    names = build_judge({"id": "names", "kind": "name", "source": f"folder:{siglip_dir}", "options": {"lowercase": True}},
+                        use_cache=False)
+    assert names.scorer.lowercase
+
+
 def test_siglip_score_is_sigmoid_of_scaled_cosine_plus_bias(siglip_dir):
     judge = build_judge({"id": "sig", "kind": "siglip", "source": f"folder:{siglip_dir}"}, use_cache=False)
     images = [Image.new("RGB", (40, 30), (255, 0, 0)), Image.new("RGBA", (30, 30), (0, 0, 255, 200))]

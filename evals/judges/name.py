@@ -243,9 +243,10 @@ def _scorer_from(ctx: BuildContext) -> Any:
             if not callable(getattr(scorer, method, None)):
                 raise JudgeLoadError(f"judge '{ctx.info.id}': judge '{value}' is not a SigLIP judge (no {method})")
         return scorer
-    from evals.judges.siglip import SiglipJudge
+    from evals.judges.siglip import SiglipJudge, lowercases
 
-    return SiglipJudge.load(ctx.source, info=ctx.info, device=ctx.device, batch_size=ctx.batch_size)
+    return SiglipJudge.load(ctx.source, info=ctx.info, device=ctx.device, batch_size=ctx.batch_size,
+                            lowercase=lowercases(ctx))
 
 
 def _build(ctx: BuildContext) -> SiglipNameJudge:

@@ -162,9 +162,10 @@ def _build(ctx: BuildContext) -> ReferenceJudge:
         if not isinstance(embedder, ImageEmbedder):
             raise JudgeLoadError(f"judge '{ctx.info.id}': judge '{value}' gives no image embeddings")
     else:
-        from evals.judges.siglip import SiglipJudge
+        from evals.judges.siglip import SiglipJudge, lowercases
 
-        embedder = SiglipJudge.load(ctx.source, info=ctx.info, device=ctx.device, batch_size=ctx.batch_size)
+        embedder = SiglipJudge.load(ctx.source, info=ctx.info, device=ctx.device, batch_size=ctx.batch_size,
+                            lowercase=lowercases(ctx))
     ccip = _optional_ccip(ctx)
     info = JudgeInfo(ctx.info.id, ctx.info.kind, ctx.info.version + "+ccip") if ccip else ctx.info
     return ReferenceJudge(

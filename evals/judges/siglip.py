@@ -1,7 +1,10 @@
 """SigLIP 2 image-text judge through transformers (AutoModel / AutoProcessor).
 
 Text is tokenised with `padding="max_length", max_length=64` (how SigLIP was trained; a model with fewer
-text positions, such as the demo name judge's 16, gets its own length); the score of an
+text positions, such as the demo name judge's 16, gets its own length). With the judge option
+`lowercase: true` text is lowercased first: SigLIP 2 was trained on lowercased text (transformers'
+SigLIP 2 model docs), so the real judge must read prompts and names that way; SigLIP 1 and the demo judges
+read text as written (the default). the score of an
 (image, text) pair is sigmoid(exp(logit_scale) * cos + logit_bias), a probability in [0, 1]. Image
 embeddings (L2-normalised) serve cross-lingual cosine and the reference judge. SigLIP (1) and the
 NaFlex SigLIP 2 variants load through the same code: whatever the processor returns is passed on.
@@ -39,7 +42,8 @@ TEXT_MAX_LENGTH = 64
 class SiglipJudge:
     kind = "siglip"
 
-    def __init__(self, model: Any, processor: Any, *, info: JudgeInfo | None = None, device: Any = None, batch_size: int = 16):
+    def __init__(self, model: Any, processor: Any, *, info: JudgeInfo | None = None, device: Any = None, batch_size: int = 16,
+                 lowercase: bool = False):
         import torch
 
         self.device = device if isinstance(device, torch.device) else pick_device(device)
@@ -47,13 +51,15 @@ class SiglipJudge:
         self.processor = processor
         self.info = info or JudgeInfo("siglip", "siglip", "1")
         self.batch_size = batch_size
+        self.lowercase = lowercase
         # SigLIP pads every text to its training length; never past the model's own text positions.
         text_config = getattr(getattr(model, "config", None), "text_config", None)
         positions = getattr(text_config, "max_position_embeddings", None)
         self.text_max_length = min(TEXT_MAX_LENGTH, int(positions)) if positions else TEXT_MAX_LENGTH
 
     @classmethod
-    def load(cls, source: str | Path, *, info: JudgeInfo | None = None, device: Any = None, batch_size: int = 16) -> "SiglipJudge":
+    def load(cls, source: str | Path, *, info: JudgeInfo | None = None, device: Any = None, batch_size: int = 16,
+             lowercase: bool = False) -> "SiglipJudge":
         from transformers import AutoModel, AutoProcessor
 
         judge_id = info.id if info else "siglip"
@@ -69,12 +75,13 @@ class SiglipJudge:
             raise JudgeLoadError(f"judge '{judge_id}': cannot load SigLIP from {folder} ({type(exc).__name__}: {exc})") from exc
         if not hasattr(model, "logit_scale") or not hasattr(model, "get_text_features"):
             raise JudgeLoadError(f"judge '{judge_id}': {folder} is not a SigLIP model ({type(model).__name__})")
-        return cls(model, processor, info=info, device=device, batch_size=batch_size)
+        return cls(model, processor, info=info, device=device, batch_size=batch_size, lowercase=lowercase)
 
     # ----------------------------------------------------------------------------------- inputs
     def tokenize(self, texts: Sequence[str]) -> dict[str, Any]:
+        texts = [text.lower() for text in texts] if self.lowercase else list(texts)
         return self.processor(
-            text=list(texts), padding="max_length", max_length=self.text_max_length, truncation=True, return_tensors="pt"
+            text=texts, padding="max_length", max_length=self.text_max_length, truncation=True, return_tensors="pt"
         )
 
     def _image_inputs(self, images: Sequence[Any]) -> dict[str, Any]:
@@ -139,8 +146,13 @@ def _combined_processor(folder: Path) -> Any:
     return SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
+def lowercases(ctx: BuildContext) -> bool:
+    """The judge option `lowercase` (SigLIP 2 checkpoints: true)."""
+    return str(ctx.options.get("lowercase", False)).lower() in ("true", "1", "yes")
+
+
 def _build(ctx: BuildContext) -> SiglipJudge:
-    return SiglipJudge.load(ctx.source, info=ctx.info, device=ctx.device, batch_size=ctx.batch_size)
+    return SiglipJudge.load(ctx.source, info=ctx.info, device=ctx.device, batch_size=ctx.batch_size, lowercase=lowercases(ctx))
 
 
 KIND = JudgeKind("siglip", roles=("image_text",), protocol=ImageTextJudge, build=_build)

@@ -51,6 +51,9 @@ def _pool(prefetch: bool = False) -> Any:
 
 
 CATEGORY_NAMES = {9: "rating", 0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "meta"}
+# WD v3's reference script (neggles/wdv3-timm, wdv3_timm.py) defaults to general 0.35, character 0.75.
+# The hub is stricter on characters (0.85, as DESIGN.md states): a board's "hit" claims the character
+# was recognised, and a false hit misleads more than a miss. Per judge in the config's `thresholds`.
 DEFAULT_THRESHOLDS = {"general": 0.35, "character": 0.85}
 TAGGER_FILES = ("config.json", "model.safetensors", "selected_tags.csv")
 
