@@ -26,6 +26,15 @@ from leaderboards import queue
 log = logging.getLogger(__name__)
 
 
+def _import_diffusers() -> None:
+    """diffusers resolves its classes lazily on first use, and two threads doing that at once can fail
+    (`cannot import name 'AutoencoderKL'`): a takeover's planning beside the main loop's would. Done once,
+    by the main loop, before the lease watch may start a second run."""
+    import diffusers
+
+    _ = diffusers.DiffusionPipeline, diffusers.AutoencoderKL, diffusers.UNet2DConditionModel
+
+
 class EvalWorker:
     def __init__(self, runner: EvalRunner, *, poll_seconds: float = 5.0, watch_seconds: float | None = None,
                  max_takeovers: int = 1):
@@ -35,6 +44,7 @@ class EvalWorker:
         self.watch_seconds = watch_seconds if watch_seconds is not None else runner.lease_seconds / 3
         self.max_takeovers = max_takeovers
         self._stop = threading.Event()
+        self._imported = threading.Event()  # set once the main loop has imported diffusers
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._watch_thread: threading.Thread | None = None
@@ -125,6 +135,8 @@ class EvalWorker:
             log.exception("eval run %s failed", claimed.id)
 
     def _loop(self) -> None:
+        _import_diffusers()
+        self._imported.set()
         while not self._stop.is_set():
             try:
                 ran = self.run_once()
@@ -137,6 +149,7 @@ class EvalWorker:
 
     def _watch(self) -> None:
         """The lease watch: a timer that does not wait for the main loop's run (issue 23)."""
+        self._imported.wait()
         while not self._stop.wait(self.watch_seconds):
             try:
                 self.take_over_expired()

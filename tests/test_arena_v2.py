@@ -177,7 +177,7 @@ def test_one_live_vote_per_battle_is_a_database_rule(any_db, tmp_path):
     with any_db.session() as s:
         s.add(Vote(battle_id=battle_id, outcome="model_a", created_at=now, undone_at=now))
         s.add(Vote(battle_id=battle_id, outcome="model_b", created_at=now))  # one undone + one live: fine
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match=r"(?i)unique"):
         with any_db.session() as s:
             s.add(Vote(battle_id=battle_id, outcome="tie", created_at=now))  # a second live vote
     with pytest.raises(HubInputError, match="already has a vote"):
@@ -476,7 +476,7 @@ def test_cleanup_thread_runs_and_stops(db, tmp_path):
         thread.stop()
     assert thread.cleaned == 1 and thread.runs >= 1 and not thread.is_alive()
     assert not served.image_a.exists()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="interval_s must be positive"):
         start_cleanup_thread(db, tmp_path, interval_s=0)
 
 

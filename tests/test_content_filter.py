@@ -60,8 +60,9 @@ def test_blocklist_only_in_public_mode_case_and_width_insensitive(hub_config_pat
     words = make_filter(hub_config_path, public_max_rating="sensitive", blocked_prompt_terms=["sex", "涩图"])
     words.check_prompt("a castle in Sussex, 1girl")  # Latin terms match whole words only
     for prompt in ("1girl, sex", "SEX_scene", "可爱的涩图"):  # ...and CJK terms anywhere
-        with pytest.raises(LocalizedError):
+        with pytest.raises(LocalizedError) as caught:
             words.check_prompt(prompt)
+        assert caught.value.key == "err.blocked_prompt"
     private = make_filter(hub_config_path, public_max_rating="explicit", blocked_prompt_terms=["forbidden word"])
     private.check_prompt("forbidden word")  # the filter is off: nothing refused
 

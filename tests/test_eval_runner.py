@@ -303,7 +303,7 @@ def test_worker_runs_queued_runs_and_takes_over_after_the_lease(world):
 
 
 def test_queue_refuses_bad_input(world):
-    with pytest.raises(HubInputError):
+    with pytest.raises(HubInputError, match="has no language 'zz'"):
         world.queue(RunOptions("demo-random", "tiny-chars", languages=("zz",)))
     with pytest.raises(HubInputError, match="seeds must be at least 1"):
         world.queue(RunOptions("demo-random", "tiny-chars", seeds=0))

@@ -104,7 +104,7 @@ def test_run_grid_submits_every_cell_at_once_and_nothing_over_the_limit():
     assert len(engine.calls) == 1 and len(engine.calls[0]) == 6
     assert len(result.cells) == 2 and len(result.cells[0]) == 3
     assert result.cell_label(1, 2) == "Steps: 4 · CFG: 2"
-    with pytest.raises(HubInputError):
+    with pytest.raises(HubInputError, match="The grid has 18 cells; the limit is 16"):
         run_grid(engine, BASE, parse_axis("steps", "1-9"), parse_axis("cfg", "1,2"), max_cells=16)
     assert len(engine.calls) == 1
 

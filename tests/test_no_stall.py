@@ -156,7 +156,7 @@ def test_a_cancelled_job_stops_within_a_step_and_the_engine_serves_on(engine):
     # A job cancelled while it waits never runs.
     waiting = CancelToken()
     waiting.cancel()
-    with pytest.raises(JobCancelled):
+    with pytest.raises(JobCancelled, match="Cancelled."):
         engine.generate(GenerationRequest("never", seed=4), cancel=waiting)
     assert len(engine.generate(GenerationRequest("next", seed=4))) == 1
 

@@ -108,7 +108,7 @@ def test_client_address_reads_forwarded_for_only_from_trusted_proxies():
     assert client_address("10.1.1.1", "10.3.3.3, 10.2.2.2", trusted) == "10.1.1.1"
     assert client_address("10.1.1.1", "garbage", trusted) == "10.1.1.1"
     assert client_address("::1", "2001:db8::5", trusted) == "2001:db8::5"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not-a-network"):
         ServerSettings(trusted_proxies=["not-a-network"])
 
 

@@ -89,14 +89,6 @@ def device_name(device: str) -> str:
     return device
 
 
-def _import_diffusers() -> None:
-    """diffusers resolves its classes lazily on first use, and two threads doing that at once can fail
-    (`cannot import name 'AutoencoderKL'`): the worker and an eval run's planning thread would. Once here."""
-    import diffusers
-
-    _ = diffusers.DiffusionPipeline, diffusers.AutoencoderKL, diffusers.UNet2DConditionModel
-
-
 class Engine(EngineInterface):
     def __init__(self, config: HubConfig, device: str | None = None):
         self.config = config
@@ -104,7 +96,6 @@ class Engine(EngineInterface):
         self.stats = {"pipeline_calls": 0, "images": 0, "checkpoint_loads": 0, "lora_loads": 0, "steps": 0,
                       "interleaved_calls": 0, "cancelled_calls": 0, "watchdog_stops": 0}
         self.registry = ModelRegistry(config, self.device, HashCache(config.data_path / "hash_cache.json"))
-        _import_diffusers()
         self.models = ModelCache(config, self.registry, self.device, self.dtype, self.stats)
         self.costs = CostModel(config, device_name(self.device), config.data_path / "cost_model.json")
         # Held by the worker for each pipeline call and by direct pipeline access (tests, tools).
