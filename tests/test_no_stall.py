@@ -24,7 +24,7 @@ from tests.hub_app import running_app
 
 ROOT = Path(__file__).resolve().parent.parent
 # The test config's checkpoints draw at 64x64: their own limit is 2x that area (64x128) and 128 px.
-LONG = {"width": 64, "height": 128, "batch": 4, "steps": 100}
+LONG = {"width": 64, "height": 128, "batch": 4, "steps": 40}
 
 
 def make_engine(tmp_path: Path, builtin_root: Path, **limits) -> Engine:
