@@ -274,6 +274,7 @@ class Engine(EngineInterface):
     def shutdown(self) -> None:
         self.queue.close()
         self._worker.join(timeout=30)
+        self.costs.save()
 
 
 _ENGINES: dict[str, Engine] = {}

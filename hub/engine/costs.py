@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from hub.engine.requests import Job
 log = logging.getLogger(__name__)
 
 FORGET = 0.8  # weight the fit keeps of what came before, per observation
+SAVE_EVERY_S = 5.0  # the file is written at most this often (every call would put disk I/O on the hot path)
 
 
 def steps_and_megapixels(job: Job) -> tuple[int, float]:
@@ -86,6 +88,7 @@ class CostModel:
         self.path = path
         self._fits: dict[str, Fit] = {}
         self._lock = threading.Lock()
+        self._saved_at: float | None = None  # monotonic time of the last write; None: never written
         if path is not None and path.is_file():
             try:
                 saved = json.loads(path.read_text(encoding="utf-8"))
@@ -138,11 +141,18 @@ class CostModel:
             return
         with self._lock:
             self._fits.setdefault(self._key(jobs[0]), Fit()).add(megapixels, seconds / steps)
-            snapshot = {key: asdict(fit) for key, fit in self._fits.items()}
-        self._save(snapshot)
+        now = time.monotonic()
+        if self._saved_at is None or now - self._saved_at >= SAVE_EVERY_S:
+            self.save()
 
-    def _save(self, fits: dict[str, dict[str, float]]) -> None:
+    def save(self) -> None:
+        """Write the fits (the engine calls it on shutdown too, so nothing measured is lost)."""
         if self.path is None:
+            return
+        with self._lock:
+            fits = {key: asdict(fit) for key, fit in self._fits.items()}
+            self._saved_at = time.monotonic()
+        if not fits:  # nothing measured: leave what an earlier run wrote
             return
         try:
             saved = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}

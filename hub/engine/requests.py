@@ -200,9 +200,10 @@ def check_loras(loras: Any, spec: CheckpointSpec, registry: ModelRegistry, confi
 
 
 def _shared_fields(request: GenerationRequest | EditRequest, spec: CheckpointSpec, registry: ModelRegistry,
-                   config: HubConfig, negative: str) -> dict[str, Any]:
-    """The Job fields a generation and an edit check alike: sampling settings, negative prompt, LoRAs, priority."""
-    limits, defaults = spec.limits_within(config.limits), spec.defaults
+                   config: HubConfig, negative: str, limits: Limits) -> dict[str, Any]:
+    """The Job fields a generation and an edit check alike: sampling settings, negative prompt, LoRAs,
+    priority; `limits` are the checkpoint's own (`CheckpointSpec.limits_within`)."""
+    defaults = spec.defaults
     sampler = check_sampler(request.sampler or defaults.sampler)
     family = get_family(spec.family)
     if family.denoiser == "transformer" and sampler not in ("default", defaults.sampler):
@@ -270,6 +271,7 @@ def resolve_generation(request: GenerationRequest, registry: ModelRegistry, conf
     prompt = check_prompt(request.prompt, limits)
     negative = check_prompt(request.negative_prompt, limits, required=False, what="negative prompt")
     spec = registry.spec(request.checkpoint)
+    own = spec.limits_within(limits)  # this checkpoint's share of the hub's limits
     family = get_family(spec.family)
     task = "reference" if request.references else "text2img"
     if not family.supports(task):
@@ -279,21 +281,21 @@ def resolve_generation(request: GenerationRequest, registry: ModelRegistry, conf
     references = check_references(request.references, spec, config, task=task, input_images=0)
     if task == "reference" and not family.supports("text2img"):
         # Models that draw from the reference image itself (InstructPix2Pix-style) keep its size.
-        width, height = snap_size(*references[0].size, spec.limits_within(limits), family.size_multiple)
+        width, height = snap_size(*references[0].size, own, family.size_multiple)
         references = tuple(r.resize((width, height), Image.Resampling.LANCZOS) if r.size != (width, height) else r
                            for r in references)
     else:
         width, height = check_size(
             spec.defaults.width if request.width is None else request.width,
             spec.defaults.height if request.height is None else request.height,
-            spec.limits_within(limits),
+            own,
             spec.id,
         )
         if width % family.size_multiple or height % family.size_multiple:
             raise HubInputError(f"{spec.id!r} needs width and height in multiples of {family.size_multiple} (got {width}x{height}).")
     return Job(task=task, spec=spec, prompt=prompt, width=width, height=height, references=references,
                image_guidance=_image_guidance(request, task == "reference"),
-               **_shared_fields(request, spec, registry, config, negative))
+               **_shared_fields(request, spec, registry, config, negative, own))
 
 
 def resolve_edit(request: EditRequest, registry: ModelRegistry, config: HubConfig) -> Job:
@@ -301,6 +303,7 @@ def resolve_edit(request: EditRequest, registry: ModelRegistry, config: HubConfi
     if not isinstance(request.image, Image.Image):
         raise HubInputError("An image to edit is required.")
     spec = registry.spec(request.checkpoint)
+    own = spec.limits_within(limits)  # this checkpoint's share of the hub's limits
     family = get_family(spec.family)
     task = request.task
     if task is None:
@@ -332,7 +335,7 @@ def resolve_edit(request: EditRequest, registry: ModelRegistry, config: HubConfi
         mask = request.mask.convert("L")
         if mask.getextrema()[1] == 0:
             raise HubInputError("The mask is empty: paint the area to change.")
-    width, height = snap_size(image.width, image.height, spec.limits_within(limits), family.size_multiple)
+    width, height = snap_size(image.width, image.height, own, family.size_multiple)
     if family.min_image_side and task == "instruct" and min(width, height) < family.min_image_side:
         raise HubInputError(
             f"Checkpoint {spec.id!r} needs an image of at least {family.min_image_side} px on each side "
@@ -345,7 +348,7 @@ def resolve_edit(request: EditRequest, registry: ModelRegistry, config: HubConfi
                references=references,
                strength=check_float(request.strength, "Strength", 0.01, 1.0) if task != "instruct" else None,
                image_guidance=_image_guidance(request, task == "instruct"),
-               **_shared_fields(request, spec, registry, config, negative))
+               **_shared_fields(request, spec, registry, config, negative, own))
 
 
 def job_settings(job: Job) -> dict[str, Any]:
