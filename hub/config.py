@@ -69,6 +69,20 @@ class GenerationDefaults(_Strict):
     negative_prompt: str = ""
     quality_prefix: str = ""  # prepended by the UI's "quality tags" toggle, never silently
     quality_suffix: str = ""
+    # A1111 numbering (1: the last layer, 2: the one before); None: the family's default (SD 1.5: 1,
+    # SDXL: 2). Only CLIP families take it; set it where the model card asks (many SD 1.5 anime models: 2).
+    clip_skip: int | None = Field(None, ge=1, le=12)
+
+
+class CheckpointExample(_Strict):
+    """A prompt that shows what the checkpoint draws (the Generate tab's examples); unset settings
+    take the checkpoint's defaults."""
+
+    prompt: str = Field(min_length=1, max_length=1000)
+    negative_prompt: str = ""
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    steps: int | None = Field(None, ge=1, le=200)
+    cfg: float | None = Field(None, ge=0.0, le=50.0)
 
 
 class CheckpointLimits(_Strict):
@@ -97,6 +111,7 @@ class CheckpointSpec(_Strict):
     defaults: GenerationDefaults = GenerationDefaults()
     size_presets: list[tuple[int, int]] = []
     limits: CheckpointLimits = CheckpointLimits()
+    examples: list[CheckpointExample] = []
 
     _id = field_validator("id")(check_id)
     _family = field_validator("family")(check_family)

@@ -17,20 +17,12 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
+from hub.prompt_syntax import PromptSyntaxError, lora_tags, split_lora_tags
+from hub.samplers import SAMPLERS, sampler_from_name
+
 JSON_KEY = "sakuga_recipe"
 A1111_KEY = "parameters"
 
-# Our sampler ids -> the names A1111 writes, so its "send to txt2img" picks the same sampler.
-SAMPLER_LABELS = {
-    "euler_a": "Euler a",
-    "euler": "Euler",
-    "dpmpp_2m": "DPM++ 2M",
-    "dpmpp_2m_karras": "DPM++ 2M Karras",
-    "ddim": "DDIM",
-    "unipc": "UniPC",
-    "default": "Default",
-}
-_LABEL_TO_SAMPLER = {label: key for key, label in SAMPLER_LABELS.items()}
 
 
 @dataclass(frozen=True)
@@ -51,6 +43,7 @@ class Recipe:
     strength: float | None = None
     image_guidance: float | None = None
     references: tuple[str, ...] = ()  # sha256 (12 hex) of each reference image, in the order given
+    clip_skip: int | None = None  # A1111 numbering; None: the family's default
     extra: dict[str, Any] = field(default_factory=dict)
 
     def anonymous(self) -> "Recipe":
@@ -74,12 +67,18 @@ class Recipe:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_a1111(self) -> str:
-        lines = [self.prompt]
+        # LoRAs go in the prompt as `<lora:id:w>` too: A1111's "send to txt2img" and civitai read them there.
+        lines = [" ".join(part for part in (self.prompt, lora_tags(self.loras)) if part)]
         if self.negative_prompt:
             lines.append(f"Negative prompt: {self.negative_prompt}")
+        sampler = SAMPLERS.get(self.sampler)
         pairs: list[tuple[str, str]] = [
             ("Steps", str(self.steps)),
-            ("Sampler", SAMPLER_LABELS.get(self.sampler, self.sampler)),
+            ("Sampler", sampler.recipe_sampler if sampler else self.sampler),
+        ]
+        if sampler and sampler.schedule_type:
+            pairs.append(("Schedule type", sampler.schedule_type))
+        pairs += [
             ("CFG scale", _fmt_number(self.cfg)),
             ("Seed", str(self.seed)),
             ("Size", f"{self.width}x{self.height}"),
@@ -88,6 +87,8 @@ class Recipe:
             pairs.append(("Model hash", self.model_hash))
         if self.model:
             pairs.append(("Model", self.model))
+        if self.clip_skip is not None:
+            pairs.append(("Clip skip", str(self.clip_skip)))
         if self.strength is not None:
             pairs.append(("Denoising strength", _fmt_number(self.strength)))
         if self.loras:
@@ -156,6 +157,10 @@ def parse_a1111(text: str) -> Recipe:
         else:
             prompt_lines.append(line)
     pairs = _split_pairs(settings_line) if settings_line else {}
+    try:
+        prompt, prompt_loras = split_lora_tags("\n".join(prompt_lines))
+    except PromptSyntaxError:  # another tool's extra networks (hypernetworks, ...): kept as written
+        prompt, prompt_loras = "\n".join(prompt_lines), ()
     width, height = 0, 0
     if "Size" in pairs and "x" in pairs["Size"]:
         w, h = pairs["Size"].split("x", 1)
@@ -170,23 +175,27 @@ def parse_a1111(text: str) -> Recipe:
             out.append((name, cast(value)))
         return tuple(out)
 
+    loras = dict(prompt_loras)
+    loras.update(_named("Lora weights", float))  # ours: the exact weights, also written as tags
+    sampler_name = pairs.get("Sampler", "")
     return Recipe(
-        prompt="\n".join(prompt_lines),
+        prompt=prompt,
         negative_prompt="\n".join(negative_lines),
         steps=int(pairs.get("Steps", 0)),
-        sampler=_LABEL_TO_SAMPLER.get(pairs.get("Sampler", ""), pairs.get("Sampler", "")),
+        sampler=sampler_from_name(sampler_name, pairs.get("Schedule type", "")) or sampler_name,
         cfg=float(pairs.get("CFG scale", 0)),
         seed=int(pairs.get("Seed", 0)),
         width=width,
         height=height,
         model=pairs.get("Model"),
         model_hash=pairs.get("Model hash"),
-        loras=_named("Lora weights", float),
+        loras=tuple(sorted(loras.items())),
         lora_hashes=_named("Lora hashes", str),
         task=pairs.get("Task", "text2img"),
         strength=float(pairs["Denoising strength"]) if "Denoising strength" in pairs else None,
         image_guidance=float(pairs["Image CFG scale"]) if "Image CFG scale" in pairs else None,
         references=tuple(h for h in pairs.get("Reference hashes", "").split(", ") if h),
+        clip_skip=int(pairs["Clip skip"]) if pairs.get("Clip skip", "").isdigit() else None,
     )
 
 

@@ -11,9 +11,11 @@ from typing import Any
 
 from hub.config import ID_PATTERN, Limits
 from hub.errors import HubInputError
+from hub.samplers import SAMPLERS as SAMPLER_TABLE
+from hub.samplers import sampler_from_name
 from leaderboards.keys import canonical_adapter_pairs, parse_adapters
 
-SAMPLERS = ("euler_a", "euler", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "default")
+SAMPLERS = tuple(SAMPLER_TABLE)
 MAX_SEED = 2**32 - 1
 
 
@@ -77,9 +79,11 @@ def check_seed(value: Any) -> int:
 
 
 def check_sampler(value: Any) -> str:
-    if value not in SAMPLERS:
+    """A sampler id, or its A1111 name ("DPM++ 2M Karras"), as our id."""
+    key = sampler_from_name(value) if isinstance(value, str) else None
+    if key is None:
         raise HubInputError(f"Unknown sampler {value!r}; choose one of {', '.join(SAMPLERS)}.")
-    return value
+    return key
 
 
 def check_id_format(value: Any, what: str) -> str:

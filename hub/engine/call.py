@@ -11,26 +11,26 @@ import torch
 from hub.engine.inpaint import paste_back
 from hub.engine.models import LoadedModel, ModelCache
 from hub.engine.requests import GeneratedImage, Job, PipelineCall, image_hash
+from hub.prompt_syntax import has_attention_syntax
 from hub.recipe import Recipe
 
 
-def make_scheduler(sampler: str, base_scheduler: Any) -> Any:
-    """A fresh scheduler object per call: scheduler state is not shareable between calls."""
+def make_scheduler(sampler: str, base_scheduler: Any, seeds: list[int] | None = None) -> Any:
+    """A fresh scheduler object per call (scheduler state is not shareable between calls), built from
+    the checkpoint's own scheduler config. `seeds` (one per image) seed the Brownian noise of DPM++ SDE,
+    which draws it outside the pipeline's generators."""
     import diffusers
+
+    from hub.samplers import SAMPLERS
 
     config = base_scheduler.config
     if sampler == "default":
         return type(base_scheduler).from_config(config)
-    table = {
-        "euler_a": (diffusers.EulerAncestralDiscreteScheduler, {}),
-        "euler": (diffusers.EulerDiscreteScheduler, {}),
-        "dpmpp_2m": (diffusers.DPMSolverMultistepScheduler, {}),
-        "dpmpp_2m_karras": (diffusers.DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
-        "ddim": (diffusers.DDIMScheduler, {}),
-        "unipc": (diffusers.UniPCMultistepScheduler, {}),
-    }
-    cls, extra = table[sampler]
-    return cls.from_config(config, **extra)
+    recipe = SAMPLERS[sampler]
+    scheduler = getattr(diffusers, recipe.scheduler).from_config(config, **recipe.options)
+    if recipe.scheduler == "DPMSolverSDEScheduler":
+        scheduler.noise_sampler_seed = list(seeds) if seeds else 0
+    return scheduler
 
 
 StepHook = Callable[[list[Job], int, int], None]
@@ -61,13 +61,12 @@ def run_jobs(models: ModelCache, jobs: list[Job], *, mask_blur: int, between_ste
     loaded = models.ensure_loaded(first.spec)
     models.prepare(loaded, first.loras)
     pipe = call_pipeline(models.task_pipeline(loaded, first.task))
-    if hasattr(pipe, "scheduler"):
-        pipe.scheduler = make_scheduler(first.sampler, loaded.base.scheduler)
+    family = loaded.family
     prompts, negatives, generators, seeds = [], [], [], []
     for job in jobs:
         for index in range(job.batch):
-            prompts.append(job.prompt)
-            negatives.append(job.negative_prompt)
+            prompts.append(family.encoder_text(job.prompt))
+            negatives.append(family.encoder_text(job.negative_prompt))
             seeds.append(job.seed + index)
             # CPU generators: the same seed gives the same noise on every device.
             generators.append(torch.Generator("cpu").manual_seed(job.seed + index))
@@ -83,10 +82,13 @@ def run_jobs(models: ModelCache, jobs: list[Job], *, mask_blur: int, between_ste
             between_steps(jobs, step + 1, first.steps)
         return callback_kwargs
 
+    if hasattr(pipe, "scheduler"):
+        pipe.scheduler = make_scheduler(first.sampler, loaded.base.scheduler, seeds)
     call = PipelineCall(
         task=first.task, prompts=prompts, negative_prompts=negatives, generators=generators, steps=first.steps,
         cfg=first.cfg, width=first.width, height=first.height, image=first.image, mask=first.mask,
         references=first.references, strength=first.strength, image_guidance=first.image_guidance, on_step_end=on_step_end,
+        clip_skip=first.clip_skip,
     )
     kwargs = loaded.family.call_kwargs(call)
     with torch.inference_mode():
@@ -102,6 +104,14 @@ def run_jobs(models: ModelCache, jobs: list[Job], *, mask_blur: int, between_ste
     if first.task == "inpaint" and first.mask is not None and first.image is not None:
         outputs = [paste_back(first.image, image, first.mask, mask_blur) for image in outputs]
     return _with_recipes(models, loaded, jobs, outputs, seeds, mask_blur)
+
+
+def _recipe_extra(job: Job, loaded: LoadedModel, mask_blur: int) -> dict[str, Any]:
+    extra: dict[str, Any] = {"mask_blur": mask_blur} if job.task == "inpaint" else {}
+    if has_attention_syntax(job.prompt) or has_attention_syntax(job.negative_prompt):
+        # Whether the weights were applied or the syntax taken out (families without CLIP encoders).
+        extra["prompt_syntax"] = "weighted" if loaded.family.prompt_weights else "stripped"
+    return extra
 
 
 def _with_recipes(models: ModelCache, loaded: LoadedModel, jobs: list[Job], outputs: list[Any], seeds: list[int],
@@ -132,7 +142,8 @@ def _with_recipes(models: ModelCache, loaded: LoadedModel, jobs: list[Job], outp
                 strength=job.strength,
                 image_guidance=job.image_guidance,
                 references=reference_hashes,
-                extra={"mask_blur": mask_blur} if job.task == "inpaint" else {},
+                clip_skip=job.clip_skip if job.clip_skip != loaded.family.clip_skip_default else None,
+                extra=_recipe_extra(job, loaded, mask_blur),
             )
             images.append(GeneratedImage(image=image, seed=seeds[cursor], recipe=recipe, checkpoint=job.spec.id))
             cursor += 1

@@ -21,6 +21,7 @@ from hub.config import CheckpointSpec, HubConfig, Limits
 from hub.errors import HubInputError
 from hub.families import Family, get_family
 from hub.images import to_rgb
+from hub.prompt_syntax import PromptSyntaxError, check_weights, parse_attention, split_lora_tags
 from hub.validation import check_float, check_id_format, check_int, check_prompt, check_sampler, check_seed, check_size
 from leaderboards.keys import canonical_adapter_pairs
 
@@ -66,6 +67,7 @@ class GenerationRequest:
     image_guidance: float = 1.5  # reference mode of InstructPix2Pix-style models
     priority: int = INTERACTIVE
     owner: str = ""  # who asked (a session): the queue serves owners in turn
+    clip_skip: int | None = None  # A1111 numbering (1: the last layer); CLIP families only
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class EditRequest:
     references: tuple[Image.Image, ...] = ()
     priority: int = INTERACTIVE
     owner: str = ""
+    clip_skip: int | None = None
 
 
 @dataclass
@@ -125,6 +128,7 @@ class Job:
     progress: ProgressCallback | None = None
     call: Callable[[], Any] | None = None  # exclusive work (task "exclusive"), e.g. LoRA training
     owner: str = ""
+    clip_skip: int | None = None  # None: the family has no CLIP encoder
     cancel: CancelToken = field(default_factory=CancelToken)
     future: Future = field(default_factory=Future)
 
@@ -133,7 +137,7 @@ class Job:
         """Jobs with equal keys run in one pipeline call; edits run alone (their inputs differ)."""
         if self.task != "text2img" or self.spec is None:
             return None
-        return (self.spec.id, self.width, self.height, self.steps, self.cfg, self.sampler, self.loras)
+        return (self.spec.id, self.width, self.height, self.steps, self.cfg, self.sampler, self.loras, self.clip_skip)
 
     @property
     def family(self) -> Family:
@@ -159,6 +163,7 @@ class PipelineCall:
     strength: float | None
     image_guidance: float | None
     on_step_end: Callable[..., dict]
+    clip_skip: int | None = None
 
     @property
     def n_images(self) -> int:
@@ -199,10 +204,37 @@ def check_loras(loras: Any, spec: CheckpointSpec, registry: ModelRegistry, confi
     return canonical_adapter_pairs(checked)
 
 
+def check_prompt_syntax(prompt: str, negative: str) -> tuple[str, tuple[tuple[str, float], ...]]:
+    """A1111 syntax in both prompts (weights in range); the prompt's `<lora:id:w>` tags taken out:
+    (the prompt without them, the tags' (id, weight) pairs, checked later as any LoRA is)."""
+    try:
+        prompt, tags = split_lora_tags(prompt)
+        if split_lora_tags(negative)[1]:
+            raise PromptSyntaxError("LoRA tags go in the prompt, not in the negative prompt.")
+        check_weights(parse_attention(prompt))
+        check_weights(parse_attention(negative), "negative prompt")
+    except PromptSyntaxError as error:
+        raise HubInputError(str(error)) from None
+    if tags and not prompt.strip():
+        raise HubInputError("The prompt is empty (it holds only LoRA tags).")
+    return prompt, tags
+
+
+def _clip_skip(request: GenerationRequest | EditRequest, spec: CheckpointSpec, family: Family) -> int | None:
+    if family.clip_skip_default is None:
+        if request.clip_skip is not None:
+            raise HubInputError(f"{spec.id!r} has no CLIP text encoder; clip skip does not apply.")
+        return None
+    value = request.clip_skip if request.clip_skip is not None else spec.defaults.clip_skip
+    return check_int(value, "Clip skip", 1, 12) if value is not None else family.clip_skip_default
+
+
 def _shared_fields(request: GenerationRequest | EditRequest, spec: CheckpointSpec, registry: ModelRegistry,
-                   config: HubConfig, negative: str, limits: Limits) -> dict[str, Any]:
-    """The Job fields a generation and an edit check alike: sampling settings, negative prompt, LoRAs,
-    priority; `limits` are the checkpoint's own (`CheckpointSpec.limits_within`)."""
+                   config: HubConfig, negative: str, limits: Limits,
+                   lora_tags: tuple[tuple[str, float], ...] = ()) -> dict[str, Any]:
+    """The Job fields a generation and an edit check alike: sampling settings, negative prompt, LoRAs
+    (the list and the prompt's tags), clip skip, priority; `limits` are the checkpoint's own
+    (`CheckpointSpec.limits_within`)."""
     defaults = spec.defaults
     sampler = check_sampler(request.sampler or defaults.sampler)
     family = get_family(spec.family)
@@ -215,7 +247,8 @@ def _shared_fields(request: GenerationRequest | EditRequest, spec: CheckpointSpe
         "seed": check_seed(request.seed),
         "batch": check_int(request.batch, "Batch count", 1, limits.max_batch),
         "negative_prompt": negative or defaults.negative_prompt,
-        "loras": check_loras(request.loras, spec, registry, config),
+        "loras": check_loras(tuple(request.loras or ()) + lora_tags, spec, registry, config),
+        "clip_skip": _clip_skip(request, spec, family),
         "priority": request.priority,
         "owner": request.owner,
     }
@@ -270,6 +303,7 @@ def resolve_generation(request: GenerationRequest, registry: ModelRegistry, conf
     limits = config.limits
     prompt = check_prompt(request.prompt, limits)
     negative = check_prompt(request.negative_prompt, limits, required=False, what="negative prompt")
+    prompt, lora_tags = check_prompt_syntax(prompt, negative)
     spec = registry.spec(request.checkpoint)
     own = spec.limits_within(limits)  # this checkpoint's share of the hub's limits
     family = get_family(spec.family)
@@ -295,7 +329,7 @@ def resolve_generation(request: GenerationRequest, registry: ModelRegistry, conf
             raise HubInputError(f"{spec.id!r} needs width and height in multiples of {family.size_multiple} (got {width}x{height}).")
     return Job(task=task, spec=spec, prompt=prompt, width=width, height=height, references=references,
                image_guidance=_image_guidance(request, task == "reference"),
-               **_shared_fields(request, spec, registry, config, negative, own))
+               **_shared_fields(request, spec, registry, config, negative, own, lora_tags))
 
 
 def resolve_edit(request: EditRequest, registry: ModelRegistry, config: HubConfig) -> Job:
@@ -318,6 +352,7 @@ def resolve_edit(request: EditRequest, registry: ModelRegistry, config: HubConfi
         raise HubInputError(f"Checkpoint {spec.id!r} cannot do {task}; it offers: {offered}.")
     prompt = check_prompt(request.prompt, limits, required=(task == "instruct"), what="instruction" if task == "instruct" else "prompt")
     negative = check_prompt(request.negative_prompt, limits, required=False, what="negative prompt")
+    prompt, lora_tags = check_prompt_syntax(prompt, negative) if prompt.strip() else (prompt, ())
     image = to_rgb(request.image)
     if image.width * image.height > limits.max_upload_pixels:
         raise HubInputError(f"The image is {image.width}x{image.height}; the limit is {limits.max_upload_pixels:,} pixels.")
@@ -348,7 +383,7 @@ def resolve_edit(request: EditRequest, registry: ModelRegistry, config: HubConfi
                references=references,
                strength=check_float(request.strength, "Strength", 0.01, 1.0) if task != "instruct" else None,
                image_guidance=_image_guidance(request, task == "instruct"),
-               **_shared_fields(request, spec, registry, config, negative, own))
+               **_shared_fields(request, spec, registry, config, negative, own, lora_tags))
 
 
 def job_settings(job: Job) -> dict[str, Any]:
@@ -365,6 +400,8 @@ def job_settings(job: Job) -> dict[str, Any]:
     }
     if job.task in ("text2img",) or (job.task == "reference" and job.family.supports("text2img")):
         settings.update(width=job.width, height=job.height)
+    if job.clip_skip is not None and job.clip_skip != job.family.clip_skip_default:
+        settings["clip_skip"] = job.clip_skip  # only when set: the family's default keeps older cache keys
     if job.strength is not None:
         settings["strength"] = job.strength
     if job.image_guidance is not None:

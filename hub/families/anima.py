@@ -140,6 +140,7 @@ class AnimaFamily(Family):
 
 ANIMA = AnimaFamily(
     name="anima",
+    max_prompt_tokens=512,  # the Qwen3 encoder's sequence length in the pipeline
     loader="AnimaModularPipeline",
     tasks={"text2img": "AnimaModularPipeline", "img2img": "AnimaModularPipeline"},
     description="Anima (Cosmos-Predict2 DiT, Qwen3 text encoder, Qwen-Image VAE); modular pipeline",

@@ -53,10 +53,28 @@ class Family:
     # Other calls may run between this family's denoising steps (its pipelines keep their per-call
     # state on a per-call copy; see `hub.engine.call.call_pipeline`).
     interleaves: bool = True
+    # Prompts: whether the family applies A1111 weights and BREAK (`hub.families.clip_text`; the others
+    # get the prompt with the syntax taken out), how many tokens its text encoder reads (None: no limit
+    # the hub knows; past it the user is told how much was used), and clip skip (None: no CLIP encoder).
+    prompt_weights: bool = False
+    max_prompt_tokens: int | None = None
+    clip_skip_default: int | None = None
     extra_call_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def supports(self, task: str) -> bool:
         return task in self.tasks
+
+    @property
+    def tokenizers(self) -> tuple[str, ...]:
+        """The pipeline components that tokenize the prompt (token counts under the prompt box)."""
+        return ("tokenizer",)
+
+    def encoder_text(self, prompt: str) -> str:
+        """What the pipeline gets as its prompt: as written where the family applies the syntax, else
+        the plain text (A1111 brackets and weights would reach an LLM encoder as literal characters)."""
+        from hub.prompt_syntax import plain_text
+
+        return prompt if self.prompt_weights else plain_text(prompt)
 
     @property
     def edit_tasks(self) -> list[str]:

@@ -5,6 +5,7 @@ from hub.families.base import ReferenceListFamily
 
 FLUX2_KLEIN = ReferenceListFamily(
     name="flux2-klein",
+    max_prompt_tokens=512,  # Flux2KleinPipeline's max_sequence_length
     loader="Flux2KleinPipeline",
     tasks={"text2img": "Flux2KleinPipeline", "instruct": "Flux2KleinPipeline", "reference": "Flux2KleinPipeline"},
     description="FLUX.2 [klein] (Qwen3 text encoder); reference images as a list",

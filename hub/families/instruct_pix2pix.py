@@ -33,6 +33,7 @@ class InstructPix2PixFamily(Family):
 
 INSTRUCT_PIX2PIX = InstructPix2PixFamily(
     name="instruct-pix2pix",
+    max_prompt_tokens=75,  # one CLIP window (77 with BOS/EOS); the pipeline cuts the rest
     loader="StableDiffusionInstructPix2PixPipeline",
     tasks={"instruct": "StableDiffusionInstructPix2PixPipeline", "reference": "StableDiffusionInstructPix2PixPipeline"},
     description="InstructPix2Pix (8-channel UNet); one reference image in reference mode",

@@ -7,6 +7,7 @@ from hub.families.base import ReferenceListFamily
 
 QWEN_IMAGE_EDIT = ReferenceListFamily(
     name="qwen-image-edit",
+    max_prompt_tokens=512,  # the pipeline's max_sequence_length
     loader="QwenImageEditPlusPipeline",
     tasks={"instruct": "QwenImageEditPlusPipeline", "reference": "QwenImageEditPlusPipeline"},
     description="Qwen-Image-Edit Plus (Qwen2.5-VL); up to 3 images per call",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 Z_IMAGE = Family(
     name="z-image",
+    max_prompt_tokens=512,  # ZImagePipeline's max_sequence_length
     loader="ZImagePipeline",
     tasks={"text2img": "ZImagePipeline", "img2img": "ZImageImg2ImgPipeline", "inpaint": "ZImageInpaintPipeline"},
     description="Z-Image (Qwen3 text encoder)",
@@ -46,6 +47,7 @@ class ZImageOmniFamily(ReferenceListFamily):
 
 Z_IMAGE_OMNI = ZImageOmniFamily(
     name="z-image-omni",
+    max_prompt_tokens=512,
     loader="ZImageOmniPipeline",
     tasks={"text2img": "ZImageOmniPipeline", "instruct": "ZImageOmniPipeline", "reference": "ZImageOmniPipeline"},
     description="Z-Image-Omni (Qwen3 text encoder, SigLIP 2 image features); edits and references as an image list",

@@ -72,6 +72,7 @@ def job_to_wire(job: Job) -> dict[str, Any]:
         "image_guidance": job.image_guidance,
         "priority": job.priority,
         "owner": job.owner,
+        "clip_skip": job.clip_skip,
         "image": _maybe(job.image),
         "mask": _maybe(job.mask),
         "references": [image_to_wire(image) for image in job.references],
@@ -94,6 +95,7 @@ def request_from_wire(data: dict[str, Any]) -> GenerationRequest | EditRequest:
         "references": references,
         "priority": data["priority"],
         "owner": str(data.get("owner") or ""),
+        "clip_skip": data.get("clip_skip"),
     }
     guidance = data["image_guidance"]
     if data["task"] in TEXT2IMG_TASKS:

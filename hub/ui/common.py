@@ -133,12 +133,14 @@ def checkpoint_choices(ctx: HubContext, task: str | None = None) -> list[tuple[s
     return [(ctx.engine.checkpoint_spec(cid).name, cid) for cid in ids]
 
 
-def size_sliders(spec: Any, hub_limits: Any) -> tuple[gr.Slider, gr.Slider, gr.Slider]:
-    """Width, height and steps sliders set to a checkpoint's defaults, ending at its own limits."""
+def size_sliders(spec: Any, hub_limits: Any, width: int | None = None, height: int | None = None,
+                 steps: int | None = None) -> tuple[gr.Slider, gr.Slider, gr.Slider]:
+    """Width, height and steps sliders set to a checkpoint's defaults (or the values given, e.g. a
+    recipe's), ending at its own limits."""
     limits, d = spec.limits_within(hub_limits), spec.defaults
-    return (gr.Slider(minimum=limits.min_size, maximum=limits.max_size, value=min(d.width, limits.max_size)),
-            gr.Slider(minimum=limits.min_size, maximum=limits.max_size, value=min(d.height, limits.max_size)),
-            gr.Slider(minimum=1, maximum=limits.max_steps, value=min(d.steps, limits.max_steps)))
+    return (gr.Slider(minimum=limits.min_size, maximum=limits.max_size, value=min(width or d.width, limits.max_size)),
+            gr.Slider(minimum=limits.min_size, maximum=limits.max_size, value=min(height or d.height, limits.max_size)),
+            gr.Slider(minimum=1, maximum=limits.max_steps, value=min(steps or d.steps, limits.max_steps)))
 
 
 def checkpoint_note(ctx: HubContext, checkpoint_id: str | None, lang: str = "en") -> str:

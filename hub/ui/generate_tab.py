@@ -32,7 +32,9 @@ from hub.ui.common import (
 from hub.ui.context import HubContext
 from hub.ui.identity import charge_images
 from hub.ui.i18n import page_language, t, tr
-from hub.validation import MAX_SEED, SAMPLERS, check_int, parse_lora_list
+from hub.samplers import sampler_choices
+from hub.ui.prompt_tools import example_rows, make_read_recipe, recipe_note, token_note
+from hub.validation import MAX_SEED, check_int, parse_lora_list
 
 MODES = ("text", "references")
 
@@ -69,6 +71,21 @@ def gallery_items(ctx: HubContext, images: list[Any], lang: str, caption: Any) -
     return items
 
 
+def _takes_clip_skip(ctx: HubContext, checkpoint_id: str | None) -> bool:
+    try:
+        spec = ctx.engine.checkpoint_spec(checkpoint_id or ctx.config.default_checkpoint)
+    except KeyError:
+        return True  # the engine's check names the unknown checkpoint
+    return get_family(spec.family).clip_skip_default is not None
+
+
+def _clip_skip_setting(spec: Any) -> dict[str, Any]:
+    """The clip skip slider for a checkpoint: its default, shown only for CLIP families."""
+    family = get_family(spec.family)
+    takes = family.clip_skip_default is not None
+    return {"value": (spec.defaults.clip_skip or family.clip_skip_default) if takes else 1, "visible": takes}
+
+
 def make_generate_fn(ctx: HubContext):
     limits = ctx.config.limits
 
@@ -87,11 +104,14 @@ def make_generate_fn(ctx: HubContext):
         seed: float = 0,
         batch: float = 1,
         references: list[Any] | None = None,
+        clip_skip: float | None = None,
         request: gr.Request = None,  # type: ignore[assignment]
         progress: gr.Progress = gr.Progress(),
     ) -> tuple[list[tuple[str, str]], str]:
         lang = page_language(request)
         ctx.content_filter.check_prompt(prompt, negative_prompt)
+        if clip_skip is not None and not _takes_clip_skip(ctx, checkpoint):
+            clip_skip = None  # the page sends its (hidden) slider for every checkpoint
         wanted = GenerationRequest(
             prompt=prompt,
             negative_prompt=negative_prompt or "",
@@ -106,6 +126,7 @@ def make_generate_fn(ctx: HubContext):
             batch=batch,
             references=load_references(references, limits),
             owner=owner_of(ctx, request),
+            clip_skip=clip_skip,
         )
         charge_images(ctx, request, check_int(batch or 1, "Batch count", 1, limits.max_batch))
         with engine_call(ctx, request, "generate", progress, lang) as cancel:
@@ -115,7 +136,8 @@ def make_generate_fn(ctx: HubContext):
         first = images[0].recipe
         info = tr(lang, "msg.generate.info", model=first.model, width=first.width, height=first.height, steps=first.steps,
                   cfg=f"{first.cfg:g}", seeds=", ".join(str(item.seed) for item in images))
-        return gallery, info
+        tokens = token_note(ctx, first.model, prompt, lang)
+        return gallery, f"{info}  \n{tokens}" if tokens else info
 
     return generate
 
@@ -134,8 +156,21 @@ def build_tab(ctx: HubContext) -> GenerateTab:
             references = gr.File(file_count="multiple", file_types=["image"], type="filepath", visible=False,
                                  label=t("ui.common.references"), elem_id="generate-references")
             references_help = gr.Markdown(t("ui.generate.references_help"), visible=False)
-            prompt = gr.Textbox(label=t("ui.common.prompt"), lines=3, max_length=limits.max_prompt_chars, placeholder="1girl, solo, ...")
-            negative = gr.Textbox(label=t("ui.common.negative_prompt"), lines=2, max_length=limits.max_prompt_chars)
+            prompt = gr.Textbox(label=t("ui.common.prompt"), lines=3, max_length=limits.max_prompt_chars, placeholder="1girl, solo, ...",
+                                elem_id="generate-prompt")
+            tokens = gr.Markdown(elem_id="generate-tokens")
+            negative = gr.Textbox(label=t("ui.common.negative_prompt"), lines=2, max_length=limits.max_prompt_chars,
+                                  elem_id="generate-negative")
+            examples = gr.Dataset(components=[gr.Textbox(visible=False), gr.Number(visible=False)],
+                                  samples=example_rows(ctx, default.id) or [["", 0]], type="index",
+                                  label=t("ui.generate.examples"), headers=[t("ui.common.prompt"), t("ui.common.seed")],
+                                  visible=bool(default.examples), elem_id="generate-examples")
+            with gr.Accordion(t("ui.generate.recipe"), open=False):
+                recipe_file = gr.File(file_types=["image"], type="filepath", label=t("ui.generate.recipe_drop"),
+                                      elem_id="generate-recipe")
+                recipe_info = gr.Markdown(elem_id="generate-recipe-note")
+                recipe_json = gr.JSON(visible=False)
+                pending_recipe = gr.State(None)
             with gr.Row():
                 checkpoint = gr.Dropdown(
                     choices=text_choices,
@@ -143,8 +178,8 @@ def build_tab(ctx: HubContext) -> GenerateTab:
                     label=t("ui.common.checkpoint"),
                     allow_custom_value=True,  # our own check gives the clearer message
                 )
-                sampler = gr.Dropdown(choices=list(SAMPLERS), value=default.defaults.sampler, label=t("ui.generate.sampler"),
-                                      allow_custom_value=True)
+                sampler = gr.Dropdown(choices=sampler_choices(), value=default.defaults.sampler, label=t("ui.generate.sampler"),
+                                      allow_custom_value=True, elem_id="generate-sampler")
             note = gr.Markdown(checkpoint_note(ctx, default.id), elem_id="generate-note")
             with gr.Row():
                 loras = gr.Textbox(label=t("ui.common.loras"), placeholder="demo-lora-...:0.8")
@@ -162,10 +197,14 @@ def build_tab(ctx: HubContext) -> GenerateTab:
             with gr.Row():
                 steps = gr.Slider(1, limits.max_steps, value=default.defaults.steps, step=1, label=t("ui.common.steps"),
                                   elem_id="generate-steps")
-                cfg = gr.Slider(0, limits.max_cfg, value=default.defaults.cfg, step=0.5, label=t("ui.common.cfg"))
+                cfg = gr.Slider(0, limits.max_cfg, value=default.defaults.cfg, step=0.5, label=t("ui.common.cfg"),
+                                elem_id="generate-cfg")
                 batch = gr.Slider(1, limits.max_batch, value=1, step=1, label=t("ui.generate.batch"), elem_id="generate-batch")
+                clip_skip = gr.Slider(1, 12, step=1, label=t("ui.generate.clip_skip"), elem_id="generate-clip-skip",
+                                      **_clip_skip_setting(default))
             with gr.Row():
-                seed = gr.Number(value=0, precision=0, label=t("ui.common.seed"), minimum=0, maximum=MAX_SEED)
+                seed = gr.Number(value=0, precision=0, label=t("ui.common.seed"), minimum=0, maximum=MAX_SEED,
+                                 elem_id="generate-seed")
                 randomize = gr.Checkbox(value=True, label=t("ui.generate.random_seed"))
             with gr.Row():
                 run = gr.Button(t("ui.generate.run"), variant="primary", elem_id="generate-button", scale=3)
@@ -176,27 +215,68 @@ def build_tab(ctx: HubContext) -> GenerateTab:
             selected_path = gr.State(None)
             send_to_edit = gr.Button(t("ui.generate.send_to_edit"))
 
-    def on_checkpoint(checkpoint_id: str, request: gr.Request):
+    def on_checkpoint(checkpoint_id: str, pending: dict | None, request: gr.Request):
         try:
             spec = ctx.engine.checkpoint_spec(checkpoint_id)
         except KeyError:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), ""
+            return (gr.skip(),) * 9 + ("", None)
         d = spec.defaults
         sizes = [f"{w}x{h}" for w, h in (spec.size_presets or [(d.width, d.height)])]
+        # A recipe that just chose this checkpoint: its settings win over the checkpoint's defaults.
+        wanted = pending if pending and pending.get("checkpoint") == checkpoint_id else {}
         # The sliders stop where this checkpoint's limits do.
-        width_slider, height_slider, steps_slider = size_sliders(spec, config.limits)
+        width_slider, height_slider, steps_slider = size_sliders(spec, config.limits, wanted.get("width"), wanted.get("height"),
+                                                                 wanted.get("steps"))
+        cfg_value, sampler_value = wanted.get("cfg") or d.cfg, wanted.get("sampler") or d.sampler
+        rows = example_rows(ctx, checkpoint_id)
         return (
             gr.Dropdown(choices=sizes, value=f"{d.width}x{d.height}"),
             width_slider,
             height_slider,
             steps_slider,
-            d.cfg,
-            d.sampler,
+            cfg_value,
+            sampler_value,
+            gr.Slider(**{**_clip_skip_setting(spec), **({"value": wanted["clip_skip"]} if wanted.get("clip_skip") else {})}),
+            gr.Dataset(samples=rows or [["", 0]], visible=bool(rows)),
+            token_note(ctx, checkpoint_id, None, page_language(request)),
             checkpoint_note(ctx, checkpoint_id, page_language(request)),
+            None,
         )
 
-    gr.on([checkpoint.change, gr.context.Context.root_block.load], on_checkpoint, [checkpoint],
-          [presets, width, height, steps, cfg, sampler, note], api_visibility="private")
+    gr.on([checkpoint.change, gr.context.Context.root_block.load], on_checkpoint, [checkpoint, pending_recipe],
+          [presets, width, height, steps, cfg, sampler, clip_skip, examples, tokens, note, pending_recipe],
+          api_visibility="private")
+
+    def on_prompt(checkpoint_id: str, text: str, request: gr.Request):
+        return token_note(ctx, checkpoint_id, text, page_language(request))
+
+    gr.on([prompt.change, checkpoint.change], on_prompt, [checkpoint, prompt], [tokens], api_visibility="private",
+          trigger_mode="always_last", queue=False)
+
+    recipe_read = recipe_file.upload(
+        make_read_recipe(ctx), [recipe_file], [recipe_json], api_name="read_recipe",
+        api_description="The settings of a PNG's recipe (A1111, Forge, ComfyUI, InvokeAI, NovelAI, Fooocus or this hub): "
+        "prompt, negative prompt, steps, sampler, CFG, seed, size, clip skip, and the checkpoint and LoRAs mapped "
+        "to this hub's ids; `unmapped` lists what could not be mapped.", concurrency_limit=None)
+
+    def fill_from_recipe(recipe: dict | None, current_checkpoint: str, request: gr.Request):
+        if not recipe:
+            return (gr.skip(),) * 14
+        lang = page_language(request)
+        chosen = recipe["checkpoint"] or current_checkpoint
+        lora_text = ", ".join(f"{name}:{weight:g}" for name, weight in recipe["loras"])
+        return (
+            recipe["prompt"], recipe["negative_prompt"], chosen, lora_text,
+            recipe["width"] or gr.skip(), recipe["height"] or gr.skip(), recipe["steps"] or gr.skip(),
+            recipe["cfg"] or gr.skip(), recipe["sampler"] or gr.skip(), recipe["seed"], False,
+            recipe["clip_skip"] or gr.skip(), recipe_note(recipe, lang),
+            # Applied again by the checkpoint's change event, which would otherwise reset them to its defaults.
+            {**recipe, "checkpoint": chosen} if chosen != current_checkpoint else None,
+        )
+
+    recipe_read.success(fill_from_recipe, [recipe_json, checkpoint],
+                        [prompt, negative, checkpoint, loras, width, height, steps, cfg, sampler, seed, randomize, clip_skip,
+                         recipe_info, pending_recipe], api_visibility="private")
 
     def on_mode(chosen: str):
         # References travel only in reference mode: switching back clears them.
@@ -234,16 +314,35 @@ def build_tab(ctx: HubContext) -> GenerateTab:
     def maybe_randomize(enabled: bool, current: float):
         return random.randint(0, MAX_SEED) if enabled else current
 
+    generate_fn = make_generate_fn(ctx)
+    generate_inputs = [prompt, negative, checkpoint, loras, width, height, steps, cfg, sampler, seed, batch, references, clip_skip]
     generating = run.click(maybe_randomize, [randomize, seed], [seed], api_visibility="private", queue=False).then(
-        make_generate_fn(ctx),
-        inputs=[prompt, negative, checkpoint, loras, width, height, steps, cfg, sampler, seed, batch, references],
+        generate_fn,
+        inputs=generate_inputs,
         outputs=[gallery, info],
         api_name="generate",
-        api_description="Text to image. `references` (optional, last): image files of a character for checkpoints "
-        "that draw from references (character-from-references mode).",
+        api_description="Text to image. `references` (optional): image files of a character for checkpoints "
+        "that draw from references (character-from-references mode). `clip_skip` (optional, last): A1111 "
+        "numbering, CLIP families only (ignored by the others). Prompts take A1111 syntax: (tag:1.2), [tag], "
+        "BREAK, <lora:id:weight>.",
         **gpu_event_options(ctx),
     )
     wire_stop(ctx, stop, "generate", generating)
+
+    def fill_from_example(checkpoint_id: str, index: int | None):
+        try:
+            example = ctx.engine.checkpoint_spec(checkpoint_id).examples[int(index)]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return (gr.skip(),) * 6
+        spec = ctx.engine.checkpoint_spec(checkpoint_id)
+        return (example.prompt, example.negative_prompt, example.seed, False,
+                example.steps or spec.defaults.steps, spec.defaults.cfg if example.cfg is None else example.cfg)
+
+    # An example fills the prompt and settings and draws at once: a newcomer's first click gives an image.
+    example_run = examples.click(fill_from_example, [checkpoint, examples], [prompt, negative, seed, randomize, steps, cfg],
+                                 api_visibility="private", queue=False).then(
+        generate_fn, inputs=generate_inputs, outputs=[gallery, info], api_visibility="private", **gpu_event_options(ctx))
+    wire_stop(ctx, stop, "generate", example_run)
 
     def on_select(event: gr.SelectData):
         value = event.value
