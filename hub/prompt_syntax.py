@@ -64,7 +64,11 @@ def parse_attention(text: str) -> list[tuple[str, float]]:
         elif token == "[":
             open_square.append(len(fragments))
         elif weight is not None and open_round:
-            multiply_from(open_round.pop(), float(weight))
+            try:
+                factor = float(weight)
+            except ValueError:  # `(a:1.2.3)`: A1111 itself crashes here
+                raise PromptSyntaxError(f"{token.lstrip(':').rstrip(')').strip()!r} is not a weight: write (text:1.2).") from None
+            multiply_from(open_round.pop(), factor)
         elif token == ")" and open_round:
             multiply_from(open_round.pop(), ROUND)
         elif token == "]" and open_square:

@@ -60,12 +60,16 @@ def count_tokens(prompt: str, spec: CheckpointSpec, config: HubConfig) -> TokenC
     try:
         prompt = split_lora_tags(prompt)[0]
     except PromptSyntaxError:
-        pass
+        return None
     family = get_family(spec.family)
-    if family.prompt_weights:
-        from hub.families.clip_text import chunk_prompt, token_count
+    try:
+        if family.prompt_weights:
+            from hub.families.clip_text import chunk_prompt, token_count
 
-        chunks = chunk_prompt(prompt, tokenizer)
-        return TokenCount(tokens=token_count(chunks), chunks=len(chunks), limit=None)
-    ids = tokenizer(plain_text(prompt), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+            chunks = chunk_prompt(prompt, tokenizer)
+            return TokenCount(tokens=token_count(chunks), chunks=len(chunks), limit=None)
+        text = plain_text(prompt)
+    except PromptSyntaxError:  # the request's check says what is wrong; the count just waits
+        return None
+    ids = tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     return TokenCount(tokens=len(ids), chunks=1, limit=family.max_prompt_tokens)

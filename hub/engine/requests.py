@@ -223,7 +223,7 @@ def check_prompt_syntax(prompt: str, negative: str) -> tuple[str, tuple[tuple[st
 def _clip_skip(request: GenerationRequest | EditRequest, spec: CheckpointSpec, family: Family) -> int | None:
     if family.clip_skip_default is None:
         if request.clip_skip is not None:
-            raise HubInputError(f"{spec.id!r} has no CLIP text encoder; clip skip does not apply.")
+            raise HubInputError(f"{spec.id!r} does not take clip skip (Stable Diffusion 1.5 and SDXL checkpoints do).")
         return None
     value = request.clip_skip if request.clip_skip is not None else spec.defaults.clip_skip
     return check_int(value, "Clip skip", 1, 12) if value is not None else family.clip_skip_default

@@ -97,7 +97,7 @@ def _hidden(encoder: Any, ids: torch.Tensor, layer: int, final_norm: bool) -> tu
     output = encoder(ids, output_hidden_states=layer != 1)
     pooled = getattr(output, "text_embeds", None)
     if layer == 1:
-        return output[0], pooled
+        return output.last_hidden_state, pooled
     hidden = output.hidden_states[-layer]
     if final_norm:
         # transformers 5 keeps the layers on the model itself (4.x had them under `text_model`).
