@@ -215,23 +215,27 @@ def _subset_rates(folder, judge, lora=None, characters=None, prefix="", name_dec
 
     pipe = load_pipeline(folder, "cpu", lora)
     chars = [cat.CHARACTER_BY_ID[c] for c in (characters or SUBSET_CHARS)]
-    return hit_rates(pipe, judge, characters=chars, languages=SUBSET_LANGS, seeds=2, steps=20, cfg=3.0,
+    # The README's settings (64x64, Euler a, 25 steps, CFG 3), so its numbers are what is checked.
+    return hit_rates(pipe, judge, characters=chars, languages=SUBSET_LANGS, seeds=2, steps=25, cfg=3.0,
                      prefix=prefix, batch=60, name_decider=name_decider)
 
 
+# The README's characters table: demo-multilingual 0.99 [0.97, 1.00] overall, no language below 0.97;
+# demo-english 1.00 in English and 0.00-0.12 elsewhere. On this 60-image subset the checks leave room
+# for sampling noise only (at a true rate of 0.97, 0.9 or less happens with probability under 2%).
 def test_committed_multilingual_checkpoint_knows_characters_in_every_language(judge, name_decider):
     rates = _subset_rates(MODELS / "demo-multilingual", judge, name_decider=name_decider)
     assert not rates["not_judged"], rates
     by = rates["by_language"]
-    assert rates["mean"] >= 0.75, rates
-    assert min(by.values()) >= by["en"] - 0.2, rates
+    assert rates["mean"] >= 0.9, rates
+    assert min(by.values()) >= 0.75, rates  # 12 images a language
 
 
 def test_committed_english_checkpoint_only_knows_english_names(judge, name_decider):
     rates = _subset_rates(MODELS / "demo-english", judge, name_decider=name_decider)
     by = rates["by_language"]
     others = np.mean([v for k, v in by.items() if k != "en"])
-    assert by["en"] >= 0.7 and by["en"] - others >= 0.3, rates
+    assert by["en"] >= 0.9 and others <= 0.25, rates
 
 
 # --------------------------------------------------------------------------------- LoRA trainer

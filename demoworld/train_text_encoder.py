@@ -1,0 +1,260 @@
+"""Make a demo checkpoint understand prompts it was not trained on, on a CPU: a new text encoder,
+everything else frozen.
+
+The demo checkpoints learnt their training sentences ("a portrait of X, smiling, night sky"), not the
+language, and one 77-token window only: a new wording, a tag list in another order, or a long prompt
+whose character comes after 75 tokens of quality tags draws the wrong character. Real anime models
+generalise over wording and were trained on chunked long prompts (A1111 / kohya's 225 tokens).
+
+Route: the UNet, VAE and tokenizer stay frozen; only the 3-layer, 128-wide text encoder moves. It is
+distilled through the frozen UNet: for a noisy latent of a rendered portrait, the UNet's prediction
+with the new encoder on a *new phrasing* must match its prediction with the old encoder on the
+*canonical* prompt of the same picture. Distillation rather than the diffusion loss because the
+teacher already draws every canonical prompt right (0.99): matching it needs no image targets beyond
+the noisy latents, converges in a few hundred CPU steps, and keeps the canonical prompts (also
+distilled onto themselves) where they were, so the boards' training-template numbers and the held-out
+character's LoRA keep working. Long prompts go through `hub.families.clip_text` (the serving code),
+so what is trained is what the hub runs.
+
+The phrasings: several templates per language (never `catalog.PARAPHRASED_TEMPLATES`, which the
+paraphrased suite holds out), the name alone, tag lists in any order, lower and upper case, and long
+prompts padded with quality tags to 2 chunks. `--languages en` keeps demo-english the English control.
+
+    python -m demoworld.train_text_encoder --checkpoint models/demo-multilingual --steps 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from demoworld import catalog as cat
+from demoworld.dataset import BACKGROUND_KEYS, render_set, sample_attributes
+from demoworld.train_checkpoint import encode_latents
+from demoworld.trainlog import TrainingLog
+
+# Training wordings per language ({name} is the character's name there). Distinct from
+# PORTRAIT_TEMPLATES (distilled onto themselves) and PARAPHRASED_TEMPLATES (held out for the suite).
+TRAINING_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "en": ("{name}", "a picture of {name}", "an image of {name}", "a drawing of {name}", "{name}, portrait",
+           "art of {name}", "a close-up of {name}", "fan art of {name}", "{name} looking at the viewer",
+           "a cute drawing of {name}"),
+    "es": ("{name}", "una imagen de {name}", "un dibujo de {name}", "{name}, retrato", "arte de {name}",
+           "un primer plano de {name}"),
+    "fr": ("{name}", "une image de {name}", "un dessin de {name}", "{name}, portrait", "fan art de {name}",
+           "un gros plan de {name}"),
+    "de": ("{name}", "ein Bild von {name}", "eine Zeichnung von {name}", "{name}, Porträt", "Fanart von {name}",
+           "eine Nahaufnahme von {name}"),
+    "pt": ("{name}", "uma imagem de {name}", "um desenho de {name}", "{name}, retrato", "fan art de {name}",
+           "um close de {name}"),
+    "it": ("{name}", "un'immagine di {name}", "un disegno di {name}", "{name}, ritratto", "fan art di {name}",
+           "un primo piano di {name}"),
+    "ru": ("{name}", "изображение: {name}", "рисунок: {name}", "{name}, портрет", "фан-арт: {name}",
+           "крупный план: {name}"),
+    "zh": ("{name}", "{name}的图片", "{name}的画", "{name}，肖像", "{name}的同人图", "{name}的特写"),
+    "ja": ("{name}", "{name}の絵", "{name}のイラスト", "{name}、肖像", "{name}のファンアート", "{name}のアップ"),
+    "ko": ("{name}", "{name}의 그림", "{name}의 이미지", "{name}, 초상화", "{name}의 팬아트", "{name}의 클로즈업"),
+}
+# Long prompts as people write them: quality tags that mean nothing in the demo world.
+QUALITY_TAGS = ("masterpiece", "best quality", "high quality", "highres", "absurdres", "very aesthetic", "newest",
+                "safe", "solo", "looking at viewer", "upper body", "detailed", "official art", "4k", "sharp focus",
+                "colorful", "anime style", "illustration", "cute", "beautiful")
+
+
+def check_held_out() -> None:
+    for lang, templates in TRAINING_TEMPLATES.items():
+        held = cat.PARAPHRASED_TEMPLATES[lang]
+        assert held not in templates and cat.PORTRAIT_TEMPLATES[lang] not in templates, f"{lang}: a held-out template is trained"
+
+
+def canonical(character: cat.Character, lang: str, expression: str | None, background: str | None) -> str:
+    return cat.scene_prompt(character, lang, expression, background, portrait=True)
+
+
+def phrasing(character: cat.Character, lang: str, expression: str | None, background: str | None,
+             rng: random.Random) -> str:
+    """A new wording of the same picture: a training template, scene words in any order, any case."""
+    name = character.names[lang]
+    name = rng.choice((name, name, name.lower(), name.upper())) if lang in ("en", "es", "fr", "de", "pt", "it", "ru") else name
+    parts = [rng.choice(TRAINING_TEMPLATES[lang]).format(name=name)]
+    if expression is not None:
+        parts.append(cat.EXPRESSION_WORDS[lang][expression])
+    if background is not None:
+        parts.append(cat.BACKGROUND_WORDS[lang][background])
+    head, rest = parts[0], parts[1:]
+    rng.shuffle(rest)
+    parts = [head, *rest] if rng.random() < 0.6 else rest[:1] + [head] + rest[1:]
+    return cat.SEPARATORS[lang].join(parts)
+
+
+def long_prompt(short: str, tokenizer, rng: random.Random, target_tokens: tuple[int, int] = (80, 140)) -> str:
+    """`short` with quality tags around it, long enough for 2 chunks: the character may land in either."""
+    from hub.families.clip_text import chunk_prompt, token_count
+
+    while True:
+        before, after = [], []
+        goal = rng.randint(*target_tokens)
+        while token_count(chunk_prompt(", ".join([*before, short, *after]), tokenizer)) < goal:
+            (before if rng.random() < 0.7 else after).append(rng.choice(QUALITY_TAGS))
+        text = ", ".join([*before, short, *after])
+        if len(chunk_prompt(text, tokenizer)) == 2:  # comma backtracking can make a third: draw again
+            return text
+
+
+def encode_batch(texts: list[str], tokenizer, encoder, chunks: int) -> torch.Tensor:
+    """The hub's A1111 encoding (clip skip 1, no weights), each text padded to `chunks` chunks."""
+    from hub.families.clip_text import ClipEncoders, encode, pad_to
+
+    encoders = ClipEncoders(pairs=((tokenizer, encoder),), layer=1, final_norm=True, pooled=False)
+    empty = encode("", encoders)
+    return torch.cat([pad_to(encode(text, encoders), chunks, empty) for text in texts])
+
+
+def hit_rates(pipe, judge, decider, prompts: dict[str, list[tuple[cat.Character, str]]], seeds: int = 2) -> dict[str, float]:
+    """Hit rate per group of (character, prompt): the demo tagger decides tagged characters, the name
+    judge the others; through the hub's encoding (`ClipFamily.run`), as served."""
+    from hub.families import get_family
+
+    family = get_family("sd15")
+    names = list(judge.tags.names)
+    out = {}
+    for group, items in prompts.items():
+        hits = []
+        for start in range(0, len(items), 16):
+            part = items[start:start + 16]
+            rows = [(c, p, s) for c, p in part for s in range(seeds)]
+            kwargs = {"prompt": [p for _, p, _ in rows], "negative_prompt": [""] * len(rows), "num_inference_steps": 25,
+                      "guidance_scale": 3.0, "width": 64, "height": 64, "clip_skip": 1,
+                      "generator": [torch.Generator().manual_seed(1000 + s) for _, _, s in rows]}
+            images = family.run(pipe, kwargs)
+            probs = judge.predict(images)
+            lang = group.split("/")[-1]
+            for j, ((c, _, _), p) in enumerate(zip(rows, probs)):
+                if c.tag is not None:
+                    hits.append(int(p[names.index(c.tag)] >= 0.85))
+                elif decider is not None:
+                    hits.append(int(decider.decide([images[j]], lang=lang)[0] == c.id))
+        out[group] = round(float(np.mean(hits)), 3) if hits else float("nan")
+    return out
+
+
+def evaluation_prompts(languages: list[str], tokenizer) -> dict[str, list[tuple[cat.Character, str]]]:
+    rng = random.Random(7)
+    chars = cat.trained_characters()
+    groups: dict[str, list] = {}
+    for lang in languages:
+        groups[f"training/{lang}"] = [(c, cat.portrait_prompt(c, lang)) for c in chars]
+        groups[f"paraphrased/{lang}"] = [(c, cat.PARAPHRASED_TEMPLATES[lang].format(name=c.names[lang])) for c in chars]
+    groups["long/en"] = [(c, long_prompt(cat.portrait_prompt(c, "en"), tokenizer, rng)) for c in chars]
+    return groups
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from diffusers import StableDiffusionPipeline
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True, help="a demo checkpoint folder (its text encoder is replaced)")
+    ap.add_argument("--languages", default=",".join(cat.LANGUAGES))
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--batch-size", type=int, default=48)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--images", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None, help="where to write the text encoder (default: the checkpoint's own)")
+    ap.add_argument("--eval-only", action="store_true")
+    ap.add_argument("--skip-before", action="store_true", help="do not measure the encoder before training")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    check_held_out()
+    languages = args.languages.split(",")
+    folder = Path(args.checkpoint)
+    pipe = StableDiffusionPipeline.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    tokenizer, unet, vae = pipe.tokenizer, pipe.unet, pipe.vae
+    for module in (unet, vae):
+        module.requires_grad_(False).eval()
+
+    from evals.judges.tagger import TaggerJudge
+    from demoworld.quick_eval import load_name_decider
+
+    root = Path(__file__).resolve().parent.parent
+    judge = TaggerJudge.load(str(root / "models" / "demo-tagger"), device="cpu")
+    decider = load_name_decider()
+    groups = evaluation_prompts(languages, tokenizer)
+    before = {} if args.skip_before else hit_rates(pipe, judge, decider, groups)
+    print("before", json.dumps(before), flush=True)
+    if args.eval_only:
+        return before
+
+    teacher = copy.deepcopy(pipe.text_encoder).requires_grad_(False).eval()
+    student = pipe.text_encoder.float().train()
+    chars = cat.trained_characters()
+    attrs = sample_attributes(args.images, args.seed, chars)
+    rendered = render_set(attrs, args.seed, 64, workers=1)
+    latents = encode_latents(vae, rendered.images, torch.device("cpu")) * vae.config.scaling_factor
+    alphas = pipe.scheduler.alphas_cumprod
+    opt = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0)
+    rng = random.Random(args.seed)
+    log = TrainingLog(model=f"{folder.name} text encoder (distilled)", every=25)
+    start = time.time()
+    third = args.batch_size // 3
+    for step in range(1, args.steps + 1):
+        for group in opt.param_groups:  # linear warm-up, cosine decay
+            group["lr"] = args.lr * min(1.0, step / 20) * 0.5 * (1 + np.cos(np.pi * step / args.steps))
+        index = [rng.randrange(len(attrs)) for _ in range(args.batch_size)]
+        teacher_texts, short_texts, long_texts = [], [], []
+        for number, i in enumerate(index):
+            a, character = attrs[i], cat.CHARACTER_BY_ID[attrs[i].character]
+            lang = rng.choice(languages)
+            expression = a.expression if rng.random() < 0.6 else None
+            background = a.background if rng.random() < 0.6 else None
+            teacher_texts.append(canonical(character, lang, expression, background))
+            if number < third:  # the canonical prompt onto itself: what the boards measure stays
+                short_texts.append(teacher_texts[-1])
+            elif number < 2 * third:
+                short_texts.append(phrasing(character, lang, expression, background, rng))
+            else:
+                short = phrasing(character, lang, expression, background, rng) if rng.random() < 0.5 else teacher_texts[-1]
+                long_texts.append(long_prompt(short, tokenizer, rng))
+        x0 = latents[index]
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, len(alphas), (len(index),))
+        a_t = alphas[t].view(-1, 1, 1, 1)
+        xt = a_t.sqrt() * x0 + (1 - a_t).sqrt() * noise
+        with torch.no_grad():
+            target = unet(xt, t, encode_batch(teacher_texts, tokenizer, teacher, 1)).sample
+        n_short = len(short_texts)
+        pred_short = unet(xt[:n_short], t[:n_short], encode_batch(short_texts, tokenizer, student, 1)).sample
+        pred_long = unet(xt[n_short:], t[n_short:], encode_batch(long_texts, tokenizer, student, 2)).sample
+        loss = F.mse_loss(torch.cat([pred_short, pred_long]), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        mean = log.record(step, loss.item())
+        if mean is not None:
+            print(f"step {step} loss {mean:.5f} ({time.time() - start:.0f} s)", flush=True)
+    student.eval()
+    pipe.text_encoder = student
+    after = hit_rates(pipe, judge, decider, groups)
+    print("after", json.dumps(after), flush=True)
+    out = Path(args.out) if args.out else folder / "text_encoder"
+    student.to(torch.float16).save_pretrained(out, safe_serialization=True)  # committed in fp16, as before
+    record = log.finish(steps=args.steps, batch_size=args.batch_size, device="cpu", threads=args.threads,
+                        lr=args.lr, images=args.images, languages=languages, before=before, after=after)
+    (folder / "text_encoder_training_log.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return after
+
+
+if __name__ == "__main__":
+    main()
