@@ -147,7 +147,7 @@ def test_nan_sent_over_raw_http_is_refused(app, index):
     import httpx
 
     client, ctx, _ = app
-    data = ["x", "", "demo-random", "", 64, 64, 4, 5.0, "euler_a", 1, 1, None, None]  # references, clip_skip
+    data = ["x", "", "demo-random", "", 64, 64, 4, 5.0, "euler_a", 1, 1, None, 1]  # references, clip_skip
     data[index] = "__NaN__"
     body = json.dumps({"data": data}).replace('"__NaN__"', "NaN")
     base = client.src.rstrip("/")
