@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> dict:
     check_held_out()
     languages = args.languages.split(",")
     folder = Path(args.checkpoint)
-    pipe = StableDiffusionPipeline.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
+    pipe = StableDiffusionPipeline.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True,
+                                                   use_safetensors=True)
     pipe.set_progress_bar_config(disable=True)
     tokenizer, unet, vae = pipe.tokenizer, pipe.unet, pipe.vae
     for module in (unet, vae):

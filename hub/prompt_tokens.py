@@ -15,7 +15,7 @@ from typing import Any
 from hub.checkpoints import local_folder
 from hub.config import CheckpointSpec, HubConfig
 from hub.families import get_family
-from hub.prompt_syntax import plain_text
+from hub.prompt_syntax import PromptSyntaxError, plain_text, split_lora_tags
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,9 @@ class TokenCount:
 def _tokenizer(location: str, subfolder: str, revision: str | None, local_only: bool) -> Any:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(location, subfolder=subfolder, revision=revision, local_files_only=local_only)
+    # Tokenizer files only (no weights); never a tokenizer class shipped as code in a repo.
+    return AutoTokenizer.from_pretrained(location, subfolder=subfolder, revision=revision, local_files_only=local_only,
+                                         trust_remote_code=False)
 
 
 def load_tokenizer(spec: CheckpointSpec, config: HubConfig) -> Any | None:
@@ -52,8 +54,6 @@ def load_tokenizer(spec: CheckpointSpec, config: HubConfig) -> Any | None:
 
 def count_tokens(prompt: str, spec: CheckpointSpec, config: HubConfig) -> TokenCount | None:
     """The prompt's token count as the checkpoint's encoder reads it (LoRA tags left out)."""
-    from hub.prompt_syntax import PromptSyntaxError, split_lora_tags
-
     tokenizer = load_tokenizer(spec, config)
     if tokenizer is None:
         return None

@@ -12,7 +12,7 @@ from hub.errors import HubInputError
 from hub.families import get_family
 from hub.images import open_upload
 from hub.prompt_tokens import count_tokens
-from hub.recipe_import import MappedRecipe, NoRecipe, map_recipe, read_image_recipe
+from hub.recipe_import import NoRecipe, map_recipe, read_image_recipe
 from hub.ui.common import file_path, user_errors
 from hub.ui.context import HubContext
 from hub.ui.i18n import page_language, tr
@@ -79,4 +79,4 @@ def example_rows(ctx: HubContext, checkpoint_id: str | None) -> list[list[Any]]:
     return [[example.prompt, example.seed] for example in spec.examples]
 
 
-__all__ = ["MappedRecipe", "example_rows", "make_read_recipe", "recipe_note", "token_note"]
+__all__ = ["example_rows", "make_read_recipe", "recipe_note", "token_note"]
