@@ -118,9 +118,10 @@ def encode_batch(texts: list[str], tokenizer, encoder, chunks: int) -> torch.Ten
     return torch.cat([pad_to(encode(text, encoders), chunks, empty) for text in texts])
 
 
-def hit_rates(pipe, judge, decider, prompts: dict[str, list[tuple[cat.Character, str]]], seeds: int = 2) -> dict[str, float]:
-    """Hit rate per group of (character, prompt): the demo tagger decides tagged characters, the name
-    judge the others; through the hub's encoding (`ClipFamily.run`), as served."""
+def hit_rates(pipe, judge, decider, prompts: dict[str, list[tuple]], seeds: int = 2) -> dict[str, float]:
+    """Per group of (character, prompt[, scene tags]): the character hit rate (the demo tagger decides
+    tagged characters, the name judge the others) or, for `scene/` groups, the share of the scene tags
+    the tagger finds; through the hub's encoding (`ClipFamily.run`), as served."""
     from hub.families import get_family
 
     family = get_family("sd15")
@@ -130,15 +131,18 @@ def hit_rates(pipe, judge, decider, prompts: dict[str, list[tuple[cat.Character,
         hits = []
         for start in range(0, len(items), 16):
             part = items[start:start + 16]
-            rows = [(c, p, s) for c, p in part for s in range(seeds)]
-            kwargs = {"prompt": [p for _, p, _ in rows], "negative_prompt": [""] * len(rows), "num_inference_steps": 25,
-                      "guidance_scale": 3.0, "width": 64, "height": 64, "clip_skip": 1,
-                      "generator": [torch.Generator().manual_seed(1000 + s) for _, _, s in rows]}
+            rows = [(item, s) for item in part for s in range(seeds)]
+            kwargs = {"prompt": [item[1] for item, _ in rows], "negative_prompt": [""] * len(rows),
+                      "num_inference_steps": 25, "guidance_scale": 3.0, "width": 64, "height": 64, "clip_skip": 1,
+                      "generator": [torch.Generator().manual_seed(1000 + s) for _, s in rows]}
             images = family.run(pipe, kwargs)
             probs = judge.predict(images)
             lang = group.split("/")[-1]
-            for j, ((c, _, _), p) in enumerate(zip(rows, probs)):
-                if c.tag is not None:
+            for j, ((item, _), p) in enumerate(zip(rows, probs)):
+                c = item[0]
+                if group.startswith("scene/"):
+                    hits.extend(int(p[names.index(tag)] >= judge.threshold_for(tag)) for tag in item[2])
+                elif c.tag is not None:
                     hits.append(int(p[names.index(c.tag)] >= 0.85))
                 elif decider is not None:
                     hits.append(int(decider.decide([images[j]], lang=lang)[0] == c.id))
@@ -146,13 +150,23 @@ def hit_rates(pipe, judge, decider, prompts: dict[str, list[tuple[cat.Character,
     return out
 
 
-def evaluation_prompts(languages: list[str], tokenizer) -> dict[str, list[tuple[cat.Character, str]]]:
+def evaluation_prompts(languages: list[str], tokenizer) -> dict[str, list[tuple]]:
     rng = random.Random(7)
     chars = cat.trained_characters()
     groups: dict[str, list] = {}
     for lang in languages:
         groups[f"training/{lang}"] = [(c, cat.portrait_prompt(c, lang)) for c in chars]
         groups[f"paraphrased/{lang}"] = [(c, cat.PARAPHRASED_TEMPLATES[lang].format(name=c.names[lang])) for c in chars]
+    for lang in languages[:3]:  # scene words in a held-out wording: "<paraphrase>, smiling, night sky"
+        scenes = []
+        for i, c in enumerate(chars):
+            expression = cat.EXPRESSIONS[i % len(cat.EXPRESSIONS)]
+            background = list(cat.BACKGROUNDS)[(i * 3) % len(cat.BACKGROUNDS)]
+            text = cat.SEPARATORS[lang].join([cat.PARAPHRASED_TEMPLATES[lang].format(name=c.names[lang]),
+                                              cat.EXPRESSION_WORDS[lang][expression],
+                                              cat.BACKGROUND_WORDS[lang][background]])
+            scenes.append((c, text, (cat.expression_tag(expression), cat.background_tag(background))))
+        groups[f"scene/{lang}"] = scenes
     groups["long/en"] = [(c, long_prompt(cat.portrait_prompt(c, "en"), tokenizer, rng)) for c in chars]
     return groups
 
@@ -167,9 +181,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=48)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--images", type=int, default=3000)
+    ap.add_argument("--long-share", type=float, default=0.5, help="share of each batch given long (2-chunk) prompts")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="where to write the text encoder (default: the checkpoint's own)")
+    ap.add_argument("--teacher", default=None,
+                    help="the teacher's text encoder folder (default: the checkpoint's own); set it to resume a student")
     ap.add_argument("--eval-only", action="store_true")
     ap.add_argument("--skip-before", action="store_true", help="do not measure the encoder before training")
     args = ap.parse_args(argv)
@@ -197,7 +214,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.eval_only:
         return before
 
-    teacher = copy.deepcopy(pipe.text_encoder).requires_grad_(False).eval()
+    if args.teacher:  # resuming: the checkpoint holds a student, the teacher stays the original encoder
+        from transformers import CLIPTextModel
+
+        teacher = CLIPTextModel.from_pretrained(args.teacher, dtype=torch.float32, use_safetensors=True).eval()
+    else:
+        teacher = copy.deepcopy(pipe.text_encoder).eval()
+    teacher.requires_grad_(False)
     student = pipe.text_encoder.float().train()
     chars = cat.trained_characters()
     attrs = sample_attributes(args.images, args.seed, chars)
@@ -208,7 +231,8 @@ def main(argv: list[str] | None = None) -> dict:
     rng = random.Random(args.seed)
     log = TrainingLog(model=f"{folder.name} text encoder (distilled)", every=25)
     start = time.time()
-    third = args.batch_size // 3
+    n_long = round(args.batch_size * args.long_share)
+    n_self = (args.batch_size - n_long) // 2
     for step in range(1, args.steps + 1):
         for group in opt.param_groups:  # linear warm-up, cosine decay
             group["lr"] = args.lr * min(1.0, step / 20) * 0.5 * (1 + np.cos(np.pi * step / args.steps))
@@ -220,9 +244,9 @@ def main(argv: list[str] | None = None) -> dict:
             expression = a.expression if rng.random() < 0.6 else None
             background = a.background if rng.random() < 0.6 else None
             teacher_texts.append(canonical(character, lang, expression, background))
-            if number < third:  # the canonical prompt onto itself: what the boards measure stays
+            if number < n_self:  # the canonical prompt onto itself: what the boards measure stays
                 short_texts.append(teacher_texts[-1])
-            elif number < 2 * third:
+            elif number < args.batch_size - n_long:
                 short_texts.append(phrasing(character, lang, expression, background, rng))
             else:
                 short = phrasing(character, lang, expression, background, rng) if rng.random() < 0.5 else teacher_texts[-1]

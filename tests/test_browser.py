@@ -86,11 +86,17 @@ def tab(page, name: str) -> None:
 def shoot(page, shots: Path, name: str, full_page: bool = True) -> Path:
     """A screenshot; `full_page=False` keeps what is on screen (toasts are fixed to the viewport)."""
     path = shots / f"{name}.png"
-    if not full_page:
-        page.wait_for_timeout(800)  # the toast slides in
+    if not full_page:  # the toast has slid in: none of its animations still runs
+        page.wait_for_function(TOASTS_SETTLED, timeout=LONG)
     page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 10_000
     return path
+
+
+TOASTS_SETTLED = """() => document.getAnimations().filter((a) => {
+    const target = a.effect && a.effect.target;
+    return target && target.closest && target.closest('[class*="toast"]');
+}).every((a) => a.playState !== 'running')"""
 
 
 def toast(page, text: str):
@@ -414,19 +420,18 @@ def test_submission_registers_and_queues(hub, browser, shots):
 def test_reference_gallery_upload(hub, browser, shots):
     from playwright.sync_api import expect
 
-    try:
-        import evals.galleries  # noqa: F401
-    except ImportError:
-        pytest.skip("evals.galleries not merged yet")
     url, ctx, folder = hub
     files = [str(portrait(folder / f"gallery-{i}.png", hair=(60 + 20 * i, 180, 190))) for i in range(3)]
     page = open_page(browser, url)
     tab(page, "Submit")
     page.locator("#gallery-suite input").fill("demo-characters")  # aqua_diva is a demo-world character
     page.locator("#gallery-suite input").press("Enter")
-    page.wait_for_timeout(500)  # the character choices follow the suite
-    page.locator("#gallery-character input").fill("aqua_diva")
-    page.locator("#gallery-character input").press("Enter")
+    # The character choices follow the suite: wait until the suite's characters are offered, then pick one.
+    page.locator("#gallery-character input").click()
+    option = page.get_by_role("option", name="aqua_diva", exact=True)
+    expect(option).to_be_visible(timeout=LONG)
+    option.click()
+    expect(page.locator("#gallery-character input")).to_have_value("aqua_diva")
     page.locator("#gallery-files input[type=file]").set_input_files(files)
     page.locator("#gallery-save").click()
     expect(page.locator("#gallery-message")).to_contain_text("Saved 3 images", timeout=60_000)

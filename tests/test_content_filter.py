@@ -249,23 +249,16 @@ def tmp_path_for(ctx) -> Path:
 # ------------------------------------------------------------------------------ the demo world's truth
 
 
-def _swimsuit_renders(n: int) -> tuple[list[Image.Image], list[Image.Image]] | str:
-    """(swimsuit renders, the same portraits in their usual outfit), or why they cannot be made yet."""
-    try:
-        from demoworld import catalog, hooks
-    except ImportError:
-        return "the demo world is not installed"
+def _swimsuit_renders(n: int) -> tuple[list[Image.Image], list[Image.Image]]:
+    """(swimsuit renders, the same portraits in their usual outfit), through the demo renderer's hook."""
+    from demoworld import catalog, hooks
+
     characters = [c.id for c in catalog.trained_characters()][:n]
     swimsuits, usual = [], []
     for index, character in enumerate(characters):
         spec = {"character": character, "seed": 100 + index, "size": 64}
-        try:
-            swimsuit = hooks.render_input({**spec, "outfit": "swimsuit"})
-        except Exception as err:  # noqa: BLE001 - the hook may not know outfits yet
-            return f"the demo renderer's hook does not draw outfits yet ({err})"
-        plain = hooks.render_input(spec)
-        if np.array_equal(np.asarray(swimsuit), np.asarray(plain)):
-            return "the demo renderer's hook ignores the outfit: no swimsuit in the demo world yet"
+        swimsuit, plain = hooks.render_input({**spec, "outfit": "swimsuit"}), hooks.render_input(spec)
+        assert not np.array_equal(np.asarray(swimsuit), np.asarray(plain)), f"{character}: the outfit was not drawn"
         swimsuits.append(swimsuit)
         usual.append(plain)
     return swimsuits, usual
@@ -274,18 +267,13 @@ def _swimsuit_renders(n: int) -> tuple[list[Image.Image], list[Image.Image]] | s
 def test_demo_world_swimsuits_are_withheld_at_general(tmp_path, monkeypatch):
     """Known truth: the demo world's swimsuit outfit is `sensitive`, everything else `general`."""
     monkeypatch.delenv("SPACE_ID", raising=False)
-    renders = _swimsuit_renders(8)
-    if isinstance(renders, str):
-        pytest.skip(renders)
-    swimsuits, usual = renders
+    swimsuits, usual = _swimsuit_renders(8)
     config = load_config()  # the committed config: its default tagger is the demo tagger
     config = config.model_copy(update={"data_dir": str(tmp_path),
                                        "limits": config.limits.model_copy(update={"public_max_rating": "general"})})
     content_filter = ContentFilter(config, config.data_path)
     scores = [v.scores for v in content_filter.rate(swimsuits + usual)]
     gap = np.mean([s["sensitive"] for s in scores[:len(swimsuits)]]) - np.mean([s["sensitive"] for s in scores[len(swimsuits):]])
-    if gap < 0.3:
-        pytest.skip(f"the committed tagger's rating head is untrained (P(sensitive) swimsuit - usual = {gap:.2f}); "
-                    "the retrained demo tagger is not merged yet")
+    assert gap >= 0.3, f"the demo tagger's rating head barely separates swimsuits (P(sensitive) gap {gap:.2f})"
     assert all(content_filter.is_withheld(image) for image in swimsuits)
     assert not any(content_filter.is_withheld(image) for image in usual)

@@ -242,20 +242,26 @@ def test_all_committed_weights_fit_the_budget():
     assert (NAME_JUDGE / "model.safetensors").exists() and (TAGGER / "training_log.json").exists()
 
 
-def test_committed_demo_edit_v2_edits_and_draws_from_references():
-    """On a CI-sized subset (6 suite cases and 6 reference cases, 3 languages, 1 seed). Until the GPU run
-    replaces v1, only the folder is checked and the measurement is skipped."""
+def test_committed_demo_edit_is_v1_or_meets_the_v2_goals():
+    """v2 (its `training_log.json` committed) must meet the goals it was trained for, on a CI-sized subset
+    (6 suite cases and 6 reference cases, 3 languages, 1 seed): a failure, never a skip. Until then the
+    committed editor must be v1, the one whose numbers the README prints (and `evals reproduce` checks)."""
+    import json
+
     from demoworld.edit_eval import EditScorer, load_edit_pipeline, reference_suite_cases, run_cases, suite_cases
 
     folder = MODELS / "demo-edit"
     pipe = load_edit_pipeline(folder)
     assert pipe.unet.config.in_channels == 8 and type(pipe).__name__ == "StableDiffusionInstructPix2PixPipeline"
-    if not (folder / "training_log.json").exists():
-        pytest.skip("models/demo-edit is still v1: run demoworld/train_v2_gpu.sh on a GPU")
+    if not (folder / "training_log.json").exists():  # v1: trained from scratch, as the README's editing section says
+        stats = json.loads((folder / "training_stats.json").read_text(encoding="utf-8"))
+        assert stats["steps"] > 0 and "base" not in stats
+        assert "still the first version" in (MODELS.parent / "README.md").read_text(encoding="utf-8")
+        return
     scorer = EditScorer(TAGGER, NAME_JUDGE)
     langs = ["en", "zh", "ru"]
     edits = run_cases(pipe, scorer, suite_cases()[::3][:6], languages=langs, seeds=1)
     refs = run_cases(pipe, scorer, reference_suite_cases()[::6][:6], languages=langs, seeds=1)
-    assert np.mean([r["success"] for r in edits]) >= 0.6, edits
-    assert np.mean([r["identity_kept"] for r in edits]) >= 0.7, edits
-    assert np.nanmean([r["character_kept"] for r in refs]) >= 0.6, refs
+    success, identity = np.mean([r["success"] for r in edits]), np.mean([r["identity_kept"] for r in edits])
+    scene = np.mean([r["success"] for r in refs])
+    assert success >= 0.8 and identity >= 0.9 and scene >= 0.5, (success, identity, scene)

@@ -275,13 +275,16 @@ def test_worker_runs_queued_runs_and_takes_over_after_the_lease(world):
     with world.db.session() as session:
         assert session.get(EvalRun, run_id).status == "queued"
     # A worker claims it and "dies" (no heartbeat): the run stays claimed while its lease lasts...
-    dead = queue.claim_next_run(world.db, "dead-worker", lease_seconds=0.5)
-    assert dead.id == run_id
-    assert queue.claim_next_run(world.db, "other", lease_seconds=60) is None
-    # ... and a live worker takes it over once the lease has expired, then completes it.
-    import time
+    # The clock is an input: the claim happened ten minutes ago, for a 60 s lease.
+    import datetime as dt
 
-    time.sleep(0.6)
+    from leaderboards.schema import utcnow
+
+    claimed_at = utcnow() - dt.timedelta(minutes=10)
+    dead = queue.claim_next_run(world.db, "dead-worker", lease_seconds=60, now=claimed_at)
+    assert dead.id == run_id
+    assert queue.claim_next_run(world.db, "other", lease_seconds=60, now=claimed_at + dt.timedelta(seconds=59)) is None
+    # ... and a live worker takes it over once the lease has expired (now), then completes it.
     assert EvalWorker(world, poll_seconds=0.05).drain() == [run_id]
     with world.db.session() as session:
         run = session.get(EvalRun, run_id)
