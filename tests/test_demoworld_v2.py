@@ -163,24 +163,29 @@ def test_tiny_edit_v2_training_from_a_text_to_image_checkpoint(tmp_path):
 
 # ------------------------------------------------------------------------------ committed models
 
-def test_committed_tagger_v2_reads_characters_and_ratings_on_fresh_renders():
+def test_committed_tagger_v2_holds_the_readmes_judge_numbers():
+    """The README's judges table, measured as it was (400 renders at the evaluation seed, a quarter in
+    swimsuits): character accuracy 1.00 on the 317 anime renders, no character tag on a non-anime
+    figure, attribute micro-F1 0.980, rating precision and recall 1.00."""
     from demoworld.train_tagger import evaluate_tagger
 
-    result = evaluate_tagger(TAGGER, n=160, seed=9001, swimsuit_fraction=0.25)
-    assert result["character_accuracy"] >= 0.9, result
-    assert result["untagged_false_character_rate"] <= 0.1, result
-    assert result["rating_precision"] >= 0.9 and result["rating_recall"] >= 0.9, result
-    assert result["attribute_f1"] >= 0.9, result
+    result = evaluate_tagger(TAGGER)
+    assert result["n_tagged"] == 317 and result["character_accuracy"] >= 0.995, result
+    assert result["untagged_false_character_rate"] == 0.0, result
+    assert result["rating_precision"] >= 0.99 and result["rating_recall"] >= 0.99, result
+    assert result["attribute_f1"] >= 0.975, result
     assert result["max_questionable_or_explicit"] < 0.35, result
 
 
-def test_committed_name_judge_names_characters_in_three_scripts():
+def test_committed_name_judge_holds_the_readmes_judge_numbers():
+    """The README's judges table: zero-shot top-1 1.00 in each of the 10 languages on 400 renders, and
+    agreement with the tagger 1.00."""
     from demoworld.name_judge_eval import evaluate_name_judge
 
-    result = evaluate_name_judge(NAME_JUDGE, tagger=None, n_per_language=72, seed=9002, languages=["en", "ru", "ja"])
-    top1 = result["renders"]["top1_by_language"]
-    assert min(top1.values()) >= 0.9, result
-    assert result["renders"]["top1_by_tier"]["non_anime"] >= 0.9, result
+    result = evaluate_name_judge(NAME_JUDGE, tagger=TAGGER, n_per_language=400, seed=4243)["renders"]
+    assert result["n_images"] == 400 and min(result["top1_by_language"].values()) >= 0.995, result
+    assert min(result["top1_by_tier"].values()) >= 0.995, result
+    assert min(result["tagger_agreement_by_language"].values()) >= 0.995, result
 
 
 def test_renderer_edits_pass_the_edit_checks_with_the_committed_judges():
