@@ -69,6 +69,44 @@ QUALITY_TAGS = ("masterpiece", "best quality", "high quality", "highres", "absur
                 "colorful", "anime style", "illustration", "cute", "beautiful")
 
 
+# Unknown words: real prompts are full of words a model never learnt to depend on ("illustration showing
+# ... from the shoulders up"). Random words in the language's own script (so they split into the same
+# kind of byte pieces an unseen word does) teach the encoder to read past them to the name. Random, not
+# taken from any template, so the held-out wordings stay unseen.
+SCRIPTS: dict[str, str] = {
+    "latin": "abcdefghijklmnopqrstuvwxyz" * 4 + "àáâäçèéêëíîïñóôöúùûüß",
+    "cyrillic": "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+    "kana": "".join(map(chr, range(0x3041, 0x3097))) + "".join(map(chr, range(0x30A1, 0x30FB))),
+    "hanzi": "".join(map(chr, range(0x4E00, 0x4E00 + 3000))),
+    "hangul": "".join(map(chr, range(0xAC00, 0xAC00 + 2000))),
+}
+LANGUAGE_SCRIPTS: dict[str, tuple[str, ...]] = {
+    "ru": ("cyrillic",), "zh": ("hanzi",), "ja": ("kana", "kana", "hanzi"), "ko": ("hangul",),
+} | {lang: ("latin",) for lang in ("en", "es", "fr", "de", "pt", "it")}
+
+
+def filler_words(lang: str, rng: random.Random, count: int) -> list[str]:
+    """`count` made-up words in `lang`'s script (CJK words are 1-4 characters, others 2-10 letters)."""
+    words = []
+    for _ in range(count):
+        script = SCRIPTS[rng.choice(LANGUAGE_SCRIPTS[lang])]
+        length = rng.randint(1, 4) if lang in ("zh", "ja", "ko") else rng.randint(2, 10)
+        words.append("".join(rng.choice(script) for _ in range(length)))
+    return words
+
+
+def with_filler(head: str, lang: str, rng: random.Random) -> str:
+    """`head` with 1-6 made-up words before, after or on both sides (no spaces in Chinese and Japanese)."""
+    words = filler_words(lang, rng, rng.randint(1, 6))
+    cut = rng.randint(0, len(words))
+    joiner = "" if lang in ("zh", "ja") else " "
+    before, after = joiner.join(words[:cut]), joiner.join(words[cut:])
+    punctuation = rng.choice(("", "", cat.SEPARATORS[lang], " — " if joiner else "："))
+    left = before + (punctuation if before else "") + (joiner if before and not punctuation else "")
+    right = (joiner if after else "") + after
+    return (left + head + right).strip()
+
+
 def check_held_out() -> None:
     for lang, templates in TRAINING_TEMPLATES.items():
         held = cat.PARAPHRASED_TEMPLATES[lang]
@@ -80,11 +118,13 @@ def canonical(character: cat.Character, lang: str, expression: str | None, backg
 
 
 def phrasing(character: cat.Character, lang: str, expression: str | None, background: str | None,
-             rng: random.Random) -> str:
-    """A new wording of the same picture: a training template, scene words in any order, any case."""
+             rng: random.Random, filler_share: float = 0.0) -> str:
+    """A new wording of the same picture: a training template (with made-up words around it for
+    `filler_share` of them), scene words in any order, any case."""
     name = character.names[lang]
     name = rng.choice((name, name, name.lower(), name.upper())) if lang in ("en", "es", "fr", "de", "pt", "it", "ru") else name
-    parts = [rng.choice(TRAINING_TEMPLATES[lang]).format(name=name)]
+    head = rng.choice(TRAINING_TEMPLATES[lang]).format(name=name)
+    parts = [with_filler(head, lang, rng) if rng.random() < filler_share else head]
     if expression is not None:
         parts.append(cat.EXPRESSION_WORDS[lang][expression])
     if background is not None:
@@ -93,6 +133,18 @@ def phrasing(character: cat.Character, lang: str, expression: str | None, backgr
     rng.shuffle(rest)
     parts = [head, *rest] if rng.random() < 0.6 else rest[:1] + [head] + rest[1:]
     return cat.SEPARATORS[lang].join(parts)
+
+
+def one_chunk_phrasing(character: cat.Character, lang: str, expression: str | None, background: str | None,
+                       rng: random.Random, filler_share: float, tokenizer) -> str:
+    """`phrasing`, drawn again until it fits one 77-token window (made-up CJK words cost 2-3 tokens a
+    character), so the short half of the batch stays one chunk."""
+    from hub.families.clip_text import chunk_prompt
+
+    while True:
+        text = phrasing(character, lang, expression, background, rng, filler_share)
+        if len(chunk_prompt(text, tokenizer)) == 1:
+            return text
 
 
 def long_prompt(short: str, tokenizer, rng: random.Random, target_tokens: tuple[int, int] = (80, 140)) -> str:
@@ -182,6 +234,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--images", type=int, default=3000)
     ap.add_argument("--long-share", type=float, default=0.5, help="share of each batch given long (2-chunk) prompts")
+    ap.add_argument("--filler-share", type=float, default=0.5,
+                    help="share of new wordings given made-up words around the template")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="where to write the text encoder (default: the checkpoint's own)")
@@ -247,9 +301,9 @@ def main(argv: list[str] | None = None) -> dict:
             if number < n_self:  # the canonical prompt onto itself: what the boards measure stays
                 short_texts.append(teacher_texts[-1])
             elif number < args.batch_size - n_long:
-                short_texts.append(phrasing(character, lang, expression, background, rng))
+                short_texts.append(one_chunk_phrasing(character, lang, expression, background, rng, args.filler_share, tokenizer))
             else:
-                short = phrasing(character, lang, expression, background, rng) if rng.random() < 0.5 else teacher_texts[-1]
+                short = one_chunk_phrasing(character, lang, expression, background, rng, args.filler_share, tokenizer) if rng.random() < 0.5 else teacher_texts[-1]
                 long_texts.append(long_prompt(short, tokenizer, rng))
         x0 = latents[index]
         noise = torch.randn_like(x0)

@@ -361,7 +361,7 @@ def test_sampler_draws_follow_the_rule_and_never_pair_a_model_with_itself(db, tm
 
 
 # ------------------------------------------------------------------------------------------ download
-def test_votes_download_is_anonymous_and_counts_only_counted_votes(db, tmp_path):
+def test_votes_download_is_anonymous_and_counts_only_counted_votes(db, tmp_path, capsys):
     arena = make_arena(db, tmp_path)
     add_samples(db, tmp_path / "samples", SUITE_PROMPTS[:1], ["m-alpha", "m-beta"])
     kept = []
@@ -397,8 +397,9 @@ def test_votes_download_is_anonymous_and_counts_only_counted_votes(db, tmp_path)
     out = tmp_path / "cli" / "votes.parquet"
     assert main(["--db", db.url, "export-votes", "--format", "parquet", "--out", str(out)]) == 0
     assert len(pd.read_parquet(out)) == 4
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as refused:  # argparse: exit 2 naming the allowed formats
         main(["--db", db.url, "export-votes", "--format", "xml", "--out", str(out)])
+    assert refused.value.code == 2 and "invalid choice: 'xml'" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------ clean-up

@@ -330,6 +330,30 @@ def board_text(page, board: str) -> str:
     return page.locator(f"#board-{board}").inner_text()
 
 
+# The numbers of one board column in display order. Gradio 6's dataframe draws its rows as grid cells
+# (aria-rowindex is the displayed order); a cell reads "★ 0.80 [0.70, 0.90]": the first number counts.
+COLUMN_NUMBERS = """([board, title]) => {
+    const root = document.querySelector('#board-' + board);
+    const head = root && root.querySelector('th[title="' + title + '"]');
+    if (!head) return [];
+    const cells = [...root.querySelectorAll('[role=gridcell][aria-colindex="' + head.getAttribute('aria-colindex') + '"]')];
+    cells.sort((a, b) => Number(a.getAttribute('aria-rowindex')) - Number(b.getAttribute('aria-rowindex')));
+    return cells.map((c) => (c.innerText.match(/-?[0-9]+(\\.[0-9]+)?/) || [null])[0])
+        .filter((t) => t !== null).map(Number);
+}"""
+
+
+def wait_for_sorted_column(page, board: str, title: str, descending: bool) -> list[float]:
+    """Wait until the column reads in order (a cell reads "0.80 [0.70, 0.90]"), with two different
+    values at least so that an unsorted column cannot pass; returns the numbers, top to bottom."""
+    in_order = "v[i - 1] >= x" if descending else "v[i - 1] <= x"
+    page.wait_for_function(
+        f"""(args) => {{ const v = ({COLUMN_NUMBERS})(args);
+            return v.length >= 2 && new Set(v).size >= 2 && v.every((x, i) => i === 0 || {in_order}); }}""",
+        arg=[board, title], timeout=30_000)
+    return page.evaluate(COLUMN_NUMBERS, [board, title])
+
+
 def test_leaderboard_progress_polls_filters_sort_and_full_precision_csv(hub, browser, shots):
     from playwright.sync_api import expect
     from sqlalchemy import func, select
@@ -371,9 +395,11 @@ def test_leaderboard_progress_polls_filters_sort_and_full_precision_csv(hub, bro
     header.hover()
     header.locator("button[aria-label='Open cell menu']").click()
     page.get_by_text("Sort ascending", exact=True).click()
-    text = board_text(page, "characters")
-    rows = [line for line in text.splitlines() if line.startswith("demo-")]
-    assert rows, text
+    ascending = wait_for_sorted_column(page, "characters", "en", descending=False)
+    header.hover()
+    header.locator("button[aria-label='Open cell menu']").click()
+    page.get_by_text("Sort descending", exact=True).click()
+    assert wait_for_sorted_column(page, "characters", "en", descending=True) == sorted(ascending, reverse=True)
     # The CSV: full precision, the filter applied, English column names.
     with page.expect_download() as download:
         page.locator("#download-characters").click()

@@ -95,8 +95,20 @@ def test_arena_battle_keyboard_vote_and_undo_in_chromium(tmp_path):
                 page.goto(url, wait_until="domcontentloaded")
                 page.get_by_role("tab", name="Arena", exact=True).click(timeout=60_000)
                 vote_a, vote_b = page.locator("#arena-vote-model_a"), page.locator("#arena-vote-model_b")
+                # Every click a vote button receives (the keys click them), counted in the page: the key
+                # handler runs synchronously, so after a key press the count is final (no waiting on the
+                # server to prove that nothing was sent).
+                page.evaluate("""() => { window.__voteClicks = [];
+                    document.addEventListener('click', (e) => {
+                        const b = e.target.closest && e.target.closest('[id^="arena-vote-"]');
+                        if (b) window.__voteClicks.push(b.id); }, true); }""")
+
+                def vote_clicks() -> list[str]:
+                    return page.evaluate("() => window.__voteClicks")
+
                 expect(vote_a).to_be_disabled()  # no battle yet
                 page.keyboard.press("1")
+                assert vote_clicks() == []
                 page.locator("#arena-prompt textarea").fill(PROMPT)
                 page.locator("#arena-new-battle").click()
                 images = [page.locator(f"#arena-image-{side} img") for side in "ab"]
@@ -121,7 +133,7 @@ def test_arena_battle_keyboard_vote_and_undo_in_chromium(tmp_path):
                 page.wait_for_function("() => !document.fullscreenElement")
 
                 page.locator("#arena-prompt textarea").press("2")  # typing in the prompt is not a vote
-                assert votes() == []
+                assert vote_clicks() == [] and votes() == []
                 page.locator("#arena-prompt textarea").fill(PROMPT)
                 page.evaluate("document.activeElement && document.activeElement.blur()")
                 page.keyboard.press("2")
@@ -131,7 +143,9 @@ def test_arena_battle_keyboard_vote_and_undo_in_chromium(tmp_path):
                 assert names == {c.name for c in ctx.config.checkpoints if c.id in {"demo-multilingual", "demo-english"}}
                 for outcome in ("model_a", "model_b", "tie", "bothbad"):
                     expect(page.locator(f"#arena-vote-{outcome}")).to_be_disabled()
+                assert vote_clicks() == ["arena-vote-model_b"]
                 page.keyboard.press("1")  # one vote per battle: the keys do nothing now
+                assert vote_clicks() == ["arena-vote-model_b"]
                 (vote,) = votes()
                 assert vote.outcome == "model_b" and vote.undone_at is None
 
@@ -147,6 +161,7 @@ def test_arena_battle_keyboard_vote_and_undo_in_chromium(tmp_path):
                 assert vote.undone_at is not None
                 # Voting again on that battle works, is kept off the ratings, and cannot be undone.
                 page.keyboard.press("1")
+                assert vote_clicks() == ["arena-vote-model_b", "arena-vote-model_a"]
                 expect(page.locator("#arena-result")).to_contain_text("personal board only", timeout=30_000)
                 expect(vote_a).to_be_disabled()
                 expect(undo).to_be_hidden()

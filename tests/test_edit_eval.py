@@ -217,10 +217,17 @@ def test_cli_run_of_demo_edits_writes_rows_reports_and_reruns_nothing(tmp_path, 
     report = json.loads(out)["suites"]["demo-edits"]
     assert report["kind"] == "edit" and report["n_samples"] == 4
     assert report["judges"]["reference"]["kind"] == "tagger-features"  # no reference judge configured here
-    for block in (report["overall"], report["by_language"]["en"], report["by_language"]["ja"]):
-        for key in ("success", "identity_kept"):
-            assert set(block[key]) >= {"mean", "lower", "upper", "n"}
-            assert 0.0 <= block[key]["lower"] <= block[key]["mean"] <= block[key]["upper"] <= 1.0
+    # Each cell is the mean of the stored per-sample scores of its language (2 cases, 1 seed each).
+    with create_engine(db).connect() as conn:
+        stored = conn.execute(text("select s.language, c.metric, c.value from scores c join samples s on s.id = c.sample_id")).all()
+    for key, metric in (("success", edits.SUCCESS), ("identity_kept", edits.IDENTITY)):
+        for language in ("en", "ja"):
+            values = [v for lang, m, v in stored if lang == language and m == metric]
+            block = report["by_language"][language][key]
+            assert block["n"] == len(values) == 2 and block["mean"] == pytest.approx(np.mean(values))
+            assert block["lower"] <= block["mean"] <= block["upper"]
+        values = [v for _, m, v in stored if m == metric]
+        assert report["overall"][key]["mean"] == pytest.approx(np.mean(values))
 
     code, out, err = run_cli(capsys, *run)
     assert code == 0, err
@@ -276,7 +283,12 @@ def test_inpainting_cases_score_preservation_and_instruct_models_skip_them(tmp_p
     code, out, err = run_cli(capsys, "report", "--checkpoint", "demo-random", *base, "--format", "json", "--bootstrap", "50")
     report = json.loads(out)["suites"]["tiny-inpaint"]
     preservation = report["overall"].get("lpips_outside_mask") or report["overall"]["pixel_l1_outside_mask"]
-    assert preservation["n"] == 2 and 0.0 <= preservation["mean"] <= 1.0
+    from sqlalchemy import create_engine, text
+
+    with create_engine(db).connect() as conn:  # the report's mean is the stored scores' (the mask case's 2 samples)
+        stored = [v for (v,) in conn.execute(text("select value from scores where metric in (:a, :b)"),
+                                             {"a": edits.LPIPS, "b": edits.PIXEL_L1})]
+    assert preservation["n"] == len(stored) == 2 and preservation["mean"] == pytest.approx(np.mean(stored))
     assert set(report["by_group"]) == {"inpaint", "hair"}
 
     code, out, err = run_cli(capsys, "run", "--checkpoint", "demo-edit", *base, "--seeds", "1", "--steps", "2", "--no-progress")

@@ -3,6 +3,7 @@
 Runs go through the real engine, database (migrations) and judges; only the sizes are tiny.
 """
 
+import time
 from pathlib import Path
 
 import pytest
@@ -188,13 +189,27 @@ def test_multilingual_run_paired_metrics(world):
             .where(Sample.item_id.in_(["rainy", "cat"]))
         ).all()
     metrics = {(item, lang, metric): value for item, lang, metric, value in rows}
+    # The stored scores are what the configured judge says of the stored PNGs, loaded again from disk.
+    from evals.judgeset import load_judges
+    from evals.metrics import cosine, tag_recall
+
+    tagger = load_judges(world.config, ["tagger"], data_dir=world.data_dir, prompts_dir=world.prompts_dir).tagger
+    with world.db.session() as session:
+        stored = {(s.item_id, s.language): (s.image_path, p.meta) for s, p in session.execute(
+            select(Sample, Prompt).join(Prompt, Prompt.id == Sample.prompt_id)
+            .where(Sample.item_id.in_(["rainy", "cat"])))}
     for item in ("rainy", "cat"):
         assert metrics[(item, "en", "anchored_alignment")] == 1.0
         assert metrics[(item, "en", "crosslingual_cosine")] == pytest.approx(1.0)
         ratio = metrics[(item, "ja", "anchor_text_score")] / metrics[(item, "en", "anchor_text_score")]
         assert metrics[(item, "ja", "anchored_alignment")] == pytest.approx(ratio)
-        assert -1.0 <= metrics[(item, "ja", "crosslingual_cosine")] <= 1.0
-        assert 0.0 <= metrics[(item, "ja", "tag_recall")] <= 1.0
+        ja, en = (Image.open(stored[(item, lang)][0]) for lang in ("ja", "en"))
+        vectors = tagger.image_embeddings([ja, en])
+        assert metrics[(item, "ja", "crosslingual_cosine")] == pytest.approx(cosine(vectors[0], vectors[1]), abs=1e-5)
+        assert metrics[(item, "ja", "crosslingual_cosine")] < 0.9999  # a different picture from the English one
+        expected_tags = stored[(item, "ja")][1]["tags"]
+        found = tagger.decide(tagger.predict([ja]))[0]
+        assert metrics[(item, "ja", "tag_recall")] == pytest.approx(tag_recall(found, expected_tags, tagger.tags.index))
     report = build_report(world.db, "demo-random", "tiny-ml", num_bootstrap=50)["suites"]["tiny-ml"]
     ja = report["by_language"]["ja"]
     assert set(ja) == {"tag_recall", "anchored_alignment", "crosslingual_cosine"}
@@ -225,8 +240,14 @@ def test_board_and_report_give_identical_intervals(world):
         return est["mean"], est["lower"], est["upper"]
 
     assert cell("all", "all") == triple(report["overall"]["hit_rate"])
+    rows = stored_hits(world.db)
     for language in ("en", "ja", "es"):
         assert cell("all", language) == triple(report["by_language"][language]["hit_rate"])
+        # ... and both are the stored verdicts, read here with plain SQL (not through either builder).
+        hits = [hit for _, lang, _, hit, _, _ in rows if lang == language]
+        value, lower, upper = cell("all", language)
+        assert value == pytest.approx(sum(hits) / len(hits))
+        assert lower <= value <= upper and (lower < upper or len(set(hits)) == 1)
         for tier in ("popular", "niche"):
             assert cell(tier, language) == triple(report["by_group"][tier]["by_language"][language]["hit_rate"])
     shown = display_eval_board(board, CHARACTER_BOARD)
@@ -325,7 +346,7 @@ def test_character_scoring_routes_samples_to_tagger_or_reference_judge(tmp_path)
     from evals.samples import SampleView
 
     tagger = TaggerJudge.load(build_random_tagger(tmp_path / "t", [("hatsune_miku", 4)], input_size=16), device="cpu",
-                              thresholds={"character": 0.0})
+                              thresholds={"character": 0.5})
 
     class MeanColour:
         def image_embeddings(self, images):
@@ -344,7 +365,8 @@ def test_character_scoring_routes_samples_to_tagger_or_reference_judge(tmp_path)
         SampleView(4, "bean", "en", 0, "", "", {"tag": None}, red),
     ]
     rows = {(r.sample_id, r.metric): (r.judge_id, r.value) for r in character.character_scores(samples, judges, [s.image for s in samples])}
-    assert rows[(1, "character_hit")] == ("tagger", 1.0)  # threshold 0: the tag always "hits"
+    miku = float(tagger.predict([red])[0][tagger.tags.index["hatsune_miku"]])
+    assert rows[(1, "character_hit")] == ("tagger", float(miku >= 0.5))  # the tagger's own verdict at its threshold
     assert rows[(2, "character_hit")] == ("reference", 1.0)
     assert rows[(3, "character_hit")] == ("reference", 0.0)
     assert not any(sid == 4 for sid, _ in rows)

@@ -119,7 +119,7 @@ def test_server_text_is_formatted_and_falls_back_to_english():
     assert tr("es", "msg.board.runs_done", done=3, total=6) == "**3 de 6 evaluaciones terminadas**"
     assert tr("en", "msg.board.runs_done", done=3, total=6) == "**3 of 6 eval runs done**"
     assert tr("xx", "msg.board.runs_done", done=1, total=2) == "**1 of 2 eval runs done**"  # unknown language: English
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="msg.no.such.key"):
         tr("en", "msg.no.such.key")
 
 

@@ -202,8 +202,8 @@ def test_calibration_on_renders_keeps_false_hits_under_5_percent(judge, suite):
     assert max(result.false_hit_rates.values()) <= 0.05
     assert result.true_hit_rate >= 0.9 and result.top1_rate >= 0.9
     assert set(result.by_language) == {"en", "es"}
-    assert 0.0 <= result.thresholds["probability"] <= 1.0 and result.thresholds["margin"] >= 0.0
-    assert "thresholds: {probability: " in result.config_lines()
+    probability, margin = result.thresholds["probability"], result.thresholds["margin"]
+    assert f"thresholds: {{probability: {probability}, margin: {margin}}}" in result.config_lines(), result.config_lines()
     # The calibrated thresholds, written into a judge, hold on renders calibration never saw.
     calibrated = SiglipNameJudge(judge.scorer, thresholds=NameThresholds(**result.thresholds), info=judge.info)
     hits = [v.hit for c in world.CHARACTERS for v in calibrated.recognise(fresh(c, 4, 3000), [rows_of(suite, c)[0].meta] * 4)]
@@ -225,7 +225,18 @@ def test_reference_judge_calibration(judge, suite):
                             others={"shape-names": judge}, use_cache=False)
     result = calibrate_reference_judge(reference, suite, render_known_truth(world.render_input, suite, seeds=6))
     assert result.false_hit_rates["closed"] <= 0.05 and result.true_hit_rate >= 0.8
-    assert -1.0 <= result.thresholds["same"] <= 1.0 and result.thresholds["min_fraction"] == 0.5
+    assert result.thresholds["min_fraction"] == 0.5
+    # The calibrated `same`, written into a judge, holds on renders calibration never saw: each character's
+    # fresh renders against its own gallery and against the others'.
+    from evals.judges.reference import ReferenceJudge
+
+    calibrated = ReferenceJudge(reference.embedder, threshold=result.thresholds["same"], min_fraction=0.5)
+    galleries = {c: calibrated.embedder.image_embeddings(fresh(c, 4, 4000)) for c in world.CHARACTERS}
+    probes = {c: calibrated.embedder.image_embeddings(fresh(c, 4, 5000)) for c in world.CHARACTERS}
+    same = [v.same for c in world.CHARACTERS for v in calibrated.verdicts_from_embeddings(probes[c], galleries[c])]
+    other = [v.same for c in world.CHARACTERS for o in world.CHARACTERS if o != c
+             for v in calibrated.verdicts_from_embeddings(probes[c], galleries[o])]
+    assert np.mean(same) >= 0.8 and np.mean(other) <= 0.1, (np.mean(same), np.mean(other))
 
 
 def test_calibrate_command(tmp_path, model_dir, monkeypatch, capsys):

@@ -113,18 +113,18 @@ def test_constraints_are_enforced_by_the_database(url):
         with db.session() as s:
             s.add(Battle(id=battle_id, model_a="alpha", model_b="beta", prompt="p", image_a="a", image_b="b",
                          expires_at=dt.datetime.now(dt.timezone.utc)))
-        with pytest.raises(IntegrityError):  # CHECK on the outcome
+        with pytest.raises(IntegrityError, match="ck_votes_outcome"):  # CHECK on the outcome
             with db.session() as s:
                 s.add(Vote(battle_id=battle_id, outcome="bothbad"))
         with db.session() as s:
             s.add(Vote(battle_id=battle_id, outcome="tie (bothbad)"))
-        with pytest.raises(IntegrityError):  # one vote per battle
+        with pytest.raises(IntegrityError, match=r"(?i)unique|duplicate key"):  # one vote per battle
             with db.session() as s:
                 s.add(Vote(battle_id=battle_id, outcome="model_a"))
-        with pytest.raises(IntegrityError):  # foreign key (on SQLite too: PRAGMA foreign_keys)
+        with pytest.raises(IntegrityError, match=r"(?i)foreign key"):  # foreign key (on SQLite too: PRAGMA foreign_keys)
             with db.session() as s:
                 s.add(Vote(battle_id="c" * 32, outcome="model_a"))
-        with pytest.raises(IntegrityError):  # a battle needs two different models
+        with pytest.raises(IntegrityError, match="ck_battles_distinct_models"):  # a battle needs two different models
             with db.session() as s:
                 s.add(Battle(id="d" * 32, model_a="alpha", model_b="alpha", prompt="p", image_a="a", image_b="b",
                              expires_at=dt.datetime.now(dt.timezone.utc)))
