@@ -531,40 +531,38 @@ def test_japanese_and_spanish_browsers_get_their_language_and_errors(hub, browse
 # ------------------------------------------------------------------------------------- the filter
 
 
-class AlwaysExplicit:
-    """A stand-in tagger that rates every image explicit."""
-
-    tags = ("general", "sensitive", "questionable", "explicit", "smile")
-
-    def predict(self, images):
-        return np.tile(np.array([[0.01, 0.02, 0.03, 0.97, 0.5]], np.float32), (len(images), 1))
-
-    def tag_probabilities(self, probs, tags):
-        return np.stack([probs[:, self.tags.index(t)] for t in tags], axis=1)
-
-
-def test_withheld_image_shows_a_placeholder_and_the_reason(hub, browser, shots):
+def test_withheld_image_shows_a_placeholder_and_the_reason(hub, browser, shots, tmp_path):
+    """The committed demo tagger as the hub's content filter, at `general`: a demo-world swimsuit portrait
+    (`sensitive`) edited by demo-edit, which keeps the outfit, comes back as the placeholder and the reason."""
     from playwright.sync_api import expect
+
+    from demoworld import hooks
 
     url, ctx, _ = hub
     content_filter = ctx.content_filter
-    saved = (content_filter.max_rating, content_filter._judge)
-    content_filter.max_rating = "sensitive"
-    content_filter.set_judge(AlwaysExplicit())
+    saved = content_filter.max_rating
+    content_filter.max_rating = "general"
     try:
+        swimsuit = tmp_path / "swimsuit.png"
+        hooks.render_input({"character": "aqua_diva", "seed": 100, "size": 64, "outfit": "swimsuit"}).save(swimsuit)
         page = open_page(browser, url)
-        page.get_by_label("Prompt", exact=True).first.fill("1girl, smile")
-        set_number(page, "generate-steps", 3)
-        page.locator("#generate-button").click()
-        expect(page.locator("#generate-gallery img").first).to_be_visible(timeout=LONG)
-        expect(page.locator("#generate-gallery")).to_contain_text("Withheld by the content filter: rated explicit", timeout=30_000)
+        tab(page, "Edit")
+        page.locator("#edit-checkpoint input").click()
+        page.get_by_role("option", name="Demo edit (demo world)").click()
+        expect(page.locator("#edit-checkpoint input")).to_have_value("Demo edit (demo world)")
+        upload_to_editor(page, swimsuit)
+        page.locator("#edit-prompt textarea").fill("make her smile")
+        set_number(page, "edit-steps", 8)
+        page.locator("#edit-button").click()
+        expect(page.locator("#edit-gallery img").first).to_be_visible(timeout=LONG)
+        expect(page.locator("#edit-gallery")).to_contain_text("Withheld by the content filter: rated sensitive", timeout=30_000)
         shoot(page, shots, "13-withheld")
         newest = max((ctx.data_dir / "outputs").rglob("*.png"), key=lambda p: p.stat().st_mtime)
         pixels = np.asarray(Image.open(newest).convert("RGB"), dtype=np.float32)
         assert np.abs(np.diff(pixels[:8, :8], axis=0)).max() < 10  # the stored file is the smooth placeholder
         page.context.close()
     finally:
-        content_filter.max_rating, content_filter._judge = saved
+        content_filter.max_rating = saved
 
 
 # -------------------------------------------------------------------------------------- the arena

@@ -178,6 +178,7 @@ def test_the_configs_tagger_loads_once_through_the_judge_registry(hub_config_pat
 
 @pytest.fixture(scope="module")
 def public_app(tmp_path_factory):
+    """The public hub with the committed config's own content filter: the demo tagger rates every output."""
     from gradio_client import Client
 
     from tests.hub_app import running_app
@@ -185,15 +186,13 @@ def public_app(tmp_path_factory):
     folder = tmp_path_factory.mktemp("public-app")
     with running_app(folder / "data", f"sqlite:///{folder / 'hub.sqlite3'}", public_max_rating="general",
                      blocked_prompt_terms=["forbidden"]) as (url, ctx):
-        judge = FakeTagger()
-        ctx.content_filter.set_judge(judge)
-        yield Client(url, verbose=False), ctx, judge, url
+        yield Client(url, verbose=False), ctx, url
 
 
 def test_public_app_refuses_blocked_prompts_before_any_work(public_app):
     from gradio_client import Client
 
-    client, ctx, _, url = public_app
+    client, ctx, url = public_app
     before = ctx.engine.stats["pipeline_calls"]
     with pytest.raises(Exception, match="does not accept prompts containing “forbidden”"):
         client.predict("1girl, Forbidden pose", "", "demo-random", "", 64, 64, 2, 5.0, "euler_a", 1, 1, api_name="/generate")
@@ -205,39 +204,55 @@ def test_public_app_refuses_blocked_prompts_before_any_work(public_app):
     assert ctx.engine.stats["pipeline_calls"] == before
 
 
-def test_public_app_withholds_what_the_tagger_rates_above_general(public_app, monkeypatch):
-    from hub.recipe import read_recipe
-
-    client, ctx, judge, _ = public_app
-    # The demo model's noise has a mean red well under 64 (general): shown as it is.
-    monkeypatch.setattr(judge, "predict", lambda images: FakeTagger.predict(judge, [Image.new("RGB", (4, 4), (10, 0, 0))] * len(images)))
-    gallery, _ = client.predict("1girl", "", "demo-random", "", 64, 64, 2, 5.0, "euler_a", 3, 1, api_name="/generate")
-    assert gallery[0]["caption"] == "seed 3"
-    # Now every output is rated questionable: the page gets the placeholder and the reason.
-    monkeypatch.setattr(judge, "predict", lambda images: FakeTagger.predict(judge, reds(*[150] * len(images))))
-    gallery, _ = client.predict("1girl", "", "demo-random", "", 64, 64, 2, 5.0, "euler_a", 3, 1, api_name="/generate")
-    path = gallery[0]["image"] if isinstance(gallery[0]["image"], str) else gallery[0]["image"]["path"]
-    assert gallery[0]["caption"].startswith("Withheld by the content filter: rated questionable")
-    assert read_recipe(path).seed == 3  # the placeholder keeps the recipe, not the picture
+def test_public_app_withholds_what_the_demo_tagger_rates_above_general(public_app):
+    """Known truth through the served app and the committed demo tagger: the demo world's swimsuit is
+    `sensitive`, its shirt `general`. demo-edit keeps the outfit of what it edits, so an uploaded
+    swimsuit portrait comes back withheld and the same portrait in a shirt comes back shown."""
     from gradio_client import handle_file
-
-    source = Path(tmp_path_for(ctx)) / "to-edit.png"
-    Image.new("RGB", (64, 64), (30, 60, 90)).save(source)
-    edited = client.predict(handle_file(str(source)), "make it blue", None, 0.5, "demo-random", 1, 2, api_name="/edit")
-    assert edited[0]["caption"].startswith("Withheld by the content filter")
-    grid, cells, info = client.predict("1girl", "cfg", "2, 6", "none", "", "demo-random", 3, api_name="/xy_grid")
-    assert all(cell["caption"].endswith("this hub shows up to general.") for cell in cells) and "2 cell(s) withheld" in info
-    # The arena: a battle whose images are withheld is never served, and none is stored.
     from sqlalchemy import func, select
 
-    from leaderboards.schema import Battle
+    from hub.recipe import read_recipe
+    from hub.ui.arena_tab import arena_candidates
+    from leaderboards.results import get_or_create_suite
+    from leaderboards.schema import Battle, Sample
 
+    client, ctx, _ = public_app
+    # A demo checkpoint's portrait (a shirt): rated general, shown as it is.
+    gallery, _ = client.predict("Aqua Diva, smiling", "", "demo-multilingual", "", 64, 64, 12, 3.0, "euler_a", 3, 1,
+                                api_name="/generate")
+    assert gallery[0]["caption"] == "seed 3"
+    (swimsuit,), (usual,) = _swimsuit_renders(1)
+    folder = tmp_path_for(ctx)
+    swimsuit.save(folder / "swimsuit.png")
+    usual.save(folder / "usual.png")
+    edited = client.predict(handle_file(str(folder / "swimsuit.png")), "make her smile", None, 0.5, "demo-edit", 1, 10,
+                            api_name="/edit")
+    path = edited[0]["image"] if isinstance(edited[0]["image"], str) else edited[0]["image"]["path"]
+    assert edited[0]["caption"].startswith("Withheld by the content filter: rated sensitive"), edited[0]["caption"]
+    assert edited[0]["caption"].endswith("this hub shows up to general.")
+    assert read_recipe(path).seed == 1  # the placeholder keeps the recipe, not the picture
+    kept = client.predict(handle_file(str(folder / "usual.png")), "make her smile", None, 0.5, "demo-edit", 1, 10,
+                          api_name="/edit")
+    assert not kept[0]["caption"].startswith("Withheld"), kept[0]["caption"]
+    # The arena: a battle served from stored samples that are swimsuit portraits is never served, and
+    # none is stored.
+    prompt = "aqua diva, swimsuit, beach"
+    swimsuits, _ = _swimsuit_renders(2)
     with ctx.db.session() as session:
+        suite = get_or_create_suite(session, "characters", "public-filter",
+                                    [{"item_id": "aqua_diva", "language": "en", "text": prompt, "meta": {"tier": "popular"}}])
+        for index, (model, image) in enumerate(zip(arena_candidates(ctx), swimsuits)):
+            image.save(folder / f"sample-{model}.png")
+            session.add(Sample(cache_key=f"public-filter-{model}", checkpoint_id=model, adapters="", suite_id=suite.id,
+                               item_id="aqua_diva", language="en", prompt_text=prompt, seed=index, settings_hash="x",
+                               image_path=str(folder / f"sample-{model}.png")))
         before = session.scalar(select(func.count()).select_from(Battle))
+    calls = ctx.engine.stats["pipeline_calls"]
     with pytest.raises(Exception, match="content filter withheld the images"):
-        client.predict("1girl, smile", api_name="/battle")
+        client.predict(prompt, api_name="/battle")
     with ctx.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Battle)) == before
+    assert ctx.engine.stats["pipeline_calls"] == calls  # the stored samples were rated, nothing was generated
 
 
 def tmp_path_for(ctx) -> Path:
