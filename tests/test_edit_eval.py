@@ -80,46 +80,37 @@ def test_summary_means_intervals_and_languages():
 # ------------------------------------------------------------------------------------ scoring
 
 
-class StubTagger:
-    """A tagger whose opinion is fixed per image colour: red images show red_hair and the character."""
+def test_score_samples_with_the_demo_tagger_on_known_truth(tmp_path):
+    """Known truth from the demo world, judged by the committed demo tagger: the source portrait with its
+    hair made red is a success that kept the character; another character in blue is neither."""
+    from dataclasses import replace
 
-    info = JudgeInfo("stub-tagger", "tagger", "1")
+    from demoworld import catalog
+    from demoworld.dataset import character_attributes
+    from demoworld.renderer import render
+    from evals.judges.tagger import TaggerJudge
 
-    def __init__(self):
-        from evals.judges.tagger import TagTable
-
-        names = ("red_hair", "blue_hair", "hero")
-        self.tags = TagTable(names, np.array([0, 0, 4]), {n: i for i, n in enumerate(names)})
-
-    def has_tag(self, tag):
-        return tag in self.tags.index
-
-    def threshold_for(self, tag):
-        return 0.85 if tag == "hero" else 0.35
-
-    def predict(self, images):
-        return np.array([[0.9, 0.1, 0.95] if img.getpixel((0, 0))[0] > 128 else [0.1, 0.9, 0.2] for img in images])
-
-    def image_embeddings(self, images):
-        vectors = np.array([np.asarray(img.resize((2, 2)), np.float32).reshape(-1) + 1.0 for img in images])
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-def test_score_samples_with_stub_judges(tmp_path):
-    source = Image.new("RGB", (8, 8), (200, 30, 30))
+    tagger = TaggerJudge.load(str(REPO / "models" / "demo-tagger"), device="cpu", info=JudgeInfo("demo-tagger", "tagger", "1"))
+    aqua = character_attributes(catalog.CHARACTER_BY_ID["aqua_diva"], "white", "smile")
+    source = render(aqua, 11, 64)
     source_path = tmp_path / "input.png"
     source.save(source_path)
-    judges = edits.SameCharacterJudges(StubTagger(), StubTagger(), StubTagger.info, 0.9, edits.PixelOutsideMask(), "tagger-features")
+    red = render(replace(aqua, hair_color="red"), 11, 64)
+    other = render(character_attributes(catalog.CHARACTER_BY_ID["midnight_witch"], "white", "smile"), 11, 64)
+    threshold = load_suite_file(REPO / "prompts" / "demo-edits.yaml")[0].settings["reference_threshold"]  # calibrated
+    judges = edits.SameCharacterJudges(tagger, tagger, tagger.info, threshold, edits.PixelOutsideMask(), "tagger-features")
     kind = EditKind()
-    meta = {"expect_tags": ["red_hair"], "character": "hero", "input_path": str(source_path)}
-    kept = SampleView(1, "c", "en", 0, "make the hair red", "", meta, Image.new("RGB", (8, 8), (210, 30, 30)))
-    lost = SampleView(2, "c", "en", 1, "make the hair red", "", {**meta, "mask": [0, 0, 0.5, 1]}, Image.new("RGB", (8, 8), (30, 30, 200)))
+    meta = {"expect_tags": ["red_hair"], "character": "aqua_diva", "input_path": str(source_path)}
+    kept = SampleView(1, "c", "en", 0, "make the hair red", "", meta, red)
+    lost = SampleView(2, "c", "en", 1, "make the hair red", "", {**meta, "mask": [0, 0, 0.5, 1]}, other)
     rows = {(r.sample_id, r.metric): r.value for r in kind.score_samples([kept, lost], judges)}
-    assert rows[(1, edits.SUCCESS)] == 1.0 and rows[(1, edits.IDENTITY)] == 1.0 and rows[(1, edits.CHARACTER_KEPT)] == 1.0
-    assert rows[(2, edits.SUCCESS)] == 0.0 and rows[(2, edits.IDENTITY)] == 0.0
-    assert rows[(2, edits.PIXEL_L1)] == pytest.approx((170 + 0 + 170) / 255 / 3)  # mean over channels outside the mask
+    assert rows[(1, edits.SUCCESS)] == 1.0 and rows[(1, edits.CHARACTER_KEPT)] == 1.0 and rows[(1, edits.IDENTITY)] == 1.0
+    assert rows[(2, edits.SUCCESS)] == 0.0 and rows[(2, edits.CHARACTER_KEPT)] == 0.0 and rows[(2, edits.IDENTITY)] == 0.0
+    # Preservation: the mean absolute change (0-1) over the pixels outside the mask box (the right half).
+    before, after = (np.asarray(im, np.float32) / 255 for im in (source, other))
+    assert rows[(2, edits.PIXEL_L1)] == pytest.approx(np.abs(after - before)[:, 32:].mean(), abs=1e-3)
     assert (1, edits.PIXEL_L1) not in rows  # no mask, no preservation score
-    assert kind.expected_metrics(lost, judges) == [("stub-tagger", edits.IDENTITY), ("stub-tagger", edits.SUCCESS), ("pixel-l1", edits.PIXEL_L1)]
+    assert kind.expected_metrics(lost, judges) == [("demo-tagger", edits.IDENTITY), ("demo-tagger", edits.SUCCESS), ("pixel-l1", edits.PIXEL_L1)]
 
 
 # ------------------------------------------------------------------------------------ suites

@@ -85,30 +85,6 @@ def test_plan_refusals():
     assert [r.steps for r in only_y[0]] == [2, 3]
 
 
-class CountingEngine:
-    def __init__(self):
-        self.calls = []
-
-    def run_many(self, requests, cancel=None):
-        self.calls.append(list(requests))
-        from hub.recipe import Recipe
-        from hub.engine import GeneratedImage
-
-        return [[GeneratedImage(Image.new("RGB", (8, 8)), r.seed, Recipe(prompt=r.prompt, seed=r.seed), r.checkpoint or "")]
-                for r in requests]
-
-
-def test_run_grid_submits_every_cell_at_once_and_nothing_over_the_limit():
-    engine = CountingEngine()
-    result = run_grid(engine, BASE, parse_axis("steps", "2,3,4"), parse_axis("cfg", "1,2"), max_cells=16)
-    assert len(engine.calls) == 1 and len(engine.calls[0]) == 6
-    assert len(result.cells) == 2 and len(result.cells[0]) == 3
-    assert result.cell_label(1, 2) == "Steps: 4 · CFG: 2"
-    with pytest.raises(HubInputError, match="The grid has 18 cells; the limit is 16"):
-        run_grid(engine, BASE, parse_axis("steps", "1-9"), parse_axis("cfg", "1,2"), max_cells=16)
-    assert len(engine.calls) == 1
-
-
 def test_compose_labels_enlarges_and_centres():
     red = Image.new("RGB", (32, 32), (255, 0, 0))
     checker = Image.fromarray((np.indices((32, 32)).sum(axis=0) % 2 * 255).astype(np.uint8)).convert("RGB")
@@ -146,5 +122,16 @@ def test_grid_through_the_real_engine_shares_pipeline_calls(hub_config_path):
                          Axis("prompt", ("a dog",)), max_cells=16)
         # Same seed, same settings: the cell drawn alone is the cell drawn in the grid.
         assert np.array_equal(np.asarray(alone.flat[0].image), np.asarray(result.flat[3].image))
+        # Two axes: rows are Y, columns X, each cell drawn with its own settings; over the limit nothing runs.
+        base = GenerationRequest(prompt="1girl", checkpoint="demo-random", seed=5, steps=2)
+        two = run_grid(engine, base, parse_axis("steps", "2,3,4"), parse_axis("cfg", "1,2"), max_cells=16)
+        assert len(two.cells) == 2 and len(two.cells[0]) == 3
+        assert [[(c.recipe.steps, c.recipe.cfg) for c in row] for row in two.cells] == [[(2, 1.0), (3, 1.0), (4, 1.0)],
+                                                                                         [(2, 2.0), (3, 2.0), (4, 2.0)]]
+        assert two.cell_label(1, 2) == "Steps: 4 · CFG: 2"
+        calls = engine.stats["pipeline_calls"]
+        with pytest.raises(HubInputError, match="The grid has 18 cells; the limit is 16"):
+            run_grid(engine, base, parse_axis("steps", "1-9"), parse_axis("cfg", "1,2"), max_cells=16)
+        assert engine.stats["pipeline_calls"] == calls
     finally:
         engine.shutdown()
