@@ -8,7 +8,7 @@
     python -m evals register ID SOURCE FAMILY [--name N] [--root DIR]   # hub:org/name[@rev] | folder: | file:
     python -m evals queue ID SUITE [--lora ID:WEIGHT ...] [--seeds N]   # the app's worker runs it
     python -m evals refresh ID                               # pin a hub: checkpoint to its newest commit
-    python -m evals reproduce [--out FILE]                   # regenerate the README's measured tables
+    python -m evals reproduce [--out FILE] [--seeds N --limit N]  # regenerate (or, reduced, check) the README's tables
     python -m evals gallery SUITE CHARACTER_ID IMAGE...      # store an author's reference gallery (3-20 images)
     python -m evals calibrate --judge ID --suite SUITE [--source render|galleries] [--seeds N] [--max-false-hits F]
 
@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--db", default=None)
     reproduce.add_argument("--config", default=None)
     reproduce.add_argument("--no-progress", action="store_true")
+    reproduce.add_argument("--seeds", type=int, default=None, help="seeds per item for every row (a reduced plan)")
+    reproduce.add_argument("--limit", type=int, default=None, help="items per suite (a reduced plan)")
 
     gallery = sub.add_parser("gallery", help="store an author's reference gallery of one character (3-20 images)")
     gallery.add_argument("suite")
@@ -117,7 +119,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     runner = _runner(args)
     try:
-        result = reproduce(runner, progress=not args.no_progress)
+        result = reproduce(runner, progress=not args.no_progress, seeds=args.seeds, limit=args.limit)
     finally:
         runner.engine.shutdown()
     print(result.text)

@@ -15,13 +15,14 @@ In the CSV, text starting like a spreadsheet formula gets a leading `'` (`leader
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from leaderboards.csv_safe import write_csv
@@ -48,22 +49,26 @@ def rows_frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(dict(zip(columns, (list(col) for col in zip(*rows)), strict=True)))
 
 
+@functools.cache
+def _tally_upsert(dialect: str) -> Any:
+    """The upsert statement for one dialect, built once: building it per vote cost more than running it."""
+    table = VoteTally.__table__
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    stmt = dialect_insert(table).values(model_a=bindparam("a"), model_b=bindparam("b"), outcome=bindparam("o"), n=bindparam("by"))
+    return stmt.on_conflict_do_update(index_elements=["model_a", "model_b", "outcome"], set_={"n": table.c.n + stmt.excluded.n})
+
+
 def bump_tally(session: Session, model_a: str, model_b: str, outcome: str, by: int = 1) -> None:
     """vote_tallies[(a, b, outcome)] += by, as one upsert statement (by = -1 for an undo)."""
-    table = VoteTally.__table__
-    values = {"model_a": model_a, "model_b": model_b, "outcome": outcome, "n": by}
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        stmt = dialect_insert(table).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["model_a", "model_b", "outcome"], set_={"n": table.c.n + stmt.excluded.n}
-        )
-        session.execute(stmt)
+        session.execute(_tally_upsert(dialect), {"a": model_a, "b": model_b, "o": outcome, "by": by})
         return
+    table = VoteTally.__table__
+    values = {"model_a": model_a, "model_b": model_b, "outcome": outcome, "n": by}
     where = (table.c.model_a == model_a, table.c.model_b == model_b, table.c.outcome == outcome)
     if session.execute(update(table).where(*where).values(n=table.c.n + by)).rowcount == 0:
         session.execute(insert(table).values(**values))

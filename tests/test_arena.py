@@ -1,5 +1,9 @@
-"""Arena logic (leaderboards.arena) with PIL-made images: blind serving, balanced pairs, sample reuse,
-vote refusals, rate limits, salted hashing, the database's one-vote rule under a race, the board."""
+"""Arena logic (leaderboards.arena): blind serving, balanced pairs, sample reuse, vote refusals, rate
+limits, salted hashing, the database's one-vote rule under a race, the board.
+
+Images come from where the app gets them: the real engine (the app's own `engine_generator`, over four
+tiny random sd15 checkpoints) for new prompts, and stored eval samples for the prompts "prompt" and "p"
+(the app serves stored samples before it generates), so the many-battle tests stay cheap."""
 
 from __future__ import annotations
 
@@ -31,15 +35,38 @@ MODELS = {"secret-model-alpha": "Alpha XL", "secret-model-beta": "Beta Turbo", "
 COLOURS = {m: (40 * i, 200 - 40 * i, 90) for i, m in enumerate(MODELS)}
 
 
-class FakeGenerator:
-    def __init__(self) -> None:
+SAMPLE_PROMPTS = ("prompt", "p")
+
+
+@pytest.fixture(scope="module")
+def arena_engine(tmp_path_factory):
+    """A real engine serving the four arena models (two random sd15 builtins, at 32 px and 2 steps)."""
+    from hub.config import load_config
+    from hub.engine import Engine
+    from tests.conftest import write_config
+
+    folder = tmp_path_factory.mktemp("arena-engine")
+    defaults = {"width": 32, "height": 32, "steps": 2, "cfg": 5.0, "sampler": "euler_a"}
+    checkpoints = [{"id": cid, "name": name, "family": "sd15", "source": f"builtin:demo-random{'-b' if i % 2 else ''}",
+                    "is_demo": True, "defaults": defaults} for i, (cid, name) in enumerate(MODELS.items())]
+    config = load_config(write_config(folder, checkpoints=checkpoints, default_checkpoint="secret-model-alpha"))
+    engine = Engine(config, device="cpu")
+    yield engine
+    engine.shutdown()
+
+
+class GenerateSpy:
+    """The app's arena generator on the real engine, recording what it was asked (checkpoint, prompt, seed)."""
+
+    def __init__(self, engine) -> None:
+        from hub.ui.arena_parts import engine_generator
+
+        self.generate = engine_generator(engine)
         self.calls: list[tuple[str, str, int]] = []
 
     def __call__(self, checkpoint: str, prompt: str, seed: int):
         self.calls.append((checkpoint, prompt, seed))
-        image = Image.new("RGB", (16, 16), COLOURS[checkpoint])
-        image.info["parameters"] = f"Model: {checkpoint}"  # would leak if copied into the file
-        return image, {"model": checkpoint}
+        return self.generate(checkpoint, prompt, seed)
 
 
 class Clock:
@@ -61,8 +88,30 @@ def db(request, tmp_path):
     database.dispose()
 
 
-def make_arena(db, tmp_path, **limits) -> tuple[Arena, FakeGenerator, Clock]:
-    generator, clock = FakeGenerator(), Clock()
+def store_samples(db, folder, prompts=SAMPLE_PROMPTS, seeds=(1, 2)) -> None:
+    """Stored eval samples of every model for `prompts` (8 px images in the model's colour)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with db.session() as s:
+        suite = get_or_create_suite(s, "characters", f"arena-{folder.name}",
+                                    [{"item_id": f"i{k}", "language": "en", "text": prompt} for k, prompt in enumerate(prompts)])
+        for k, prompt in enumerate(prompts):
+            for model in MODELS:
+                for seed in seeds:
+                    path = folder / f"{model}-{k}-{seed}.png"
+                    Image.new("RGB", (8, 8), COLOURS[model]).save(path)
+                    s.add(Sample(cache_key=f"{folder.name}-{model}-{k}-{seed}", checkpoint_id=model, adapters="", suite_id=suite.id,
+                                 item_id=f"i{k}", language="en", prompt_text=prompt, seed=seed, settings_hash="x", image_path=str(path)))
+
+
+@pytest.fixture
+def arena_parts(db, tmp_path, arena_engine):
+    store_samples(db, tmp_path / "stored")
+    return db, tmp_path, GenerateSpy(arena_engine)
+
+
+def make_arena(parts, **limits) -> tuple[Arena, GenerateSpy, Clock]:
+    db, tmp_path, generator = parts
+    clock = Clock()
     arena = Arena(
         db, tmp_path / "arena", SessionHasher(b"test-salt"), candidates=lambda: list(MODELS), generate=generator,
         limits=ArenaLimits(**{"votes_per_minute": 1000, "battles_per_minute": 1000, **limits}),
@@ -71,8 +120,8 @@ def make_arena(db, tmp_path, **limits) -> tuple[Arena, FakeGenerator, Clock]:
     return arena, generator, clock
 
 
-def test_served_battle_names_no_model(db, tmp_path):
-    arena, generator, _ = make_arena(db, tmp_path)
+def test_served_battle_names_no_model(db, tmp_path, arena_parts):
+    arena, generator, _ = make_arena(arena_parts)
     served = arena.create_battle("1girl, red scarf", session_id="sess-1", client_ip="10.0.0.1")
     assert len(served.battle_id) >= 32
     assert served.image_a.parent == served.image_b.parent == tmp_path / "arena"
@@ -94,10 +143,10 @@ def test_served_battle_names_no_model(db, tmp_path):
     assert "sess-1" not in dump and "10.0.0.1" not in dump
 
 
-def test_pairs_are_uniform_without_votes_and_sides_random(db, tmp_path):
+def test_pairs_are_uniform_without_votes_and_sides_random(db, tmp_path, arena_parts):
     """With no votes every pair has the same weight: draws are uniform over the 6 pairs, never a
     model with itself, and each model is on the left about half the time."""
-    arena, _, _ = make_arena(db, tmp_path)
+    arena, _, _ = make_arena(arena_parts)
     for _ in range(240):
         arena.create_battle("prompt", session_id="s")
     with db.session() as s:
@@ -118,8 +167,8 @@ def sampling_rates_of(db) -> pd.DataFrame:
         return sampling_rates(s)
 
 
-def test_stored_eval_samples_are_reused_without_generation(db, tmp_path):
-    arena, generator, _ = make_arena(db, tmp_path)
+def test_stored_eval_samples_are_reused_without_generation(db, tmp_path, arena_parts):
+    arena, generator, _ = make_arena(arena_parts)
     prompt = "1girl, hatsune miku, twintails"
     sample_dir = tmp_path / "samples" / "secret-model-alpha"  # a path that names the model
     sample_dir.mkdir(parents=True)
@@ -148,8 +197,8 @@ def test_stored_eval_samples_are_reused_without_generation(db, tmp_path):
     assert len(generator.calls) == 2
 
 
-def test_vote_records_once_and_reveals_names(db, tmp_path):
-    arena, _, _ = make_arena(db, tmp_path)
+def test_vote_records_once_and_reveals_names(db, tmp_path, arena_parts):
+    arena, _, _ = make_arena(arena_parts)
     served = arena.create_battle("prompt", session_id="s1")
     result = arena.record_vote(served.battle_id, "tie (bothbad)", session_id="s1")
     with db.session() as s:
@@ -177,8 +226,8 @@ def test_vote_records_once_and_reveals_names(db, tmp_path):
         ("VALID", "", "Unknown outcome"),
     ],
 )
-def test_bad_votes_are_refused(db, tmp_path, battle_id, outcome, message):
-    arena, _, _ = make_arena(db, tmp_path)
+def test_bad_votes_are_refused(db, tmp_path, arena_parts, battle_id, outcome, message):
+    arena, _, _ = make_arena(arena_parts)
     served = arena.create_battle("prompt", session_id="s")
     with pytest.raises(HubInputError, match=message):
         arena.record_vote(served.battle_id if battle_id == "VALID" else battle_id, outcome, session_id="s")
@@ -186,8 +235,8 @@ def test_bad_votes_are_refused(db, tmp_path, battle_id, outcome, message):
         assert s.scalar(select(func.count()).select_from(Vote)) == 0
 
 
-def test_expired_battle_and_other_session_are_refused(db, tmp_path):
-    arena, _, clock = make_arena(db, tmp_path, battle_ttl_minutes=5)
+def test_expired_battle_and_other_session_are_refused(db, tmp_path, arena_parts):
+    arena, _, clock = make_arena(arena_parts, battle_ttl_minutes=5)
     served = arena.create_battle("prompt", session_id="owner")
     with pytest.raises(HubInputError, match="another session"):
         arena.record_vote(served.battle_id, "model_a", session_id="intruder")
@@ -196,8 +245,8 @@ def test_expired_battle_and_other_session_are_refused(db, tmp_path):
         arena.record_vote(served.battle_id, "model_a", session_id="owner")
 
 
-def test_rate_limits_per_session_and_ip(db, tmp_path):
-    arena, _, clock = make_arena(db, tmp_path, votes_per_minute=3, battles_per_minute=4, ip_multiplier=2)
+def test_rate_limits_per_session_and_ip(db, tmp_path, arena_parts):
+    arena, _, clock = make_arena(arena_parts, votes_per_minute=3, battles_per_minute=4, ip_multiplier=2)
     battles = [arena.create_battle("p", session_id="s1", client_ip="1.1.1.1") for _ in range(4)]
     with pytest.raises(HubInputError, match="Too many new battles"):
         arena.create_battle("p", session_id="s1", client_ip="1.1.1.1")
@@ -215,26 +264,26 @@ def test_rate_limits_per_session_and_ip(db, tmp_path):
     arena.record_vote(battles[3].battle_id, "model_a", session_id="s1", client_ip="1.1.1.1")
 
 
-def test_prompt_is_checked(db, tmp_path):
-    arena, _, _ = make_arena(db, tmp_path, max_prompt_chars=20)
+def test_prompt_is_checked(db, tmp_path, arena_parts):
+    arena, _, _ = make_arena(arena_parts, max_prompt_chars=20)
     with pytest.raises(HubInputError, match="Enter a prompt"):
         arena.create_battle("   ", session_id="s")
     with pytest.raises(HubInputError, match="too long"):
         arena.create_battle("x" * 21, session_id="s")
-    few = Arena(db, tmp_path, SessionHasher(b"s"), candidates=lambda: ["secret-model-alpha"], generate=FakeGenerator())
+    few = Arena(db, tmp_path, SessionHasher(b"s"), candidates=lambda: ["secret-model-alpha"], generate=arena_parts[2])
     with pytest.raises(HubInputError, match="at least two"):
         few.create_battle("p")
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_simultaneous_votes_on_one_battle_store_exactly_one(backend, tmp_path, request):
+def test_simultaneous_votes_on_one_battle_store_exactly_one(backend, tmp_path, request, arena_engine):
     url = f"sqlite:///{tmp_path / 'race.sqlite3'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     database = init_db(url)
     try:
         with database.session() as s:
             for cid, name in MODELS.items():
                 upsert_checkpoint(s, cid, name, "sdxl", f"builtin:{cid}", None, False)
-        arena, _, _ = make_arena(database, tmp_path)
+        arena, _, _ = make_arena((database, tmp_path, GenerateSpy(arena_engine)))
         battle_ids = [arena.record_battle("secret-model-alpha", "secret-model-beta", "p", "a", "b") for _ in range(20)]
         outcomes: list[str] = []
         barrier = threading.Barrier(8)
@@ -273,8 +322,8 @@ def test_salt_file_is_created_once_and_private(tmp_path, monkeypatch):
     assert SessionHasher(b"a").hash(None) is None
 
 
-def test_board_from_tallies_matches_ratings_on_votes(db, tmp_path, capsys):
-    arena, _, _ = make_arena(db, tmp_path)
+def test_board_from_tallies_matches_ratings_on_votes(db, tmp_path, arena_parts, capsys):
+    arena, _, _ = make_arena(arena_parts)
     rng = random.Random(3)
     strength = {"secret-model-alpha": 1200, "secret-model-beta": 1000, "secret-model-gamma": 900, "secret-model-delta": 800}
     rows = []

@@ -1,7 +1,8 @@
 """Edit arena: blind battles between edit-capable checkpoints on the same image and instruction.
 
-Arena logic with a fake edit callable (distinct pairs, same input and seed for both sides, kind 'edit',
-votes kept off the generation tallies), then the real app over HTTP (gradio_client): `/edit_battle`
+Arena logic with the app's edit callable on a real engine (three tiny random sd15 checkpoints, which edit
+by img2img): distinct pairs, same input and seed for both sides, kind 'edit', votes kept off the
+generation tallies; then the real app over HTTP (gradio_client): `/edit_battle`
 names no model, `/vote` reveals two different edit-capable checkpoints once, edit votes reach the edit
 board and not the generation board, and bad inputs get short errors.
 """
@@ -34,24 +35,42 @@ EDITORS = {"secret-editor-one": "Editor One", "secret-editor-two": "Editor Two",
 GENERATORS = {"secret-gen-a": "Gen A", "secret-gen-b": "Gen B"}
 
 
-class FakeEditor:
-    def __init__(self) -> None:
+@pytest.fixture(scope="module")
+def edit_engine(tmp_path_factory):
+    from hub.config import load_config
+    from hub.engine import Engine
+    from tests.conftest import write_config
+
+    folder = tmp_path_factory.mktemp("edit-engine")
+    defaults = {"width": 64, "height": 64, "steps": 2, "cfg": 5.0, "sampler": "euler_a"}
+    checkpoints = [{"id": cid, "name": name, "family": "sd15", "source": f"builtin:demo-random{'-b' if i % 2 else ''}",
+                    "is_demo": True, "defaults": defaults} for i, (cid, name) in enumerate({**EDITORS, **GENERATORS}.items())]
+    engine = Engine(load_config(write_config(folder, checkpoints=checkpoints, default_checkpoint="secret-editor-one")), device="cpu")
+    yield engine
+    engine.shutdown()
+
+
+class EditSpy:
+    """The app's edit-arena callable on the real engine, recording (checkpoint, input bytes, instruction, seed)."""
+
+    def __init__(self, engine) -> None:
+        from hub.ui.arena_parts import engine_editor
+
+        self.edit = engine_editor(engine)
         self.calls: list[tuple[str, bytes, str, int]] = []
 
     def __call__(self, checkpoint: str, image: Image.Image, instruction: str, seed: int):
         self.calls.append((checkpoint, image.tobytes(), instruction, seed))
-        edited = Image.new("RGB", image.size, (len(checkpoint) * 9 % 256, 80, 120))
-        edited.info["parameters"] = f"Model: {checkpoint}"  # would leak if copied into the file
-        return edited, {"model": checkpoint}
+        return self.edit(checkpoint, image, instruction, seed)
 
 
 @pytest.fixture
-def arena(tmp_path):
+def arena(tmp_path, edit_engine):
     db = init_db(f"sqlite:///{tmp_path / 'arena.sqlite3'}")
     with db.session() as s:
         for cid, name in {**EDITORS, **GENERATORS}.items():
             upsert_checkpoint(s, cid, name, "sd15", f"builtin:{cid}", None, False)
-    editor = FakeEditor()
+    editor = EditSpy(edit_engine)
     arena = Arena(
         db, tmp_path / "arena", SessionHasher(b"salt"), candidates=lambda: list(GENERATORS),
         edit_candidates=lambda: list(EDITORS), edit=editor,
@@ -63,14 +82,14 @@ def arena(tmp_path):
 
 def test_edit_battles_are_blind_balanced_and_rated_apart(arena):
     arena, editor = arena
-    source = Image.new("RGB", (32, 32), (10, 200, 30))
+    source = Image.new("RGB", (64, 64), (10, 200, 30))
     pairs = Counter()
     outcomes = ["model_a", "model_b", "tie", "model_a", "tie (bothbad)", "model_b"] * 2
     rows = []
     for i in range(12):
         served = arena.create_edit_battle(source, "  make her hair red ", session_id=f"s{i}")
         with Image.open(served.image_a) as image:
-            assert not image.info and image.size == (32, 32)
+            assert not image.info and image.size == (64, 64)
         assert not any(cid in str(served.image_a) + str(served.image_b) + served.battle_id for cid in EDITORS)
         (model_a, _, text_a, seed_a), (model_b, _, text_b, seed_b) = editor.calls[-2:]
         assert model_a != model_b and {model_a, model_b} <= set(EDITORS)

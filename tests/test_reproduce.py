@@ -66,3 +66,28 @@ def test_tables_are_regenerated_and_compared_with_the_readme(runner, tmp_path):
     assert compare([["x", "**0.95** [0.90, 0.99]"]], [[estimate]]) == (pytest.approx(0.45), 1, 1)
     assert compare([["x", "—", "**0.55** [0.50, 0.60]"]], [[estimate, estimate]]) == (pytest.approx(0.05), 1, 0)
     assert rows and rows[0][0] == "`demo-random`"
+
+
+@pytest.mark.slow
+def test_reproduce_on_a_reduced_plan_builds_and_compares_every_readme_table(tmp_path, capsys, monkeypatch):
+    """The real command on the committed weights and README, shrunk to 1 seed and 2 items per suite
+    (about 3 minutes on 2 cores; the full plan takes about 30): every README table is built, found in
+    the README and compared cell by cell. Not in the default run: `pytest -m slow` runs it."""
+    from evals.__main__ import main
+    from evals.reproduce import TABLES as README_TABLES
+
+    monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("HUB_DATABASE_URL", raising=False)
+    out = tmp_path / "tables.md"
+    code = main(["reproduce", "--db", f"sqlite:///{tmp_path / 'reproduce.sqlite3'}", "--seeds", "1", "--limit", "2",
+                 "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    text = out.read_text(encoding="utf-8")
+    assert "not in the README" not in err and "has no table" not in text
+    for table in README_TABLES:
+        assert f"<!-- reproduce:{table.id} -->" in text
+    compared = [line for line in text.splitlines() if line.startswith("_against the README:")]
+    assert len(compared) == len(README_TABLES) and all(" 0 cells" not in line for line in compared), compared
+    assert code in (0, 1)  # on 2 items a cell may fall outside its interval: exit 1 says which, in `err`
+    if code == 1:
+        assert "reproduce: FAILED: " in err and "outside their new 95% interval" in err

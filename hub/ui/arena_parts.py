@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -116,27 +117,37 @@ def edit_arena_candidates(ctx: HubContext) -> list[str]:
     return [c for c in wanted if c in available] if wanted else available
 
 
+def engine_generator(engine: Any) -> Callable[[str, str, int], tuple[Any, Any]]:
+    """The arena's `generate(checkpoint_id, prompt, seed)` on an engine: every battle at one common size
+    (the smallest default of the text-to-image checkpoints), since different sizes would tell the models apart."""
+    specs = [engine.checkpoint_spec(c) for c in engine.checkpoint_ids(available_only=False, task="text2img")]
+    width = min((s.defaults.width for s in specs), default=None)
+    height = min((s.defaults.height for s in specs), default=None)
+
+    def generate(checkpoint_id: str, prompt: str, seed: int) -> tuple[Any, Any]:
+        images = engine.generate(GenerationRequest(prompt=prompt, checkpoint=checkpoint_id, seed=seed, width=width, height=height))
+        return images[0].image, None  # no recipe: arena images carry pixels only
+
+    return generate
+
+
+def engine_editor(engine: Any) -> Callable[[str, Image.Image, str, int], tuple[Any, Any]]:
+    """The edit arena's `edit(checkpoint_id, image, instruction, seed)` on an engine."""
+
+    def edit(checkpoint_id: str, image: Image.Image, instruction: str, seed: int) -> tuple[Any, Any]:
+        # Both sides get the same input, so their outputs have the same size (size cannot tell them apart).
+        images = engine.edit(EditRequest(image=image, prompt=instruction, checkpoint=checkpoint_id, seed=seed))
+        return images[0].image, None
+
+    return edit
+
+
 def make_arena(ctx: HubContext) -> Arena:
     """The process's Arena for this context (kept on the context so tabs and tests share it)."""
     existing = getattr(ctx, "_arena", None)
     if existing is not None:
         return existing
-    # One common size for every battle: different sizes would tell the models apart.
-    specs = [ctx.engine.checkpoint_spec(c) for c in ctx.engine.checkpoint_ids(available_only=False, task="text2img")]
-    width = min((s.defaults.width for s in specs), default=None)
-    height = min((s.defaults.height for s in specs), default=None)
-
-    def generate(checkpoint_id: str, prompt: str, seed: int) -> tuple[Any, Any]:
-        images = ctx.engine.generate(
-            GenerationRequest(prompt=prompt, checkpoint=checkpoint_id, seed=seed, width=width, height=height)
-        )
-        return images[0].image, None  # no recipe: arena images carry pixels only
-
-    def edit(checkpoint_id: str, image: Image.Image, instruction: str, seed: int) -> tuple[Any, Any]:
-        # Both sides get the same input, so their outputs have the same size (size cannot tell them apart).
-        images = ctx.engine.edit(EditRequest(image=image, prompt=instruction, checkpoint=checkpoint_id, seed=seed))
-        return images[0].image, None
-
+    generate, edit = engine_generator(ctx.engine), engine_editor(ctx.engine)
     arena = Arena(
         ctx.db,
         ctx.data_dir / "arena",
