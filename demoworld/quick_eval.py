@@ -46,9 +46,10 @@ def load_name_decider(folder: str | Path | None = ROOT / "models" / "demo-name-j
 
 def hit_rates(pipe, judge, *, characters=None, languages=cat.LANGUAGES, seeds: int = 4, steps: int = 25,
               cfg: float = 3.0, prefix: str = "", batch: int = 64, threshold: float = 0.85,
-              name_decider=None) -> dict:
+              name_decider=None, templates: dict[str, str] | None = None) -> dict:
     """Hit rates by language and character. Characters without a tag are judged by `name_decider`
-    (skipped, and listed under `not_judged`, when there is none)."""
+    (skipped, and listed under `not_judged`, when there is none). `templates` (per language, with
+    `{name}`) replace the portrait template, e.g. `catalog.PARAPHRASED_TEMPLATES`."""
     characters = list(characters or cat.CHARACTERS)
     names = list(judge.tags.names)
     judged = [c for c in characters if c.tag is not None or name_decider is not None]
@@ -57,7 +58,8 @@ def hit_rates(pipe, judge, *, characters=None, languages=cat.LANGUAGES, seeds: i
     per_char: dict[str, list[int]] = {}
     for i in range(0, len(rows), batch):
         chunk = rows[i:i + batch]
-        prompts = [(prefix + cat.portrait_prompt(c, lang)) for c, lang, _ in chunk]
+        prompts = [prefix + (templates[lang].format(name=c.names[lang]) if templates else cat.portrait_prompt(c, lang))
+                   for c, lang, _ in chunk]
         gens = [torch.Generator().manual_seed(1000 + s) for _, _, s in chunk]
         images = pipe(prompts, num_inference_steps=steps, guidance_scale=cfg, generator=gens).images
         probs = judge.predict(images)

@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="a demo checkpoint folder (its text encoder is replaced)")
-    ap.add_argument("--languages", default=",".join(cat.LANGUAGES))
+    ap.add_argument("--languages", default=",".join(cat.LANGUAGES),
+                    help="languages drawn for the batches; one listed twice is drawn twice as often")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch-size", type=int, default=48)
     ap.add_argument("--lr", type=float, default=2e-4)
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
     root = Path(__file__).resolve().parent.parent
     judge = TaggerJudge.load(str(root / "models" / "demo-tagger"), device="cpu")
     decider = load_name_decider()
-    groups = evaluation_prompts(languages, tokenizer)
+    groups = evaluation_prompts(list(dict.fromkeys(languages)), tokenizer)
     before = {} if args.skip_before else hit_rates(pipe, judge, decider, groups)
     print("before", json.dumps(before), flush=True)
     if args.eval_only:
@@ -330,8 +331,15 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out) if args.out else folder / "text_encoder"
     student.to(torch.float16).save_pretrained(out, safe_serialization=True)  # committed in fp16, as before
     record = log.finish(steps=args.steps, batch_size=args.batch_size, device="cpu", threads=args.threads,
-                        lr=args.lr, images=args.images, languages=languages, before=before, after=after)
-    (folder / "text_encoder_training_log.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+                        lr=args.lr, images=args.images, languages=languages, long_share=args.long_share,
+                        filler_share=args.filler_share, seed=args.seed, resumed=bool(args.teacher),
+                        before=before, after=after)
+    log_path = folder / "text_encoder_training_log.json"
+    runs = [record]
+    if args.teacher and log_path.is_file():  # a resumed student: keep the runs that made it
+        earlier = json.loads(log_path.read_text(encoding="utf-8"))
+        runs = [*earlier.get("runs", [earlier]), record]
+    log_path.write_text(json.dumps({"runs": runs}, indent=1) + "\n", encoding="utf-8")
     return after
 
 

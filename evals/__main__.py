@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--no-progress", action="store_true")
     reproduce.add_argument("--seeds", type=int, default=None, help="seeds per item for every row (a reduced plan)")
     reproduce.add_argument("--limit", type=int, default=None, help="items per suite (a reduced plan)")
+    reproduce.add_argument("--tables", nargs="+", default=None, metavar="ID",
+                           help="only these tables (ids as in the README's `<!-- reproduce:ID -->` markers)")
 
     gallery = sub.add_parser("gallery", help="store an author's reference gallery of one character (3-20 images)")
     gallery.add_argument("suite")
@@ -115,11 +117,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from evals.reproduce import reproduce
+    from evals.reproduce import TABLES, reproduce, select_tables
 
+    tables = TABLES if args.tables is None else select_tables(args.tables)
     runner = _runner(args)
     try:
-        result = reproduce(runner, progress=not args.no_progress, seeds=args.seeds, limit=args.limit)
+        result = reproduce(runner, tables, progress=not args.no_progress, seeds=args.seeds, limit=args.limit)
     finally:
         runner.engine.shutdown()
     print(result.text)

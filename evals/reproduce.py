@@ -20,6 +20,7 @@ from typing import Any
 
 from evals.plan import RunOptions
 from evals.report import build_report
+from hub.errors import HubInputError
 from leaderboards.keys import parse_adapters
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -71,6 +72,15 @@ TABLES: tuple[Table, ...] = (
         Row("`demo-edit`", "demo-edit", "demo-references"),
     ), extra_keys=("reference_same", "success")),
 )
+
+
+def select_tables(ids: Sequence[str]) -> tuple[Table, ...]:
+    """The tables with these ids, in the README's order; an unknown id is an error naming the known ones."""
+    known = {table.id for table in TABLES}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise HubInputError(f"unknown table {', '.join(map(repr, unknown))} (known: {', '.join(t.id for t in TABLES)})")
+    return tuple(table for table in TABLES if table.id in ids)
 
 
 def _cell(value: Any) -> str:

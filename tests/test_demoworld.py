@@ -228,7 +228,7 @@ def _subset_rates(folder, judge, lora=None, characters=None, prefix="", name_dec
 
 
 # The README's characters table: demo-multilingual 0.99 [0.97, 1.00] overall, no language below 0.97;
-# demo-english 1.00 in English and 0.00-0.12 elsewhere. On this 60-image subset the checks leave room
+# demo-english 1.00 in English and 0.09-0.21 elsewhere. On this 60-image subset the checks leave room
 # for sampling noise only (at a true rate of 0.97, 0.9 or less happens with probability under 2%).
 def test_committed_multilingual_checkpoint_knows_characters_in_every_language(judge, name_decider):
     rates = _subset_rates(MODELS / "demo-multilingual", judge, name_decider=name_decider)
@@ -247,10 +247,10 @@ def test_committed_english_checkpoint_only_knows_english_names(judge, name_decid
     by = rates["by_language"]
     others = np.mean([v for k, v in by.items() if k != "en"])
     assert by["en"] >= 0.9 and others <= 0.25, rates
-    # The tiers table: the control stays far below demo-multilingual on every tier (0.14 / 0.20 / 0.20 in
-    # 10 languages; here 1 of 5 languages is English, so about 0.25).
+    # The tiers table: the control stays far below demo-multilingual on every tier (0.14 / 0.21 / 0.39 in
+    # 10 languages, against 0.97-1.00; here 1 of 5 languages is English, so 0.2-0.5).
     tiers = _tier_rates(rates)
-    assert set(tiers) == {"popular", "niche", "non_anime"} and max(tiers.values()) <= 0.45, tiers
+    assert set(tiers) == {"popular", "niche", "non_anime"} and max(tiers.values()) <= 0.6, tiers
 
 
 # --------------------------------------------------------------------------------- LoRA trainer
@@ -300,11 +300,43 @@ def test_committed_lora_lifts_the_held_out_character(judge):
     assert after["mean"] >= 0.7, after
 
 
+# The README's paraphrased table: wordings never trained on (catalog.PARAPHRASED_TEMPLATES), after the
+# text encoder's distillation (demoworld/train_text_encoder.py). 4 tagged characters, 1 seed: 4 images
+# a language, so the bounds catch a checkpoint that cannot read the wording (0.06 before), not its exact rate.
+PARAPHRASE_LANGS = ["en", "ru", "ja"]
+
+
+def _paraphrased_rates(folder, judge):
+    from demoworld.quick_eval import hit_rates, load_pipeline
+
+    pipe = load_pipeline(folder, "cpu", None)
+    chars = [cat.CHARACTER_BY_ID[c] for c in SUBSET_CHARS if cat.CHARACTER_BY_ID[c].tag is not None]
+    return hit_rates(pipe, judge, characters=chars, languages=PARAPHRASE_LANGS, seeds=1, steps=25, cfg=3.0, batch=12,
+                     templates=cat.PARAPHRASED_TEMPLATES)
+
+
+def test_committed_checkpoints_read_wordings_they_were_never_trained_on(judge):
+    multilingual = _paraphrased_rates(MODELS / "demo-multilingual", judge)["by_language"]
+    assert np.mean(list(multilingual.values())) >= 0.6 and min(multilingual.values()) >= 0.25, multilingual
+    english = _paraphrased_rates(MODELS / "demo-english", judge)["by_language"]
+    assert english["en"] >= 0.5 and max(english["ru"], english["ja"]) <= 0.25, english  # the English-only control
+
+
 # ------------------------------------------------------------------------ long prompts, as served
-LONG_PREFIX = ("masterpiece, best quality, high quality, highres, absurdres, very aesthetic, newest, safe, solo, "
-               "looking at viewer, upper body, detailed, official art, 4k, sharp focus, colorful, anime style, "
-               "illustration, cute, beautiful, masterpiece, best quality, highres, detailed, official art, "
-               "sharp focus, anime style")
+QUALITY_TAGS = ["masterpiece", "best quality", "high quality", "highres", "absurdres", "very aesthetic", "newest", "safe",
+                "solo", "looking at viewer", "upper body", "detailed", "official art", "4k", "sharp focus", "colorful",
+                "anime style", "illustration", "cute", "beautiful", "depth of field", "soft lighting", "intricate details"]
+
+
+def long_prefix(tokenizer) -> str:
+    """The fewest quality tags (in a fixed order) that fill the first 75-token chunk by themselves."""
+    from hub.families.clip_text import chunk_prompt, token_count
+
+    for n in range(1, len(QUALITY_TAGS) + 1):
+        prefix = ", ".join(QUALITY_TAGS[:n])
+        if token_count(chunk_prompt(prefix, tokenizer)) > 75:
+            return prefix
+    raise AssertionError("the quality tags do not fill a chunk")
 
 
 def test_committed_multilingual_checkpoint_draws_the_character_named_after_75_tokens(judge):
@@ -322,7 +354,7 @@ def test_committed_multilingual_checkpoint_draws_the_character_named_after_75_to
         names = list(judge.tags.names)
         hits = []
         for character in characters:
-            prompt = f"{LONG_PREFIX}, {cat.portrait_prompt(character, 'en')}"
+            prompt = f"{long_prefix(tokenizer)}, {cat.portrait_prompt(character, 'en')}"
             chunks = chunk_prompt(prompt, tokenizer)
             name_ids = tokenizer(character.names["en"], add_special_tokens=False)["input_ids"]
             assert len(chunks) == 2 and name_ids[0] not in chunks[0].tokens[-3:] and name_ids[0] in chunks[1].tokens, prompt
