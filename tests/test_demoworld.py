@@ -207,7 +207,7 @@ def name_decider():
 # A fixed CI-sized subset: 6 characters over the three tiers, 4 languages (Latin, Cyrillic, CJK, Hangul).
 # The two non-anime figures have no tagger tag: the name judge decides them.
 SUBSET_CHARS = ["aqua_diva", "fox_ninja", "midnight_witch", "sleepy_librarian", "green_ogre", "white_queen"]
-SUBSET_LANGS = ["en", "es", "ru", "ja", "ko"]
+SUBSET_LANGS = ["en", "ru", "ja", "ko"]
 
 
 def _tier_rates(rates: dict) -> dict[str, float]:
@@ -228,7 +228,7 @@ def _subset_rates(folder, judge, lora=None, characters=None, prefix="", name_dec
 
 
 # The README's characters table: demo-multilingual 0.99 [0.97, 1.00] overall, no language below 0.97;
-# demo-english 1.00 in English and 0.09-0.21 elsewhere. On this 60-image subset the checks leave room
+# demo-english 1.00 in English and 0.09-0.21 elsewhere. On this 48-image subset the checks leave room
 # for sampling noise only (at a true rate of 0.97, 0.9 or less happens with probability under 2%).
 def test_committed_multilingual_checkpoint_knows_characters_in_every_language(judge, name_decider):
     rates = _subset_rates(MODELS / "demo-multilingual", judge, name_decider=name_decider)
@@ -273,6 +273,7 @@ def test_lora_trainer_refuses_bad_input(tmp_path):
                              config=LoraTrainingConfig(max_image_pixels=100))
 
 
+@pytest.mark.slow  # 80 s of LoRA training on 2 cores: outside the 15-minute suite, `pytest -m slow` runs it
 def test_lora_trained_in_the_test_raises_the_held_out_hit_rate(tmp_path, judge):
     from demoworld.train_lora import held_out_images, tagger_captioner
     from hub.lora_training import LoraTrainingConfig, train_character_lora
@@ -341,8 +342,9 @@ def long_prefix(tokenizer) -> str:
 
 def test_committed_multilingual_checkpoint_draws_the_character_named_after_75_tokens(judge):
     """A prompt as people write them: 75+ tokens of quality tags, then the character. Through the hub's
-    engine (A1111 chunks of 75 tokens, as served), the name lands in the second chunk and is still drawn;
-    the README's long-prompt row (`demoworld.train_text_encoder`, group long/en) says about 0.8."""
+    engine (A1111 chunks of 75 tokens, as served), the name lands in the second chunk and is still drawn
+    (the distillation's own check, group long/en, says 0.82); the plain diffusers call on the same
+    pipeline, which truncates at 77 tokens, loses it."""
     from hub.config import load_config
     from hub.engine import Engine, GenerationRequest
     from hub.families.clip_text import chunk_prompt
@@ -352,7 +354,8 @@ def test_committed_multilingual_checkpoint_draws_the_character_named_after_75_to
         tokenizer = engine.pipeline("demo-multilingual").tokenizer
         characters = [cat.CHARACTER_BY_ID[c] for c in SUBSET_CHARS if cat.CHARACTER_BY_ID[c].tag is not None]
         names = list(judge.tags.names)
-        hits = []
+        hits, truncated = [], []
+        pipe = engine.pipeline("demo-multilingual")
         for character in characters:
             prompt = f"{long_prefix(tokenizer)}, {cat.portrait_prompt(character, 'en')}"
             chunks = chunk_prompt(prompt, tokenizer)
@@ -362,6 +365,12 @@ def test_committed_multilingual_checkpoint_draws_the_character_named_after_75_to
                 image = engine.generate(GenerationRequest(prompt=prompt, checkpoint="demo-multilingual", seed=seed, width=64,
                                                           height=64, steps=25, cfg=3.0, sampler="euler_a"))[0].image
                 hits.append(int(judge.predict([image])[0][names.index(character.tag)] >= 0.85))
+                if seed == 1:
+                    with engine._gpu_lock:  # the same pipeline, called as diffusers alone would (truncation)
+                        plain = pipe(prompt, num_inference_steps=25, guidance_scale=3.0, width=64, height=64,
+                                     generator=torch.Generator().manual_seed(seed)).images[0]
+                    truncated.append(int(judge.predict([plain])[0][names.index(character.tag)] >= 0.85))
     finally:
         engine.shutdown()
     assert np.mean(hits) >= 0.6, hits  # 8 images; 0.06 before the encoder learnt chunked prompts
+    assert np.mean(truncated) <= 0.25, truncated
