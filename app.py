@@ -12,6 +12,7 @@ import os
 from hub.config import load_config
 from hub.ui import build_app, launch_kwargs
 from hub.ui.context import create_context
+from hub.ui.mcp import limit_mcp_tools
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,7 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     context = create_context(config)
     demo = build_app(context)
     demo.queue(default_concurrency_limit=8)
-    demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs(context))
+    demo.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=True, **launch_kwargs(context))
+    limit_mcp_tools(demo, config)  # only the read-only API stays an MCP tool
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ ACTIONS = {
     "queue_eval": "queue an eval run",
     "upload_gallery": "upload a reference gallery",
     "train_lora": "train a LoRA on the server",
+    "probe_character": "ask who can draw a character",
     "moderate": "use the maintainer tools",
 }
 LOCAL_USER = "local"

@@ -288,6 +288,7 @@ class Permissions(_Strict):
     queue_eval: Role = "user"
     upload_gallery: Role = "user"
     train_lora: Role = "user"
+    probe_character: Role = "user"  # "who can draw X?": GPU work, counted in the eval quota
 
 
 class Quotas(_Strict):
@@ -379,6 +380,26 @@ class EngineSettings(_Strict):
     interleave: bool = True
 
 
+class ProbeSettings(_Strict):
+    """The "who can draw X?" probe (evals/probe.py): the suite whose templates, characters and distractors a probe
+    uses, and how much one probe may ask for."""
+
+    suite: str = "characters"  # the demo config uses demo-characters
+    default_seeds: int = Field(4, ge=1)
+    max_seeds: int = Field(8, ge=1)
+    max_checkpoints: int = Field(4, ge=1)
+    max_name_chars: int = Field(80, ge=1)
+
+
+class McpSettings(_Strict):
+    """The hub's read-only API as an MCP server (Gradio's `mcp_server`): boards, report cards, probe
+    answers already on record, recipe reading. GPU work (generation, probes) and votes stay off it unless
+    `gpu_tools` is on."""
+
+    enabled: bool = True
+    gpu_tools: bool = False
+
+
 class HubConfig(_Strict):
     title: str = "Sakuga Hub"
     default_checkpoint: str
@@ -394,6 +415,8 @@ class HubConfig(_Strict):
     permissions: Permissions = Permissions()
     quotas: Quotas = Quotas()
     server: ServerSettings = ServerSettings()
+    probe: ProbeSettings = ProbeSettings()
+    mcp: McpSettings = McpSettings()
     arena_checkpoints: list[str] = []  # empty: every available checkpoint of a generation family
     edit_arena_checkpoints: list[str] = []  # empty: every available checkpoint that edits images
     bootstrap_evals: list[BootstrapEval] = []  # queued on a fresh database; empty disables it

@@ -149,6 +149,23 @@ def paired_gap(
     return Estimate(point, lower, upper, n, k)
 
 
+def binomial_interval(hits: int, n: int, confidence: float = DEFAULT_CONFIDENCE) -> Estimate:
+    """Hit rate of ONE item over n seeds (a character probe), with its Wilson score interval.
+
+    With one item there are no clusters to resample; the seeds are independent draws of the same
+    question, so the binomial interval is the honest one. It never collapses to zero width at 0/n or n/n
+    (4 hits of 4 reads [0.51, 1.00]), which a bootstrap over 4 seeds would."""
+    if n <= 0:
+        return NO_ESTIMATE
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n, 1)
+
+
 def format_estimate(mean: float | None, lower: float | None = None, upper: float | None = None, *, percent: bool = False) -> str:
     """'0.83 [0.50, 1.00]' (or '83% [50, 100]'); '—' for no value, no brackets without an interval."""
 

@@ -104,3 +104,25 @@ def group_bars(board: pd.DataFrame, metric: str, group_label: str = "tier") -> F
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def hit_rate_plot(frame: pd.DataFrame, title: str) -> Figure:
+    """Hit rate per checkpoint (columns `checkpoint`, `hit_rate`, `lower`, `upper`) as dots with their
+    intervals on a 0-100% axis, best on top: a probe card's answer at a glance."""
+    if frame is None or frame.empty:
+        return _empty("No answer yet.")
+    data = frame.sort_values("hit_rate", ascending=True)
+    y = np.arange(len(data))
+    rate = 100 * data["hit_rate"].to_numpy(dtype=float)
+    lower = 100 * data["lower"].to_numpy(dtype=float)
+    upper = 100 * data["upper"].to_numpy(dtype=float)
+    fig = Figure(figsize=(7, max(1.8, 0.45 * len(data) + 1.0)))
+    ax = fig.subplots()
+    ax.errorbar(rate, y, xerr=[rate - lower, upper - rate], fmt="none", ecolor="#4C72B0", elinewidth=2, capsize=3)
+    ax.scatter(rate, y, color="#4C72B0", zorder=3)
+    ax.set_yticks(y, [str(x) for x in data["checkpoint"]])
+    ax.set_xlim(-2, 102)
+    ax.set_xlabel("hit rate, % (95% interval over seeds)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -394,7 +394,54 @@ class AuditEntry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ProbeResult(Base):
+    """One answer of "who can draw X?": a checkpoint version drew a typed name with N seeds and a judge
+    counted the hits. The key is what makes the answer reusable, so the second person asking the same
+    question generates nothing; a new checkpoint version or judge is a new key (asked afresh)."""
+
+    __tablename__ = "probe_results"
+    __table_args__ = (
+        UniqueConstraint("name_key", "language", "checkpoint_id", "checkpoint_version", "seeds", "judge_id",
+                         name="uq_probe_results_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name_key: Mapped[str] = mapped_column(String(200))  # the typed name, normalised (casefolded, spaces collapsed)
+    language: Mapped[str] = mapped_column(String(16))
+    checkpoint_id: Mapped[str] = mapped_column(String(200))
+    checkpoint_version: Mapped[str] = mapped_column(String(100))
+    seeds: Mapped[int] = mapped_column(Integer)
+    judge_id: Mapped[str] = mapped_column(String(200))
+    # tagger (the tagger knows the name) | suite (a suite character, judged as the suite judges it) |
+    # zero_shot (the name judge on a name nothing was calibrated for)
+    decided_by: Mapped[str] = mapped_column(String(16))
+    prompt: Mapped[str] = mapped_column(Text)
+    hits: Mapped[int] = mapped_column(Integer)
+    n: Mapped[int] = mapped_column(Integer)
+    # Per seed: {"seed", "hit", "evidence", "image"} (image relative to the data folder)
+    samples: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ProbeAsk(Base):
+    """How often a name was asked for, per language: the most-asked names are the maintainers' shortlist
+    for the `characters` suite."""
+
+    __tablename__ = "probe_asks"
+    __table_args__ = (UniqueConstraint("name_key", "language", name="uq_probe_asks_name_language"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name_key: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))  # as first typed
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    last_asked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    promoted_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
 __all__ = [
+    "ProbeAsk",
+    "ProbeResult",
     "AuditEntry",
     "Ban",
     "SignIn",

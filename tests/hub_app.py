@@ -57,6 +57,7 @@ def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False
     from hub.config import load_config
     from hub.ui import build_app, launch_kwargs
     from hub.ui.context import close_context, create_context
+    from hub.ui.mcp import limit_mcp_tools
 
     saved = {k: os.environ.pop(k, None) for k in ("HUB_DATABASE_URL", "HUB_DATA_DIR", "HUB_SESSION_SALT")}
     # Gradio recomputes queue analytics (a DataFrame of up to 10,000 past events) after every event
@@ -81,6 +82,7 @@ def running_app(data_dir: Path, database_url: str, *, start_worker: bool = False
         if not session_cookies:
             kwargs.pop("app_kwargs")
         demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True, **kwargs)
+        limit_mcp_tools(demo, config)
         try:
             yield demo.local_url, ctx
         finally:

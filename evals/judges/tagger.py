@@ -63,20 +63,35 @@ class TagTable:
     names: tuple[str, ...]
     categories: np.ndarray  # int per tag
     index: dict[str, int] = field(repr=False)
+    # Other names of a tag (Danbooru aliases), from an optional `aliases` column (space-separated tags)
+    # where a tagger ships one; WD v3's own CSV has none.
+    aliases: dict[str, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def read(cls, path: Path) -> "TagTable":
         names: list[str] = []
         categories: list[int] = []
+        aliases: dict[str, int] = {}
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             missing = {"name", "category"} - set(reader.fieldnames or [])
             if missing:
                 raise JudgeLoadError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
             for row in reader:
+                for alias in (row.get("aliases") or "").split():
+                    aliases.setdefault(alias, len(names))
                 names.append(row["name"])
                 categories.append(int(row["category"]))
-        return cls(tuple(names), np.asarray(categories, dtype=np.int64), {n: i for i, n in enumerate(names)})
+        return cls(tuple(names), np.asarray(categories, dtype=np.int64), {n: i for i, n in enumerate(names)}, aliases)
+
+    def character_tag(self, name: str) -> str | None:
+        """The character tag a typed name spells ("Hatsune Miku" -> `hatsune_miku`), through the tag
+        itself or one of its aliases; None when no character row matches."""
+        spelled = "_".join(name.casefold().split())
+        index = self.index.get(spelled, self.aliases.get(spelled))
+        if index is None or int(self.categories[index]) != 4:
+            return None
+        return self.names[index]
 
     def __len__(self) -> int:
         return len(self.names)

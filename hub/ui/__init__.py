@@ -7,7 +7,19 @@ from typing import Any
 
 import gradio as gr
 
-from hub.ui import account, arena_tab, edit_tab, generate_tab, grid_tab, leaderboard_tab, lora_tab, maintainer_tab, submit_tab
+from hub.ui import (
+    account,
+    arena_tab,
+    edit_tab,
+    generate_tab,
+    grid_tab,
+    leaderboard_tab,
+    lora_tab,
+    maintainer_tab,
+    probe_tab,
+    report_card_tab,
+    submit_tab,
+)
 from hub.ui.common import checkpoint_note, status_markdown, translated_tab, translated_tabs, user_error
 from hub.ui.context import HubContext
 from hub.ui.i18n import (
@@ -51,6 +63,10 @@ def build_app(ctx: HubContext) -> gr.Blocks:
                 arena_tab.build_tab(ctx)
             with translated_tab("ui.tab.leaderboard", id="leaderboard", elem_id="tab-leaderboard"):
                 leaderboard_tab.build_tab(ctx)
+            with translated_tab("ui.tab.probe", id="probe", elem_id="tab-probe"):
+                probe_tab.build_tab(ctx)
+            with translated_tab("ui.tab.report", id=report_card_tab.TAB_ID, elem_id="tab-report"):
+                _, (fill_report, report_outputs) = report_card_tab.build_tab(ctx)
             with translated_tab("ui.tab.submit", id="submit", elem_id="tab-submit"):
                 submit_tab.build_tab(ctx)
             maintainer = maintainer_tab.build_tab(ctx)
@@ -112,6 +128,21 @@ def build_app(ctx: HubContext) -> gr.Blocks:
             return account.status_text(ctx, request), maintainer_tab.visibility(ctx, request)
 
         demo.load(account_view, None, [account_status, maintainer], **private)
+
+        def deep_link(request: gr.Request) -> tuple[Any, ...]:
+            """`?model=ID` opens that checkpoint's report card (an unknown id is a warning, nothing else)."""
+            model = request.query_params.get("model") if request is not None else None
+            if not model:
+                return tuple(gr.skip() for _ in range(1 + len(report_outputs)))
+            try:
+                filled = fill_report(model, request)
+            except gr.Error as err:
+                gr.Warning(err.message)
+                return tuple(gr.skip() for _ in range(1 + len(report_outputs)))
+            return (gr.Tabs(selected=report_card_tab.TAB_ID), *filled)
+
+        # Queued: a warning reaches the page only through the queue.
+        demo.load(deep_link, None, [tabs, *report_outputs], api_visibility="private", concurrency_limit=4)
         for change in account_changes:
             change.then(account_view, None, [account_status, maintainer], **private)
         status = gr.Markdown(visible=False)
@@ -141,6 +172,8 @@ def launch_kwargs(ctx: HubContext) -> dict[str, Any]:
         "app_kwargs": {"middleware": middleware_for(ctx)},
         "blocked_paths": [str(path) for path in secrets],
         "max_file_size": ctx.config.limits.max_upload_bytes,
+        # The read-only API as MCP tools (hub/ui/mcp.py prunes the rest right after launch).
+        "mcp_server": ctx.config.mcp.enabled,
         "i18n": i18n_for(ctx.config, params=params),
     }
 

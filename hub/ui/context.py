@@ -39,6 +39,7 @@ class HubContext:
     is_withheld: Callable[[Image.Image], str | None] | None = None
     # Engine calls in flight from the page, for Stop buttons and disconnects (hub/ui/cancel.py).
     calls: RunningCalls = field(default_factory=RunningCalls)
+    probe: Any = None  # evals.probe.ProbeContext, made by the Who-can-draw tab (it keeps the loaded judges)
 
     @property
     def data_dir(self) -> Path:

@@ -11,6 +11,7 @@ English column names and every digit.
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ import gradio as gr
 import pandas as pd
 from sqlalchemy import select
 
-from hub.ui.common import translated_tab
+from hub.errors import HubInputError
+from hub.ui.common import translated_tab, user_errors
 from hub.ui.context import HubContext
 from hub.ui.i18n import catalog, page_language, t, tr
+from hub.ui.report_card_tab import card_links
 from leaderboards import queue
-from leaderboards.boards import BOARDS, BoardSource, BoardSpec, export_csv, filter_rows, sampling_table
+from leaderboards.boards import BOARDS, BoardSource, BoardSpec, board, export_csv, filter_rows, sampling_table
 from leaderboards.csv_safe import to_csv_bytes
 from leaderboards.schema import EvalRun, Sample
 
@@ -127,7 +130,9 @@ def _board_section(source: BoardSource, spec: BoardSpec, export_dir: Path, runs_
             updates.append(gr.update(choices=options, value=value))
         # The download button holds the CSV of what is shown, in full precision, ready before the click.
         csv = gr.update(value=_csv_file(shown, export_dir, spec.id), interactive=True)
-        return (translate_columns(spec.display(shown), lang), spec.plot(shown), "", *updates, offered, csv)
+        # Every checkpoint on the board links to its report card (`?model=ID`).
+        cards = tr(lang, "msg.report.links", links=card_links(sorted(_base_ids(shown))))
+        return (translate_columns(spec.display(shown), lang), spec.plot(shown), cards, *updates, offered, csv)
 
     inputs = {*filters, seen}
     outputs = [table, plot, note, *filters, seen, download]
@@ -137,6 +142,21 @@ def _board_section(source: BoardSource, spec: BoardSpec, export_dir: Path, runs_
     # The boards are drawn when the count of finished eval runs changes: on page load (from nothing to
     # the count) and whenever a run finishes, so a fresh hub's boards fill without a reload.
     runs_done.change(view, inputs=inputs, outputs=outputs, **PRIVATE)
+
+
+def _base_ids(frame: pd.DataFrame) -> set[str]:
+    """The checkpoints of a board's rows ("X + lora:1.0" is X's row with a LoRA)."""
+    return {str(label).split(" + ")[0] for label in frame.get("checkpoint", [])}
+
+
+def board_records(board_id: str, source: BoardSource) -> list[dict[str, Any]]:
+    """A board's full-precision table as records (the CSV's rows), hidden checkpoints left out."""
+    try:
+        spec = board(board_id)
+    except KeyError:
+        raise HubInputError(f"Unknown board '{str(board_id)[:40]}': choose one of {', '.join(s.id for s in BOARDS)}.") from None
+    frame = spec.table(source)
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
 
 
 def _csv_file(frame: pd.DataFrame, export_dir: Path, board_id: str) -> str:
@@ -185,6 +205,15 @@ def build_tab(ctx: HubContext) -> None:
     root = gr.context.Context.root_block
     if root is not None:
         root.load(progress, inputs=[runs_done], outputs=outputs, **PRIVATE)
+
+    @user_errors
+    def board_table(board_id: str, request: gr.Request = None) -> list[dict[str, Any]]:  # type: ignore[assignment]
+        """One leaderboard as rows in full precision (what its CSV holds): board_id is one of arena,
+        edit-arena, characters, multilingual, editing, references. Eval boards give value, lower, upper
+        (95% interval), gap_to_english, n and judged_by per checkpoint, group and language."""
+        return board_records(board_id, source)
+
+    gr.api(board_table, api_name="board", concurrency_limit=4)
 
 
 def finished_runs(ctx: HubContext) -> int:

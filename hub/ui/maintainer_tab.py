@@ -21,13 +21,14 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
+import yaml
 
 from hub.errors import HubInputError
 from hub.ui.common import user_error
 from hub.ui.context import HubContext
 from hub.ui.i18n import LocalizedError, page_language, t, tr
 from hub.ui.identity import allowed
-from leaderboards import moderation, submissions
+from leaderboards import moderation, probes, submissions
 from leaderboards.csv_safe import write_csv
 
 CHECKPOINT_ACTIONS = ("approve", "reject", "hide", "purge")
@@ -73,7 +74,25 @@ def build_tab(ctx: HubContext) -> gr.Tab:
         except HubInputError as err:
             raise user_error(err, request) from None
         return (moderation.moderation_table(ctx.db), _pending_galleries(ctx), submissions.runs_table(ctx.db, limit=100),
-                moderation.voters_table(ctx.db), moderation.audit_table(ctx.db))
+                moderation.voters_table(ctx.db), moderation.audit_table(ctx.db), probes.most_asked(ctx.db))
+
+    def promote_name(name: str, request: gr.Request) -> tuple[str, str]:
+        """A most-asked probe name -> a draft entry for the probe suite (YAML to complete and add to the
+        suite file: a new suite version by its content hash); the name is marked promoted."""
+        from evals.probe import check_name, promotion_entry
+        from evals.suites import get_suite
+
+        try:
+            who = allowed(ctx, request, "moderate")
+            name = check_name(name, ctx.config.probe.max_name_chars)
+            entry = promotion_entry(ctx.db, get_suite(ctx.config.probe.suite), name)
+            with ctx.db.write_session() as session:
+                probes.mark_promoted(session, name)
+            moderation.record(ctx.db, who.user or "?", "promote_probe_name", name, entry["id"])
+        except HubInputError as err:
+            raise user_error(err, request) from None
+        draft = yaml.safe_dump([entry], allow_unicode=True, sort_keys=False)
+        return tr(page_language(request), "msg.probe.promoted", name=name, suite=ctx.config.probe.suite), draft
 
     def moderate_checkpoint(checkpoint: str, action: str, request: gr.Request) -> str:
         try:
@@ -180,10 +199,17 @@ def build_tab(ctx: HubContext) -> gr.Tab:
             vote_go = gr.Button(t("ui.maintainer.apply"), variant="stop", elem_id="maintainer-votes-go")
         voters = gr.Dataframe(interactive=False, wrap=True, label=t("ui.maintainer.voters"), elem_id="maintainer-voters")
         audit = gr.Dataframe(interactive=False, wrap=True, label=t("ui.maintainer.audit"), elem_id="maintainer-audit")
+        asked = gr.Dataframe(interactive=False, wrap=True, label=t("ui.probe.most_asked"), elem_id="maintainer-most-asked")
+        with gr.Row():
+            promote = gr.Textbox(label=t("ui.probe.promote_name"), max_lines=1, elem_id="maintainer-promote-name")
+            promote_go = gr.Button(t("ui.probe.promote"), elem_id="maintainer-promote-go")
+        draft = gr.Code(label=t("ui.probe.promote_draft"), language="yaml", interactive=False, elem_id="maintainer-promote-draft")
         export = gr.Button(t("ui.maintainer.export"), size="sm", elem_id="maintainer-export")
         audit_file = gr.File(label=t("ui.maintainer.audit_file"), interactive=False)
 
-    tables = [checkpoints, galleries, runs, voters, audit]
+    tables = [checkpoints, galleries, runs, voters, audit, asked]
+    promote_go.click(promote_name, [promote], [message, draft], api_name="promote_probe_name", concurrency_limit=4).success(
+        view, None, tables, api_visibility="private")
     refresh.click(view, None, tables, api_name="maintainer_view", concurrency_limit=4)
     for button, fn, inputs, name in (
         (checkpoint_go, moderate_checkpoint, [checkpoint, checkpoint_action], "moderate_checkpoint"),
