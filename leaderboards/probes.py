@@ -55,6 +55,15 @@ def record_result(session: Session, key: ProbeKey, *, decided_by: str, prompt: s
     }], keys=["name_key", "language", "checkpoint_id", "checkpoint_version", "seeds", "judge_id"])
 
 
+def answers_on_record(db: Database, name: str, language: str) -> list[dict[str, Any]]:
+    """Every stored answer for a typed name in a language (all checkpoints, versions and seed counts)."""
+    with db.session() as session:
+        rows = session.execute(select(ProbeResult).where(ProbeResult.name_key == name_key(name), ProbeResult.language == language)
+                               .order_by(ProbeResult.checkpoint_id, ProbeResult.created_at)).scalars().all()
+        return [{"checkpoint": r.checkpoint_id, "version": r.checkpoint_version[:12], "seeds": r.seeds, "hits": r.hits,
+                 "n": r.n, "judge": r.judge_id, "decided_by": r.decided_by, "prompt": r.prompt} for r in rows]
+
+
 def count_ask(session: Session, name: str, language: str, now: dt.datetime | None = None) -> None:
     """One more request for `name` in `language` (created on the first)."""
     now = now or utcnow()

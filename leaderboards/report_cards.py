@@ -154,10 +154,12 @@ def report_markdown(card: ReportCard, max_failures: int = 15) -> str:
         a = card.arena
         out.append(f"| Arena | rating | {a['rating']:.0f} [{a['lower']:.0f}, {a['upper']:.0f}] | {a['rank']} of {a['of']}"
                    + (" (provisional)" if a["provisional"] else "") + " |")
+    else:
+        out.append("| Arena | rating | not in the arena yet | — |")
     for line in card.lines:
         out.append(f"| {line.title} | {line.metric} | {_number(line)} | {line.rank} of {line.of} |")
-    if card.empty:
-        out.append("| — | — | no results yet | — |")
+    if not card.lines:
+        out.append("| — | — | no eval results yet | — |")
     for line in card.lines:
         per_language = line.detail[(line.detail["group"] == ALL) & (line.detail["metric"] == line.metric)
                                    & (line.detail["language"] != ALL)]
@@ -201,6 +203,8 @@ def report_png(card: ReportCard, path: str | Path) -> Path:
     if card.arena is not None:
         a = card.arena
         text.append(f"Arena: {a['rating']:.0f} [{a['lower']:.0f}, {a['upper']:.0f}], rank {a['rank']}/{a['of']}")
+    else:
+        text.append("Arena: not in the arena yet")
     text.append("Fails on:" if card.failures else "Fails on: none below 50%")
     text += [f"  {f['character']} ({100 * f['hit_rate']:.0f}%)" for f in card.failures[:10]]
     right.text(0, 1, "\n".join(text), va="top", fontsize=9, family="monospace")

@@ -25,7 +25,7 @@ from hub.config import load_config
 from hub.ui.i18n import tr
 from hub.ui.leaderboard_tab import run_progress
 from leaderboards import queue, submissions
-from leaderboards.db import Database, current_revision, downgrade, head_revision, init_db, upgrade
+from leaderboards.db import Database, current_revision, downgrade, init_db, upgrade
 from leaderboards.results import upsert_checkpoint
 from leaderboards.schema import EvalRun, utcnow
 from tests.test_eval_runner import write_world
@@ -217,8 +217,8 @@ def test_migration_0006_adds_takeovers(tmp_path):
                            "VALUES ('alpha', 'alpha', 'sd15', 'builtin:alpha', false, 'available', :t)"), {"t": now})
             s.execute(text("INSERT INTO eval_runs (checkpoint_id, suite_name, adapters, settings, status, n_generated, "
                            "n_reused, created_at) VALUES ('alpha', 'characters', '', '{}', 'running', 0, 0, :t)"), {"t": now})
-        upgrade(db.engine)
-        assert current_revision(db.engine) == head_revision() == "0006"
+        upgrade(db.engine, "0006")
+        assert current_revision(db.engine) == "0006"
         assert "takeovers" in {c["name"] for c in inspect(db.engine).get_columns("eval_runs")}
         with db.session() as s:
             assert s.execute(text("SELECT takeovers FROM eval_runs")).scalar_one() == 0  # existing rows: none

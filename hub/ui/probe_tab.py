@@ -32,7 +32,6 @@ from hub.ui.identity import allowed, quota_spent
 from leaderboards import probes
 from leaderboards.intervals import format_estimate
 from leaderboards.plots import hit_rate_plot
-from leaderboards.schema import ProbeResult
 
 PROBE_CONCURRENCY = {"concurrency_id": "probe", "concurrency_limit": 1}  # beside, not inside, the interactive GPU queue
 
@@ -107,15 +106,8 @@ def make_answers_fn(ctx: HubContext):
     def probe_answers(name: str, language: str = "en", request: gr.Request = None) -> list[dict[str, Any]]:  # type: ignore[assignment]
         """Probe answers already on record for a character name in a language (read-only: nothing is drawn):
         checkpoint, its version, seeds, hits, judge and whether the verdict was zero-shot."""
-        key = probes.name_key(check_name(name, ctx.config.probe.max_name_chars))
-        from sqlalchemy import select
-
-        with ctx.db.session() as session:
-            rows = session.execute(select(ProbeResult).where(ProbeResult.name_key == key, ProbeResult.language == language)
-                                   .order_by(ProbeResult.checkpoint_id, ProbeResult.created_at)).scalars().all()
-            return [{"checkpoint": r.checkpoint_id, "version": r.checkpoint_version[:12], "seeds": r.seeds, "hits": r.hits,
-                     "n": r.n, "judge": r.judge_id, "decided_by": r.decided_by, "zero_shot": r.decided_by == ZERO_SHOT,
-                     "prompt": r.prompt} for r in rows]
+        rows = probes.answers_on_record(ctx.db, check_name(name, ctx.config.probe.max_name_chars), language)
+        return [{**row, "zero_shot": row["decided_by"] == ZERO_SHOT} for row in rows]
 
     return probe_answers
 
@@ -142,7 +134,8 @@ def build_tab(ctx: HubContext) -> None:
         with gr.Column(scale=3):
             card = gr.Markdown(elem_id="probe-card")
             plot = gr.Plot(label=t("ui.probe.plot"), elem_id="probe-plot")
-            images = gr.Gallery(label=t("ui.probe.images"), columns=4, height=260, format="png", interactive=False, elem_id="probe-images")
+            images = gr.Gallery(label=t("ui.probe.images"), columns=4, height=260, fit_columns=False, format="png",
+                                interactive=False, elem_id="probe-images")
             data = gr.JSON(visible=False)
     run.click(make_probe_fn(ctx), inputs=[name, language, checkpoints, seeds], outputs=[card, images, plot, data],
               api_name="probe_character", **PROBE_CONCURRENCY)

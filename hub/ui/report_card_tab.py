@@ -70,7 +70,8 @@ def build_tab(ctx: HubContext) -> tuple[gr.Dropdown, Any]:
         markdown_file = gr.DownloadButton(t("ui.report.download_md"), interactive=False, elem_id="report-download-md", scale=0)
         png_file = gr.DownloadButton(t("ui.report.download_png"), interactive=False, elem_id="report-download-png", scale=0)
     card_text = gr.Markdown(elem_id="report-card")
-    images = gr.Gallery(label=t("ui.report.samples"), columns=8, height=200, format="png", interactive=False, elem_id="report-samples")
+    images = gr.Gallery(label=t("ui.report.samples"), columns=8, height=200, fit_columns=False, format="png",
+                        interactive=False, elem_id="report-samples")
 
     @user_errors
     def report_card(checkpoint: str, request: gr.Request = None) -> str:  # type: ignore[assignment]
