@@ -93,9 +93,10 @@ def shoot(page, shots: Path, name: str, full_page: bool = True) -> Path:
     return path
 
 
+# The toast's slide-in, not its countdown bar (which runs for the toast's whole life).
 TOASTS_SETTLED = """() => document.getAnimations().filter((a) => {
     const target = a.effect && a.effect.target;
-    return target && target.closest && target.closest('[class*="toast"]');
+    return target && target.closest && target.closest('[class*="toast"]') && !/countdown/.test(a.animationName || '');
 }).every((a) => a.playState !== 'running')"""
 
 

@@ -39,7 +39,7 @@ def test_probe_panel_and_report_card(browser, shots, tmp_path):
         shoot(page, shots, "probe_card")
 
         # A board with numbers, then its link to the checkpoint's report card.
-        make_runner(ctx).run(RunOptions(checkpoint="demo-multilingual", suite="demo-characters", seeds=1, limit=3,
+        make_runner(ctx).run(RunOptions(checkpoint="demo-multilingual", suite="demo-characters", seeds=1, limit=2,
                                         languages=("en", "es")), progress=False)
         page = open_page(browser, url)
         tab(page, "Leaderboard")

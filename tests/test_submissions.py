@@ -235,7 +235,9 @@ def test_an_expired_lease_is_taken_over_and_a_live_one_is_not(db, root):
     assert queue.claim_next_run(db, "replica-c", now=later + dt.timedelta(hours=1)) is None  # finished runs stay finished
 
 
-def test_cli_register_queue_runs(tmp_path, root):
+def test_cli_register_queue_runs(tmp_path, root, monkeypatch, capsys):
+    from evals.__main__ import main as evals_main
+
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HUB_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
 
@@ -243,13 +245,18 @@ def test_cli_register_queue_runs(tmp_path, root):
         return subprocess.run([sys.executable, "-m", module, *args, "--db", url],
                               capture_output=True, text=True, env=env, timeout=120, cwd=REPO_ROOT)
 
+    def cli_in_process(*args: str) -> tuple[int, str]:  # the same entry point, without a fresh interpreter
+        monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path / "data"))
+        code = evals_main([*args, "--db", url])
+        return code, capsys.readouterr().err
+
     make_weights(root / "w.safetensors")
     out = cli("evals", "register", "cli-model", "file:w.safetensors", "sdxl", "--root", str(root))
     assert out.returncode == 0, out.stderr
-    out = cli("evals", "register", "cli-model", "file:w.safetensors", "sdxl", "--root", str(root))
-    assert out.returncode == 2 and "already registered" in out.stderr
-    out = cli("evals", "register", "other", "hub:org/x", "not-a-family")
-    assert out.returncode == 2 and "Unknown family" in out.stderr
+    code, err = cli_in_process("register", "cli-model", "file:w.safetensors", "sdxl", "--root", str(root))
+    assert code == 2 and "already registered" in err
+    code, err = cli_in_process("register", "other", "hub:org/x", "not-a-family")
+    assert code == 2 and "Unknown family" in err
     out = cli("evals", "register", "other", "hub:org/x", "sdxl")  # offline and not in the local Hub cache
     assert out.returncode == 2 and "not in the local Hub cache" in out.stderr
     out = cli("evals", "queue", "cli-model", "characters")
