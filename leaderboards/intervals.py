@@ -31,6 +31,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -157,8 +158,6 @@ def binomial_interval(hits: int, n: int, confidence: float = DEFAULT_CONFIDENCE)
     (4 hits of 4 reads [0.51, 1.00]), which a bootstrap over 4 seeds would."""
     if n <= 0:
         return NO_ESTIMATE
-    from statistics import NormalDist
-
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     p = hits / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)

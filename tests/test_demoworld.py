@@ -230,6 +230,7 @@ def _subset_rates(folder, judge, lora=None, characters=None, prefix="", name_dec
 # The README's characters table: demo-multilingual 0.99 [0.97, 1.00] overall, no language below 0.97;
 # demo-english 1.00 in English and 0.09-0.21 elsewhere. On this 48-image subset the checks leave room
 # for sampling noise only (at a true rate of 0.97, 0.9 or less happens with probability under 2%).
+@pytest.mark.claims
 def test_committed_multilingual_checkpoint_knows_characters_in_every_language(judge, name_decider):
     rates = _subset_rates(MODELS / "demo-multilingual", judge, name_decider=name_decider)
     assert not rates["not_judged"], rates
@@ -242,6 +243,7 @@ def test_committed_multilingual_checkpoint_knows_characters_in_every_language(ju
     assert set(tiers) == {"popular", "niche", "non_anime"} and min(tiers.values()) >= 0.6, tiers
 
 
+@pytest.mark.claims
 def test_committed_english_checkpoint_only_knows_english_names(judge, name_decider):
     rates = _subset_rates(MODELS / "demo-english", judge, name_decider=name_decider)
     by = rates["by_language"]
@@ -294,6 +296,7 @@ def test_lora_trained_in_the_test_raises_the_held_out_hit_rate(tmp_path, judge):
     assert before["mean"] <= 0.1 and after["mean"] >= before["mean"] + 0.2, (before, after)
 
 
+@pytest.mark.claims
 def test_committed_lora_lifts_the_held_out_character(judge):
     lora = MODELS / "loras" / cat.LORA_ID
     prefix = cat.LORA_TRIGGER + ", "
@@ -316,6 +319,7 @@ def _paraphrased_rates(folder, judge):
                      templates=cat.PARAPHRASED_TEMPLATES)
 
 
+@pytest.mark.claims
 def test_committed_checkpoints_read_wordings_they_were_never_trained_on(judge):
     multilingual = _paraphrased_rates(MODELS / "demo-multilingual", judge)["by_language"]
     assert np.mean(list(multilingual.values())) >= 0.6 and min(multilingual.values()) >= 0.25, multilingual
@@ -340,6 +344,7 @@ def long_prefix(tokenizer) -> str:
     raise AssertionError("the quality tags do not fill a chunk")
 
 
+@pytest.mark.claims
 def test_committed_multilingual_checkpoint_draws_the_character_named_after_75_tokens(judge):
     """A prompt as people write them: 75+ tokens of quality tags, then the character. Through the hub's
     engine (A1111 chunks of 75 tokens, as served), the name lands in the second chunk and is still drawn

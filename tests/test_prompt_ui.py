@@ -121,6 +121,7 @@ def test_generate_takes_a1111_syntax_lora_tags_and_clip_skip(app):
         client.predict("a portrait <lora:nope:1>", api_name="/generate")
 
 
+@pytest.mark.claims
 def test_demo_examples_draw_their_characters(app):
     """Every example of the demo checkpoints draws the character its prompt names (the demo tagger decides)."""
     from demoworld import catalog as cat

@@ -23,6 +23,8 @@ import gradio as gr
 import pandas as pd
 import yaml
 
+from evals.probe import check_name, promotion_entry
+from evals.suites import get_suite
 from hub.errors import HubInputError
 from hub.ui.common import user_error
 from hub.ui.context import HubContext
@@ -68,7 +70,8 @@ def build_tab(ctx: HubContext) -> gr.Tab:
     export_dir = Path(tempfile.mkdtemp(prefix="hub-audit-"))  # served: outside the data dir
 
     def view(request: gr.Request) -> tuple[pd.DataFrame, ...]:
-        """Pending checkpoints, pending galleries, runs, voters and the audit log (maintainers only)."""
+        """Pending checkpoints, pending galleries, runs, voters, the audit log and the most-asked probe names
+        (maintainers only)."""
         try:
             allowed(ctx, request, "moderate")
         except HubInputError as err:
@@ -79,9 +82,6 @@ def build_tab(ctx: HubContext) -> gr.Tab:
     def promote_name(name: str, request: gr.Request) -> tuple[str, str]:
         """A most-asked probe name -> a draft entry for the probe suite (YAML to complete and add to the
         suite file: a new suite version by its content hash); the name is marked promoted."""
-        from evals.probe import check_name, promotion_entry
-        from evals.suites import get_suite
-
         try:
             who = allowed(ctx, request, "moderate")
             name = check_name(name, ctx.config.probe.max_name_chars)

@@ -4,7 +4,7 @@ Gradio makes every public API endpoint an MCP tool. The hub keeps only the read-
 report cards, probe answers already on record, the arena board of a category and recipe reading.
 Generation, probes and votes spend GPU time or change a board, so they stay off MCP unless the
 deployment sets `mcp.gpu_tools: true` (and even then each endpoint checks the caller's identity and
-quota, as over HTTP). Tool list: README "The hub for agents (MCP)".
+quota, as over HTTP). Tool list: README, "Agents (MCP)".
 """
 
 from __future__ import annotations
