@@ -69,7 +69,7 @@ def timed(fn, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=None)
     parser.add_argument("--size", type=int, default=512)
@@ -83,6 +83,7 @@ def main() -> None:
     from tests.tiny_models import save_random_lora
 
     report: dict[str, object] = LiveReport(torch=torch.__version__)
+    failures: list[str] = []  # every missed expectation; the script exits 1 when there is any
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         base_folder = ensure_builtin_checkpoint("demo-random", folder / "data" / "builtin")
@@ -161,12 +162,18 @@ def main() -> None:
         base.unet.forward = greedy
         try:
             engine.generate(GenerationRequest("oom"))
-            report["oom"] = "no error raised"
+            failures.append("an out-of-memory error inside the pipeline was not raised as EngineError")
         except EngineError as err:
             report["oom"] = str(err)
         finally:
             base.unet.forward = original
         report["after_oom_ok"] = len(engine.generate(GenerationRequest("after"))) == 1
+        if not report["after_oom_ok"]:
+            failures.append("the engine did not serve the request after the out-of-memory error")
+        if report["same_seed_max_pixel_diff"] != 0:
+            failures.append(f"the same seed drew different pixels (max diff {report['same_seed_max_pixel_diff']})")
+        if report["lora_unload_load_over_switch"] < 20:
+            failures.append(f"LoRA switch only {report['lora_unload_load_over_switch']:.1f}x faster than unload and load (goal 20x)")
         engine.shutdown()
 
         # Compiled denoiser with LoRA hot-swap: the second LoRA must not recompile.
@@ -184,13 +191,22 @@ def main() -> None:
             report["compiled_generate_s"] = timed(lambda: compiled.generate(GenerationRequest("x", loras=(("char-1", 0.8),))), repeats=3)
             report["dynamo_stats_before_swap"] = graphs_before
             report["dynamo_stats_after_swap"] = dict(dynamo_utils.counters["stats"])
+            recompiles = report["dynamo_stats_after_swap"].get("unique_graphs", 0) - graphs_before.get("unique_graphs", 0)
+            report["recompiles_after_swap"] = recompiles
+            if recompiles:
+                failures.append(f"{recompiles} recompiles across the LoRA switches (goal 0)")
             compiled.shutdown()
+        else:
+            failures.append("CUDA is not available: the compiled hot-swap check did not run")
     text = json.dumps(report, indent=2, default=str)
     print(text)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "gpu_check.json").write_text(text)
+    for failure in failures:
+        print("FAIL", failure, file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

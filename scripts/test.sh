@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh Debian machine, then run the tests in two stages: the
-# suite (everything not marked slow or claims, under 15 minutes on 2 cores), then the claims (the
-# committed demo weights generating at the README's numbers, about 2 minutes). With arguments, only
-# `pytest ARGS` runs.
+# suite (everything not marked slow, claims or cluster, under 15 minutes on 2 cores), then the second
+# stage: the claims (the committed demo weights generating at the README's numbers) and the cluster
+# tests (a Ray cluster in the test process), about 5 minutes. With arguments, only `pytest ARGS` runs.
 # System packages: Chromium (browser test) and PostgreSQL (the vote test runs against a real server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +20,4 @@ if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
 .venv/bin/python -m pytest
-exec .venv/bin/python -m pytest -m claims
+exec .venv/bin/python -m pytest -m "claims or cluster"

@@ -115,7 +115,9 @@ def cast_votes(url: str, assignments: list[tuple[str, list[tuple[str, str]]]]) -
         try:
             # ssl_verify=False: plain http on loopback; otherwise gradio_client builds a fresh TLS
             # context (loading the CA bundle) for every request, costing more CPU than the vote.
-            client = Client(url, verbose=False, ssl_verify=False, httpx_kwargs={"cookies": {"hub_session": cookie}})
+            # A generous read timeout: 32 clients fetch the app's config at once on 2 busy cores.
+            client = Client(url, verbose=False, ssl_verify=False,
+                            httpx_kwargs={"cookies": {"hub_session": cookie}, "timeout": 120})
             for battle_id, outcome in votes:
                 answer = client.predict(battle_id, outcome, api_name="/vote")
                 with lock:

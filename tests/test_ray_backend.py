@@ -42,6 +42,9 @@ from tests.ray_local import local_ray  # noqa: E402
 from tests.tiny_suites import character_suite, write_prompts  # noqa: E402
 from leaderboards.schema import EvalRun, Sample, Score  # noqa: E402
 
+# Ray clusters in this process: the second stage of scripts/test.sh (`pytest -m "claims or cluster"`).
+pytestmark = pytest.mark.cluster
+
 
 DEFAULTS = {"width": 64, "height": 64, "steps": 3, "cfg": 5.0, "sampler": "euler_a"}
 

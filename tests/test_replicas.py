@@ -44,6 +44,9 @@ from tests.ray_local import local_ray  # noqa: E402
 from tests.tiny_suites import character_suite, write_prompts  # noqa: E402
 from leaderboards.schema import Battle, EvalRun, Sample, Vote, utcnow  # noqa: E402
 
+# Ray clusters in this process: the second stage of scripts/test.sh (`pytest -m "claims or cluster"`).
+pytestmark = pytest.mark.cluster
+
 ROOT = Path(__file__).resolve().parent.parent
 LEASE_S = 4.0
 DEFAULTS = {"width": 64, "height": 64, "steps": 3, "cfg": 5.0, "sampler": "euler_a"}
