@@ -58,10 +58,6 @@ class ReportCard:
     samples: tuple[tuple[str, str, str], ...]  # (tier, language, image path)
     defaults: dict[str, Any]
 
-    @property
-    def empty(self) -> bool:
-        return not self.lines and self.arena is None
-
 
 def interval_rank(values: pd.DataFrame, checkpoint: str, lower_is_better: bool = False) -> int:
     """1 + the number of checkpoints whose interval lies entirely better than this one's (ties share)."""
