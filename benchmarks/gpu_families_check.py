@@ -1,9 +1,11 @@
 """Device check (issue 12): Anima, Z-Image inpaint and Z-Image-Omni edits on CUDA (bf16), plus the
-compiled LoRA hot-swap path on Anima. Prints one line per check."""
-import os, sys, tempfile, time, traceback
+compiled LoRA hot-swap path on Anima. Prints one line per check, writes DIR/families.json as each ends
+(`--out DIR`) and exits 1 when any check failed. `DEV=cpu` rehearses it on a CPU (no compiled check)."""
+import argparse, os, sys, tempfile, time, traceback
 from pathlib import Path
 sys.path.insert(0, os.getcwd())
-import numpy as np, torch
+from benchmarks._live_report import LiveReport
+import numpy as np
 from PIL import Image
 from hub.config import load_config
 from hub.engine import Engine, EditRequest, GenerationRequest
@@ -13,6 +15,10 @@ from tests.tiny_models import (checkpoint_entry, save_random_transformer_lora, s
 from hub.builtin import ensure_builtin_checkpoint
 
 DEV = os.environ.get("DEV", "cuda")
+parser = argparse.ArgumentParser()
+parser.add_argument("--out", default=None, help="folder for families.json")
+OUT = parser.parse_args().out
+report = LiveReport(Path(OUT) / "families.json" if OUT else None, device=DEV)
 def px(item): return np.asarray(item.image, dtype=np.int16)
 root = Path(tempfile.mkdtemp())
 (root / "data" / "builtin").mkdir(parents=True)
@@ -32,9 +38,11 @@ loras = [{"id": "a", "name": "a", "source": f"folder:{lora_a}", "base_family": "
 def check(name, fn):
     t = time.time()
     try:
-        print(f"OK   {name}: {fn()} ({time.time() - t:.1f}s)", flush=True)
-    except Exception as err:
-        print(f"FAIL {name}: {type(err).__name__}: {err}", flush=True); traceback.print_exc()
+        report[name] = f"ok: {fn()} ({time.time() - t:.1f}s)"
+    except Exception as err:  # the next checks still run; the failure makes the exit code
+        traceback.print_exc()
+        report[name] = f"failed: {type(err).__name__}: {err}"
+        report.expect(False, f"{name}: {type(err).__name__}: {err}")
 
 def plain():
     e = Engine(load_config(write_config(root, checkpoints_extra=cks, loras=loras)), device=DEV)
@@ -86,3 +94,4 @@ def compiled():
 plain()
 if DEV == "cuda":
     check("anima compiled + LoRA hot-swap", compiled)
+raise SystemExit(report.exit_code())

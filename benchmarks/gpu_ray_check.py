@@ -15,13 +15,13 @@ first: same bytes, its own folder) and registers them as `folder:` checkpoints. 
   non-resident checkpoint from CPU memory to the GPU (`move_to_gpu_s`, the other one going back), and
   requests alternating between the two checkpoints vs requests to the resident one
   (`switch_cost_s` = alternating - resident, per request).
-Prints each number as it lands, then a JSON summary (also written to DIR/gpu_ray_check.json).
+Prints each number as it lands (and rewrites DIR/gpu_ray_check.json each time); exit 1 when the
+batching gain misses its goal (not --tiny), 2 without CUDA.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -37,6 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
+
+from benchmarks._live_report import LiveReport  # noqa: E402
+
+BATCHING_GAIN_GOAL = 2.5  # 4 requests merged into one call vs one after another (not --tiny)
 
 # stabilityai/stable-diffusion-xl-base-1.0, component configs (unet, vae, text_encoder, text_encoder_2, scheduler).
 SDXL_UNET = {
@@ -88,14 +92,6 @@ TINY_VAE = {
 }
 TINY_TEXT = {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2, "projection_dim": 32,
              "hidden_act": "gelu", "max_position_embeddings": 77}
-
-
-class LiveReport(dict):
-    """Prints each result as it lands, so a run cut short still reports what it measured."""
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        print(f"{key} = {value}", flush=True)
 
 
 def sync() -> None:
@@ -176,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if device != "cuda" and not args.tiny:
         print("no CUDA device: run with --tiny to test this script on a CPU", file=sys.stderr)
         return 2
-    report = LiveReport()
+    report = LiveReport(Path(args.out) / "gpu_ray_check.json" if args.out else None)
     report["device"], report["dtype"], report["size"], report["steps"] = device, str(dtype), size, steps
     if device == "cuda":
         report["gpu"] = torch.cuda.get_device_name(0)
@@ -235,12 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    summary = dict(report)
-    print(json.dumps(summary, indent=2))
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "gpu_ray_check.json").write_text(json.dumps(summary, indent=2))
-    return 0
+    if not args.tiny:
+        report.expect(report["batching_gain"] >= BATCHING_GAIN_GOAL,
+                      f"4 requests at once are {report['batching_gain']}x faster than one after another (goal {BATCHING_GAIN_GOAL}x)")
+    return report.exit_code()
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@
 #   3. pack: OUTDIR/models.tar.part-* (cat them | tar x -C models/), 15 MB each, logs inside
 #   4. checks with the time left (never blocking the pack): demo-edits (2 seeds, 10 languages), demo-references,
 #      and a guidance sweep on held-out edits -> OUTDIR/eval-edit.json
-# OUTDIR gets at most 6 files: the parts (2), train.log, eval-edit.json.
+# OUTDIR gets at most 6 files: the parts (2), train.log (or $TRAIN_LOG, elsewhere), eval-edit.json.
 set -u
 OUTDIR=${1:-${OUT:-/tmp/demoworld_v2_out}}
 TOTAL=${2:-330}
 mkdir -p "$OUTDIR"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-exec > >(tee -a "$OUTDIR/train.log") 2>&1
+exec > >(tee -a "${TRAIN_LOG:-$OUTDIR/train.log}") 2>&1
 T0=$(date +%s)
 elapsed() { echo $(( $(date +%s) - T0 )); }
 left() { echo $(( TOTAL - $(date +%s) + T0 )); }
