@@ -63,8 +63,9 @@ def multilingual_suite(n_scenes: int = 24, seed: int = 7) -> dict:
         bg = list(cat.BACKGROUNDS)[(i * 3 + rng.randrange(8)) % len(cat.BACKGROUNDS)]
         texts = {lang: {"text": cat.scene_prompt(c, lang, expr, bg), "status": "reviewed" if lang == "en" else "machine"}
                  for lang in cat.LANGUAGES}
-        tags = [*([c.tag] if c.tag else []), *c.look_tags(), cat.expression_tag(expr), cat.background_tag(bg)]
-        scenes.append({"id": f"{c.id}_{expr}_{bg}", "tags": tags, "texts": texts})
+        scene_tags = [cat.expression_tag(expr), cat.background_tag(bg)]  # what the words ask beyond the name
+        tags = [*([c.tag] if c.tag else []), *c.look_tags(), *scene_tags]
+        scenes.append({"id": f"{c.id}_{expr}_{bg}", "tags": tags, "scene_tags": scene_tags, "texts": texts})
     return {"suite": "demo-multilingual", "kind": "multilingual_fidelity",
             "description": "Demo world: the same character scene (expression, background) in 10 languages.",
             "languages": list(cat.LANGUAGES), "anchor_language": "en", "vocabulary": VOCAB_REL, "scenes": scenes}

@@ -275,7 +275,8 @@ BOARDS: tuple[BoardSpec, ...] = (
     ),
     _eval_board(
         "multilingual", "Multilingual fidelity",
-        "The same scenes prompted in many languages: tag recall, anchored alignment (the language-L image "
+        "The same scenes prompted in many languages: tag recall, scene tag recall (only the tags the scene's own "
+        "words ask for, such as an expression or a background, not the subject's look), anchored alignment (the language-L image "
         "scored against the English text, relative to the English image) and cross-lingual consistency (image "
         "cosine to the English image). The plot shows each language's gap to English.",
         "No multilingual results yet: they appear as the eval runs finish.",

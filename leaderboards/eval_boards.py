@@ -54,7 +54,8 @@ REFERENCE_BOARD = EvalBoardSpec(
 )
 MULTILINGUAL_BOARD = EvalBoardSpec(
     kind="multilingual_fidelity",
-    metrics={"tag_recall": "tag_recall", "anchored_alignment": "anchored_alignment", "crosslingual_cosine": "crosslingual_cosine"},
+    metrics={"tag_recall": "tag_recall", "scene_tag_recall": "scene_tag_recall", "anchored_alignment": "anchored_alignment",
+             "crosslingual_cosine": "crosslingual_cosine"},
 )
 EDITING_BOARD = EvalBoardSpec(
     kind="edit",

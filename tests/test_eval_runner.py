@@ -210,9 +210,14 @@ def test_multilingual_run_paired_metrics(world):
         expected_tags = stored[(item, "ja")][1]["tags"]
         found = tagger.decide(tagger.predict([ja]))[0]
         assert metrics[(item, "ja", "tag_recall")] == pytest.approx(tag_recall(found, expected_tags, tagger.tags.index))
+    # The scene's own tags: only the scene that names some ("rainy": umbrella, rain; "cat": none).
+    found = tagger.decide(tagger.predict([Image.open(stored[("rainy", "ja")][0])]))[0]
+    assert metrics[("rainy", "ja", "scene_tag_recall")] == pytest.approx(
+        tag_recall(found, ["umbrella", "rain"], tagger.tags.index))
+    assert ("cat", "ja", "scene_tag_recall") not in metrics
     report = build_report(world.db, "demo-random", "tiny-ml", num_bootstrap=50)["suites"]["tiny-ml"]
     ja = report["by_language"]["ja"]
-    assert set(ja) == {"tag_recall", "anchored_alignment", "crosslingual_cosine"}
+    assert set(ja) == {"tag_recall", "scene_tag_recall", "anchored_alignment", "crosslingual_cosine"}
     assert ja["anchored_alignment"]["gap_to_english"]["mean"] == pytest.approx(ja["anchored_alignment"]["mean"] - 1.0)
     # The board reads the same rows and gives the same numbers.
     from leaderboards.eval_boards import MULTILINGUAL_BOARD, build_eval_board

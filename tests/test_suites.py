@@ -175,6 +175,8 @@ def test_character_file_errors_name_file_item_problem(tmp_path, text, pattern):
         (SCENES.replace("status: machine", "status: maybe"), r"scene 'rainy': texts\.ja: status must be one of reviewed, machine"),
         (SCENES.replace("[1girl, umbrella, rain]", "[1girl, umbrella, snow]"), r"s\.yaml: scene 'rainy': tags: unknown tag 'snow'"),
         (SCENES.replace("[1girl, umbrella, rain]", "[1girl, Umbrella]"), r"scene 'rainy': tags: bad tag 'Umbrella'"),
+        (SCENES.replace("tags: [1girl, umbrella, rain]", "tags: [1girl, umbrella, rain]\n    scene_tags: [rain, 1boy]"),
+         r"scene 'rainy': scene_tags: '1boy' is not one of the scene's tags"),
         (SCENES.replace("雨の中で傘をさす女の子", "a girl with an umbrella in the rain"), r"scene 'rainy': texts: the 'en' and 'ja' prompts are identical"),
         (SCENES.replace("languages: [en, ja]", "languages: [en, ja]\nanchor_language: fr"), r"anchor_language 'fr' is not in languages"),
         (SCENES.replace("languages: [en, ja]", "languages: [en, en]"), r"duplicate language"),

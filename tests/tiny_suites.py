@@ -33,6 +33,7 @@ vocabulary: vocab/v.txt
 scenes:
   - id: rainy
     tags: [1girl, umbrella, rain]
+    scene_tags: [umbrella, rain]
     texts:
       en: {text: "a girl with an umbrella in the rain", status: reviewed}
       ja: {text: "雨の中で傘をさす女の子", status: machine}

@@ -1,9 +1,13 @@
 """Multilingual prompt fidelity: does a prompt in language L give an image as faithful as English?
 
-Schema: `scenes` (id, expected Danbooru `tags`, `texts` per language with a review status).
+Schema: `scenes` (id, expected Danbooru `tags`, `texts` per language with a review status, optional
+`scene_tags`: the tags among `tags` that the scene's own words ask for, beyond its subject's look).
 
 The same scene, written in every suite language, generated with the same seeds. Per sample:
 - `tag_recall`: share of the scene's expected tags the tagger finds (general threshold);
+- `scene_tag_recall`: the same on `scene_tags` only (scenes that have them). Where the subject is a
+  character, its look (hair, eyes, outfit) comes with its name, so `tag_recall` is high as soon as the
+  character is drawn; this says whether "smiling, night sky" was followed too;
 - `anchor_text_score`: judge(image, scene text in the anchor language) — SigLIP 2 / CLIP, or the
   tagger's mean probability of the expected tags when no image-text judge is available;
 - `anchored_alignment` = anchor_text_score(L image) / anchor_text_score(English image), same scene and
@@ -19,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationInfo, field_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from evals.judgeset import JudgeSet
 from evals.kinds.base import PlanContext, Planned, ScoringContext, SuiteKind
@@ -31,6 +35,7 @@ from leaderboards.eval_boards import MULTILINGUAL_BOARD
 from hub.engine.requests import EVAL, GenerationRequest
 
 TAG_RECALL = "tag_recall"
+SCENE_TAG_RECALL = "scene_tag_recall"
 ANCHOR_SCORE = "anchor_text_score"
 ANCHORED = "anchored_alignment"
 COSINE = "crosslingual_cosine"
@@ -39,6 +44,7 @@ COSINE = "crosslingual_cosine"
 class Scene(Item):
     tags: list[str]
     texts: dict[str, StatusText]
+    scene_tags: list[str] = []
 
     @field_validator("tags")
     @classmethod
@@ -46,6 +52,13 @@ class Scene(Item):
         if not value:
             raise problem("tags is empty")
         return check_tags(value, info)
+
+    @model_validator(mode="after")
+    def _scene_tags_among_tags(self) -> "Scene":
+        stray = [t for t in self.scene_tags if t not in self.tags]
+        if stray:
+            raise problem(f"scene_tags: '{stray[0]}' is not one of the scene's tags")
+        return self
 
     @field_validator("texts")
     @classmethod
@@ -69,10 +82,12 @@ class MultilingualSuiteDocument(SuiteDocument):
         return value
 
 
-def _per_sample_metrics(judges: JudgeSet) -> list[tuple[str, str]]:
+def _per_sample_metrics(judges: JudgeSet, meta: dict[str, Any]) -> list[tuple[str, str]]:
     out = []
     if judges.tagger is not None:
         out.append((judges.tagger.info.id, TAG_RECALL))
+        if meta.get("scene_tags"):
+            out.append((judges.tagger.info.id, SCENE_TAG_RECALL))
     if judges.alignment is not None:
         out.append((judges.alignment.info.id, ANCHOR_SCORE))
     return out
@@ -96,7 +111,7 @@ class MultilingualKind(SuiteKind):
     metrics = MULTILINGUAL_BOARD.metrics
 
     def rows(self, suite: Suite, item: Scene, language: str) -> PromptRow:
-        meta = {"tags": list(item.tags), "status": item.texts[language].status,
+        meta = {"tags": list(item.tags), "scene_tags": list(item.scene_tags), "status": item.texts[language].status,
                 "anchor_text": item.texts[suite.anchor_language].text}
         return PromptRow(item.id, language, item.texts[language].text, meta)
 
@@ -116,10 +131,10 @@ class MultilingualKind(SuiteKind):
         return judges.alignment
 
     def expected_metrics(self, view: SampleView, judges: JudgeSet) -> list[tuple[str, str]]:
-        return _per_sample_metrics(judges)
+        return _per_sample_metrics(judges, view.meta)
 
     def score_samples(self, views: Sequence[SampleView], judges: JudgeSet) -> list[ScoreRow]:
-        """Tag recall and the anchor-text score, batched per judge."""
+        """Tag recall (all expected tags, and the scene's own), and the anchor-text score, batched per judge."""
         if not views:
             return []
         rows: list[ScoreRow] = []
@@ -128,9 +143,10 @@ class MultilingualKind(SuiteKind):
         if tagger is not None:
             decided = tagger.decide(tagger.predict(images))
             for view, found in zip(views, decided):
-                value = tag_recall(found, view.meta.get("tags", []), tagger.tags.index)
-                if np.isfinite(value):
-                    rows.append(ScoreRow(view.id, tagger.info.id, TAG_RECALL, value))
+                for metric, expected in ((TAG_RECALL, view.meta.get("tags", [])), (SCENE_TAG_RECALL, view.meta.get("scene_tags", []))):
+                    value = tag_recall(found, expected, tagger.tags.index) if expected else float("nan")
+                    if np.isfinite(value):
+                        rows.append(ScoreRow(view.id, tagger.info.id, metric, value))
         judge = judges.alignment
         if judge is not None:
             if judge is tagger:
