@@ -1,22 +1,31 @@
 """Device check (issue 13): the name judge on CUDA in float16 gives the verdicts it gives on a CPU in
 float32: every hit the same, probabilities within 0.02. Exit 1 otherwise. `--device cpu` rehearses it
 (bfloat16 on the CPU against float32)."""
-import argparse, os, sys, time, tempfile
+import argparse
+import os
+import sys
+import tempfile
+import time
+
 sys.path.insert(0, os.getcwd())
 import torch
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--device", default="cuda")
 DEVICE = parser.parse_args().device
 HALF = "float16" if DEVICE == "cuda" else "bfloat16"
 MAX_PROBABILITY_GAP = 0.02
 import transformers
+
 print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-",
       "transformers", transformers.__version__, flush=True)
 from pathlib import Path
-from tests import name_world as w
-from evals.judges import build_judge
+
+from evals.calibrate import calibrate_name_judge, render_known_truth
+from evals.judges.registry import build_judge
 from evals.suites import get_suite
-from evals.calibrate import render_known_truth, calibrate_name_judge
+from tests import name_world as w
+
 tmp = Path(tempfile.mkdtemp())
 t = time.time(); folder = w.save_tiny_siglip(tmp / "m", train_steps=100); print("train 100 steps on CPU", round(time.time() - t, 1), "s")
 w.write_prompts(tmp / "p"); suite = get_suite("shapes", tmp / "p")

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -140,12 +140,6 @@ def render_set(attrs: list[Attributes], seed: int, size: int = 64, workers: int 
 N_VARIANTS = 2 * (len(cat.EXPRESSIONS) + 1) * (len(BACKGROUND_KEYS) + 1)
 
 
-def variant_index(portrait: int, expression: int | None, background: int | None) -> int:
-    e = 0 if expression is None else expression + 1
-    b = 0 if background is None else background + 1
-    return (portrait * (len(cat.EXPRESSIONS) + 1) + e) * (len(BACKGROUND_KEYS) + 1) + b
-
-
 def variant_text(character: cat.Character, lang: str, v: int) -> str:
     b = v % (len(BACKGROUND_KEYS) + 1)
     e = (v // (len(BACKGROUND_KEYS) + 1)) % (len(cat.EXPRESSIONS) + 1)
@@ -183,16 +177,3 @@ class PromptTable:
         drop = torch.rand(n, generator=generator) < p_empty
         ids[drop] = self.empty
         return ids
-
-
-def iter_pairs(n: int, seed: int = 0, size: int = 64, languages: Sequence[str] = cat.LANGUAGES,
-               include_held_out: bool = False) -> Iterator[tuple["object", str, str, Attributes]]:
-    """(PIL image, prompt, language, attributes) pairs, for inspection and small tests."""
-    chars = cat.CHARACTERS if include_held_out else cat.trained_characters()
-    rng = random.Random(seed)
-    for i, attrs in enumerate(sample_attributes(n, seed, chars)):
-        lang = rng.choice(list(languages))
-        character = cat.CHARACTER_BY_ID[attrs.character]
-        text = cat.scene_prompt(character, lang, attrs.expression if rng.random() < 0.7 else None,
-                                attrs.background if rng.random() < 0.7 else None, portrait=rng.random() < 0.5)
-        yield render(attrs, seed * 1_000_003 + i, size), text, lang, attrs

@@ -30,6 +30,7 @@ import torch
 
 from demoworld import catalog as cat
 from demoworld.edit_suite import CASES, REFERENCE_THRESHOLD, reference_cases
+from demoworld.eval_tools import NameDecider
 from demoworld.renderer import character_attributes, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +95,6 @@ class EditScorer:
         self.tagger = TaggerJudge.load(str(tagger_folder), device=device, batch_size=128)
         self.decider = None
         if name_judge_folder and (Path(name_judge_folder) / "config.json").is_file():
-            from demoworld.name_judge_eval import NameDecider
             from evals.judges.siglip import SiglipJudge
 
             try:

@@ -121,7 +121,3 @@ def count_params(module) -> int:
 
 def folder_megabytes(folder: str | Path) -> float:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 1e6
-
-
-def write_json(path: str | Path, data) -> None:
-    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -19,40 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from demoworld import catalog as cat
-
-NONE = "none"
-
-
-def candidate_texts(lang: str) -> tuple[list[str], list[str]]:
-    """(texts, what each names): the 18 names in `lang`, then the distractors (naming no one)."""
-    texts = [c.names[lang] for c in cat.CHARACTERS] + [d[lang] for d in cat.DISTRACTOR_TEXTS.values()]
-    return texts, [c.id for c in cat.CHARACTERS] + [NONE] * len(cat.DISTRACTOR_TEXTS)
-
-
-class NameDecider:
-    """Top-1 character among a language's candidates, from a loaded `SiglipJudge`."""
-
-    def __init__(self, judge: Any):
-        self.judge = judge
-        self._text: dict[str, np.ndarray] = {}
-
-    def text_embeddings(self, lang: str) -> np.ndarray:
-        if lang not in self._text:
-            self._text[lang] = self.judge.text_embeddings(candidate_texts(lang)[0])
-        return self._text[lang]
-
-    def decide(self, images: Sequence[Any] | None = None, lang: str = "en",
-               image_emb: np.ndarray | None = None) -> list[str]:
-        """The character id each image shows according to the judge, or "none" (a distractor won)."""
-        emb = self.judge.image_embeddings(list(images)) if image_emb is None else image_emb
-        who = candidate_texts(lang)[1]
-        return [who[j] for j in np.argmax(emb @ self.text_embeddings(lang).T, axis=1)]
-
-    def probability(self, image_emb: np.ndarray, character_id: str, lang: str = "en") -> np.ndarray:
-        """The calibrated probability that each image shows `character_id` (sigmoid of the SigLIP logit)."""
-        j = candidate_texts(lang)[1].index(character_id)
-        logits = self.judge.logits_from_embeddings(image_emb, self.text_embeddings(lang)[j][None])
-        return 1.0 / (1.0 + np.exp(-logits))
+from demoworld.eval_tools import NONE, NameDecider, load_pipeline
 
 
 def tagger_decisions(tagger: Any, images: Sequence[Any], threshold: float = 0.85) -> list[str]:
@@ -130,8 +97,6 @@ def generate_portraits(checkpoint: str | Path, seeds: int = 4, steps: int = 25, 
                        batch: int = 36) -> tuple[list[Any], list[str]]:
     """`seeds` images of each of the 18 characters from English portrait prompts (seed 1000 + k)."""
     import torch
-
-    from demoworld.quick_eval import load_pipeline
 
     pipe = load_pipeline(checkpoint, "cpu")
     rows = [(c, s) for c in cat.CHARACTERS for s in range(seeds)]

@@ -14,34 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from demoworld import catalog as cat
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_pipeline(folder: str | Path, device: str = "cpu", lora: str | Path | None = None):
-    from diffusers import StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline.from_pretrained(str(folder), torch_dtype=torch.float32, local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    if lora:
-        pipe.load_lora_weights(str(lora), adapter_name="lora")
-    return pipe.to(device)
-
-
-def load_name_decider(folder: str | Path | None = ROOT / "models" / "demo-name-judge", device: str = "cpu"):
-    """The name judge's decider, or None when its folder is not there."""
-    if not folder or not (Path(folder) / "config.json").is_file():
-        return None
-    from demoworld.name_judge_eval import NameDecider
-    from evals.judges.siglip import SiglipJudge
-
-    return NameDecider(SiglipJudge.load(str(folder), device=device, batch_size=128))
+from demoworld.edit_eval import main as edit_main
+from demoworld.eval_tools import ROOT, load_name_decider, load_pipeline
 
 
 def hit_rates(pipe, judge, *, characters=None, languages=cat.LANGUAGES, seeds: int = 4, steps: int = 25,
@@ -97,8 +76,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--reference", action="store_true", help="the checkpoint is demo-edit: suite demo-references")
     args = ap.parse_args(argv)
     if args.edit or args.reference:
-        from demoworld.edit_eval import main as edit_main
-
         edit_set = "references" if args.reference else "suite"
         return edit_main(["--model", args.checkpoint, "--set", edit_set, "--seeds", str(min(args.seeds, 2)),
                           "--cfg", str(args.cfg if args.cfg != 3.0 else 4.0), "--image-cfg", str(args.image_cfg),

@@ -27,8 +27,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.keys import parse_adapters
 from hub.errors import HubInputError
-from leaderboards.keys import parse_adapters
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -148,7 +148,7 @@ def _runner(args: argparse.Namespace):  # noqa: ANN202 - evals.runner.EvalRunner
             raise HubInputError("--workers needs --backend ray (or engine.backend: ray in the config)")
         return build_runner(args.config, args.db)
     from evals.distributed import ray_config
-    from hub.engine import get_engine
+    from hub.engines import get_engine
 
     engine = get_engine(ray_config(config, workers=workers))  # joins (or starts) Ray: a bad address stops here
     return build_runner(args.config, args.db, engine=engine)
@@ -178,10 +178,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from core.keys import canonical_adapters
     from evals.report import build_report, format_table
     from hub.config import load_config
     from leaderboards.db import init_db
-    from leaderboards.keys import canonical_adapters
 
     db = init_db(args.db or load_config(args.config).resolved_database_url)
     adapters = canonical_adapters(args.lora) if args.lora is not None else None
@@ -191,24 +191,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
-    from hub.families import FAMILIES
-    from hub.revisions import RevisionError, default_resolver
-    from leaderboards import submissions
+    from evals.registration import register_checkpoint
+    from hub.revisions import default_resolver
 
     runner = _runner(args)
-    submissions.check_checkpoint_id(args.id)
-    submissions.check_family(args.family, sorted(FAMILIES))
-    checked = submissions.check_source(args.source, [Path(r) for r in args.root])
-    revision = None
-    if checked.kind == "hub":
-        repo, _, pinned = checked.source.removeprefix("hub:").partition("@")
-        try:
-            revision = default_resolver().resolve(repo, pinned or None)
-        except RevisionError as err:
-            raise HubInputError(str(err)) from None
-    row = submissions.register_checkpoint(runner.db, args.id, args.source, args.family, families=sorted(FAMILIES),
-                                          display_name=args.name, allowed_roots=[Path(r) for r in args.root], revision=revision)
-    print(f"registered {row.id} ({row.family}) from {row.source}" + (f" at {revision[:12]}" if revision else ""))
+    row = register_checkpoint(runner.db, args.id, args.source, args.family, resolver=default_resolver(),
+                              display_name=args.name, allowed_roots=[Path(r) for r in args.root])
+    pinned = f" at {row.revision[:12]}" if row.source.startswith("hub:") and row.revision else ""
+    print(f"registered {row.id} ({row.family}) from {row.source}{pinned}")
     return 0
 
 

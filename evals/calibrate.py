@@ -88,11 +88,6 @@ class CalibrationResult:
 # ----------------------------------------------------------------------------- picking thresholds
 
 
-def _above(sorted_values: np.ndarray, threshold: float) -> int:
-    """How many of the sorted values are >= threshold."""
-    return int(len(sorted_values) - np.searchsorted(sorted_values, threshold, side="left"))
-
-
 def lowest_threshold(negatives: np.ndarray, pooled: np.ndarray, max_false: float) -> float:
     """The smallest threshold t (a midpoint between two observed scores) such that at most
     floor(max_false * len(negatives)) negatives score >= t."""
@@ -221,7 +216,7 @@ def render_known_truth(render_input: Callable[[dict[str, Any]], Image.Image] | N
 
 def gallery_known_truth(data_dir: str | Path, suite: Any) -> dict[str, list[Image.Image]]:
     """The images of the suite's galleries: its own `references` folders, else the authors' galleries."""
-    from evals.galleries import folder_images, galleries_of_suite
+    from evals.gallery_files import folder_images, galleries_of_suite
     from evals.judges.base import load_image
 
     authors = galleries_of_suite(data_dir, suite.name)

@@ -48,12 +48,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.keys import sha256_hex
 from evals.generate import sample_path, sample_record
 from evals.plan import EvalError, PlannedSample, RunOptions, RunPlan, build_plan
 from evals.samples import SampleView, ScoreRow
 from evals.store import existing_samples, insert_samples
 from hub.errors import EngineError, HubInputError
-from leaderboards.keys import sha256_hex
 
 log = logging.getLogger(__name__)
 

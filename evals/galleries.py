@@ -17,11 +17,9 @@ gallery decides (judge id `<reference judge>@<hash12>`): a new gallery is a new 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
-import os
 import re
 import shutil
 import threading
@@ -33,79 +31,40 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from evals.judges.base import to_rgb_on_white
+from core.images import to_rgb
+from evals.gallery_files import (
+    _NAME,
+    MANIFEST,
+    MAX_IMAGES,
+    MIN_IMAGES,
+    GalleryRecord,
+    folder_images,
+    folder_sha256,
+    galleries_of_suite,
+    galleries_root,
+    gallery_sha256,
+    image_digest,
+    list_galleries,
+)
+from evals.suites import get_suite
 from hub.errors import HubInputError
 from hub.images import MULTI_FRAME_MESSAGE
 
 log = logging.getLogger(__name__)
 
-GALLERIES_DIR = "galleries"
-MANIFEST = "gallery.json"
-MIN_IMAGES = 3
-MAX_IMAGES = 20
+# Reading lives in `evals.gallery_files` (the character kind needs it without the suites); these names
+# stay importable from here for the callers that write and read.
+__all__ = ["MAX_IMAGES", "MIN_IMAGES", "GalleryRecord", "PendingGallery", "accept_gallery", "folder_images", "folder_sha256", "gallery_sha256",
+           "galleries_of_suite", "galleries_root", "image_digest", "list_galleries", "pending_galleries",
+           "reject_gallery", "save_gallery", "stage_gallery"]
+
 MIN_SIDE = 16  # smaller than any judge's input: nothing to compare
 MAX_PIXELS = 4096 * 4096  # the hub's upload limit; also keeps decompression bombs out
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,127}")
+
 _write_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
-class GalleryRecord:
-    suite: str
-    character_id: str
-    path: Path
-    sha256: str
-    n_images: int
-
-    @property
-    def short_hash(self) -> str:
-        return self.sha256[:12]
-
-
-# ------------------------------------------------------------------------------------------ hashing
-
-
-def image_digest(image: Image.Image) -> str:
-    rgb = to_rgb_on_white(image)
-    return hashlib.sha256(f"{rgb.width}x{rgb.height}\n".encode() + rgb.tobytes()).hexdigest()
-
-
-def gallery_sha256(images: Sequence[Image.Image]) -> str:
-    """The gallery's hash: order-independent, pixels only (see the module docstring)."""
-    return hashlib.sha256("\n".join(sorted(image_digest(im) for im in images)).encode()).hexdigest()
-
-
-def folder_images(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-
-
-_folder_hashes: dict[tuple, str] = {}
-
-
-def folder_sha256(folder: str | Path) -> str:
-    """The hash of a gallery folder's images (a suite's own `references` folder, or a stored gallery),
-    remembered while its files (names, sizes, modification times) stay the same."""
-    paths = folder_images(folder)
-    if not paths:
-        raise HubInputError(f"reference gallery {folder} has no images")
-    key = (str(Path(folder).resolve()), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths))
-    if key not in _folder_hashes:
-        images = []
-        for path in paths:
-            with Image.open(path) as opened:
-                opened.load()
-                images.append(opened.copy())
-        _folder_hashes[key] = gallery_sha256(images)
-    return _folder_hashes[key]
-
-
 # ------------------------------------------------------------------------------------------- saving
-
-
-def galleries_root(data_dir: str | Path) -> Path:
-    return Path(data_dir) / GALLERIES_DIR
 
 
 def _check_name(value: str, what: str) -> str:
@@ -115,8 +74,6 @@ def _check_name(value: str, what: str) -> str:
 
 
 def _check_character(suite_name: str, character_id: str, prompts_dir: str | Path | None) -> None:
-    from evals.suites import get_suite
-
     suite = get_suite(suite_name, prompts_dir)  # unknown suite: SuiteError (a HubInputError) naming the known ones
     if not suite.characters:
         raise HubInputError(f"gallery: suite '{suite_name}' has no characters (it is a {suite.kind} suite)")
@@ -152,7 +109,7 @@ def _open_image(value: Any, index: int) -> Image.Image:
         if min(width, height) < MIN_SIDE:
             raise HubInputError(f"gallery: {label} is too small ({width}x{height}; at least {MIN_SIDE} px a side)")
         image.load()
-        return to_rgb_on_white(image)
+        return to_rgb(image)
     except HubInputError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
@@ -220,41 +177,6 @@ def save_gallery(data_dir: str | Path, suite_name: str, character_id: str, image
 
 
 # ------------------------------------------------------------------------------------------ reading
-
-
-def _read(folder: Path, suite: str) -> GalleryRecord | None:
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        files = [str(f) for f in manifest["files"]]
-        if manifest["suite"] != suite or manifest["character_id"] != folder.name or not files:
-            raise ValueError("manifest names another gallery")
-        if any(os.sep in f or not (folder / f).is_file() for f in files):
-            raise ValueError("an image listed in the manifest is missing")
-        return GalleryRecord(suite, folder.name, folder, str(manifest["sha256"]), len(files))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("ignoring reference gallery %s (%s)", folder, exc)
-        return None
-
-
-def list_galleries(data_dir: str | Path) -> list[GalleryRecord]:
-    """Every stored gallery, sorted by (suite, character); broken folders are skipped (logged)."""
-    root = galleries_root(data_dir)
-    records = []
-    if not root.is_dir():
-        return records
-    for suite_dir in sorted(p for p in root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name)):
-        for folder in sorted(p for p in suite_dir.iterdir() if p.is_dir() and _NAME.fullmatch(p.name)):
-            record = _read(folder, suite_dir.name)
-            if record is not None:
-                records.append(record)
-    return records
-
-
-def galleries_of_suite(data_dir: str | Path | None, suite_name: str) -> dict[str, GalleryRecord]:
-    """character id -> its author's gallery, for one suite."""
-    if data_dir is None:
-        return {}
-    return {r.character_id: r for r in list_galleries(data_dir) if r.suite == suite_name}
 
 
 # ------------------------------------------------------------------------------------- pending uploads

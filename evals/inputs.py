@@ -8,15 +8,14 @@ made an input is part of every sample's cache key.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from core.keys import file_sha256, sha256_hex
 from hub.errors import HubInputError
-from leaderboards.keys import sha256_hex
 
 
 def load_input(path: str | Path) -> Image.Image:
@@ -38,7 +37,7 @@ def prepare_input(
         path = (prompts_dir / spec).resolve()
         if not path.is_file():
             raise HubInputError(f"input image '{spec}' not found under {prompts_dir} (cases with input.image need that folder)")
-        return path, hashlib.sha256(path.read_bytes()).hexdigest()
+        return path, file_sha256(path)
     if kind == "render":
         if render_input is None:
             raise HubInputError("this suite's inputs are demo-world renders, but no demo world is configured (config: demo_world)")

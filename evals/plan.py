@@ -19,12 +19,12 @@ from typing import Any, Callable
 
 from PIL import Image
 
+from core.keys import format_adapters, parse_adapters, sha256_hex
 from evals.judgeset import JudgeSet, load_judges
 from evals.kinds.base import PlanContext, SuiteKind
 from evals.suites import PromptRow, Suite, SuiteError, get_registry, get_suite
 from hub.errors import HubInputError
 from hub.families import get_family
-from leaderboards.keys import format_adapters, parse_adapters, sha256_hex
 
 DEFAULT_SEEDS = 2
 DEFAULT_BATCH_SIZE = 4

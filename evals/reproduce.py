@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.keys import parse_adapters
 from evals.plan import RunOptions
 from evals.report import build_report
 from hub.errors import HubInputError
-from leaderboards.keys import parse_adapters
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 LANGUAGES = ("en", "es", "fr", "de", "pt", "it", "ru", "zh", "ja", "ko")

@@ -22,6 +22,7 @@ from typing import Any
 
 from PIL import Image
 
+from core.settings import repo_path as resolve_path
 from evals.generate import generate_missing
 from evals.plan import EvalError, RunOptions, RunPlan, build_plan, check_options
 from evals.score import score_missing
@@ -261,7 +262,7 @@ def attach_registered_checkpoints(engine: Any, db: Any) -> None:
     """Let the engine load checkpoints that model authors registered (Submit tab or CLI), and pin
     `hub:` checkpoints through the database (the revision lives on the checkpoint's row)."""
     from hub.checkpoints import native_size
-    from hub.config import CheckpointSpec, GenerationDefaults, resolve_path
+    from hub.config import CheckpointSpec, GenerationDefaults
     from hub.families import FAMILIES
 
     def resolve(checkpoint_id: str) -> CheckpointSpec | None:

@@ -8,101 +8,21 @@ item and the problem. A suite expands into `PromptRow`s, one per (item, language
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from hub.errors import HubInputError
-from leaderboards.keys import sha256_hex
+from core.keys import sha256_hex
+from evals.kinds import kinds
+from evals.kinds.base import PromptRow, Suite, SuiteError, SuiteKind
+from evals.kinds.schema import ITEM_ID, SUITE_NAME
 
-if TYPE_CHECKING:
-    from evals.kinds.base import SuiteKind
+__all__ = ["PROMPTS_DIR", "PromptRow", "Suite", "SuiteError", "get_registry", "get_suite", "list_suites", "load_suite_file",
+           "load_vocabulary"]
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
-
-
-class SuiteError(HubInputError):
-    """A suite file is broken; the message names the file, the item and the problem."""
-
-
-@dataclass(frozen=True)
-class PromptRow:
-    """One prompt to generate: a suite item in one language."""
-
-    item_id: str
-    language: str
-    text: str
-    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-
-
-@dataclass(frozen=True)
-class Suite:
-    name: str
-    kind: str
-    path: Path
-    languages: tuple[str, ...]
-    anchor_language: str
-    version_hash: str
-    items: tuple[Any, ...]
-    description: str = ""
-    negative_prompt: str = ""
-    vocabulary_path: Path | None = None
-    settings: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    document: dict[str, Any] = field(default_factory=dict, repr=False, hash=False, compare=False)
-
-    @property
-    def spec(self) -> SuiteKind:
-        from evals.kinds import get_kind
-
-        return get_kind(self.kind)
-
-    @property
-    def item_ids(self) -> list[str]:
-        return [item.id for item in self.items]
-
-    def _items_of(self, kind: str) -> tuple[Any, ...]:
-        return self.items if self.kind == kind else ()
-
-    @property
-    def characters(self) -> tuple[Any, ...]:
-        return self._items_of("character_recognition")
-
-    @property
-    def scenes(self) -> tuple[Any, ...]:
-        return self._items_of("multilingual_fidelity")
-
-    @property
-    def cases(self) -> tuple[Any, ...]:
-        return self.items if self.kind in ("edit", "reference") else ()
-
-    def tags(self) -> tuple[set[str], set[str]]:
-        """(general tags, character tags) the suite's items use."""
-        return self.spec.tags(self)
-
-    def check_languages(self, languages: Iterable[str] | None) -> tuple[str, ...]:
-        """The requested languages in suite order; an unknown one is a `SuiteError`."""
-        if not languages:
-            return self.languages
-        wanted = list(dict.fromkeys(languages))
-        missing = [lang for lang in wanted if lang not in self.languages]
-        if missing:
-            raise SuiteError(
-                f"suite '{self.name}' has no language {', '.join(repr(m) for m in missing)} "
-                f"(it has: {', '.join(self.languages)})"
-            )
-        return tuple(lang for lang in self.languages if lang in wanted)
-
-    def rows(self, languages: Iterable[str] | None = None, limit: int | None = None) -> list[PromptRow]:
-        """Expand into prompt rows: the first `limit` items, each in every requested language."""
-        langs = self.check_languages(languages)
-        if limit is not None and limit < 1:
-            raise SuiteError(f"limit must be at least 1, got {limit}")
-        items = self.items[:limit] if limit else self.items
-        return [self.spec.rows(self, item, lang) for item in items for lang in langs]
 
 
 # ----------------------------------------------------------------------------------------- loading
@@ -146,9 +66,6 @@ def load_suite_file(path: str | Path) -> list[Suite]:
 
 
 def _parse_suite(doc: Any, path: Path) -> Suite:
-    from evals.kinds import kinds
-    from evals.kinds.schema import SUITE_NAME
-
     prefix = f"{_display(path)}: "
     if not isinstance(doc, dict):
         raise SuiteError(prefix + f"a suite must be a mapping, got {type(doc).__name__}")
@@ -189,6 +106,7 @@ def _parse_suite(doc: Any, path: Path) -> Suite:
         vocabulary_path=vocab_path,
         settings=kind.suite_settings(parsed),
         document=doc,
+        spec=kind,
     )
 
 
@@ -203,8 +121,6 @@ def _describe(err: ValidationError, doc: dict[str, Any], kind: SuiteKind, suite_
         entries = doc.get(kind.item_key) or []
         raw = entries[loc[1]] if loc[1] < len(entries) else {}
         item_id = raw.get("id") if isinstance(raw, dict) else None
-        from evals.kinds.schema import ITEM_ID
-
         valid = isinstance(item_id, str) and ITEM_ID.match(item_id) is not None
         where = f"{kind.noun} '{item_id}'" if valid and loc[2:3] != ("id",) else f"{kind.noun} #{loc[1] + 1}"
         field_path = loc[2:]

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
+from core.keys import file_sha256
+from core.settings import repo_path as resolve_path
 from hub.builtin import BUILTIN_SEEDS, ensure_builtin_checkpoint
-from hub.config import CheckpointSpec, HubConfig, LoraSpec, resolve_path
+from hub.config import CheckpointSpec, HubConfig, LoraSpec
 from hub.families import get_family
 
 log = logging.getLogger(__name__)
@@ -153,11 +155,7 @@ class HashCache:
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        value = digest.hexdigest()
+        value = file_sha256(path)
         with self._lock:
             self._cache[key] = value
             try:

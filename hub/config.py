@@ -7,23 +7,20 @@ from the UI. A wrong or missing key raises `ConfigError` naming the key and the 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_PATH = REPO_ROOT / "spaces_config.yaml"
+from core import settings
+from core.ids import is_hub_repo_id, is_id
+from core.settings import REPO_ROOT
 
-# Ids become file names, adapter names and URL parts: keep them boring.
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+DEFAULT_CONFIG_PATH = REPO_ROOT / "spaces_config.yaml"
 
 SOURCE_KINDS = ("hub", "folder", "file", "builtin")
 RATINGS = ("general", "sensitive", "questionable", "explicit")
-# A Hub repo id, optionally pinned: `org/name` or `org/name@<branch, tag or commit>`.
-HUB_SOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9._/-]{1,100})?$")
 
 
 class ConfigError(ValueError):
@@ -31,7 +28,7 @@ class ConfigError(ValueError):
 
 
 def check_id(value: str, what: str = "id") -> str:
-    if not isinstance(value, str) or not ID_PATTERN.match(value) or ".." in value:
+    if not is_id(value):
         raise ValueError(f"{what} {value!r} must be lowercase letters, digits, '.', '_' or '-' (max 64)")
     return value
 
@@ -43,7 +40,7 @@ def parse_source(source: str) -> tuple[str, str]:
         raise ValueError(f"source {source!r} must look like one of {', '.join(k + ':...' for k in SOURCE_KINDS)}")
     if kind == "file" and not value.endswith(".safetensors"):
         raise ValueError(f"source {source!r}: single-file weights must be .safetensors")
-    if kind == "hub" and not HUB_SOURCE.match(value):
+    if kind == "hub" and not is_hub_repo_id(value):
         raise ValueError(f"source {source!r}: a Hub source is hub:org/name or hub:org/name@revision")
     return kind, value
 
@@ -230,10 +227,6 @@ class Limits(_Strict):
         if self.public_max_rating is not None:
             return self.public_max_rating
         return "sensitive" if os.environ.get("SPACE_ID") else "explicit"
-
-    @property
-    def public_mode(self) -> bool:
-        return self.max_rating != "explicit"
 
 
 ROLES = ("visitor", "user", "maintainer")
@@ -470,20 +463,11 @@ class HubConfig(_Strict):
 
     @property
     def data_path(self) -> Path:
-        return resolve_path(os.environ.get("HUB_DATA_DIR") or self.data_dir)
+        return settings.data_dir(self.data_dir)
 
     @property
     def resolved_database_url(self) -> str:
-        url = os.environ.get("HUB_DATABASE_URL") or self.database_url
-        if url:
-            return url
-        return f"sqlite:///{self.data_path / 'hub.sqlite3'}"
-
-
-def resolve_path(value: str | os.PathLike[str]) -> Path:
-    """Relative paths in the config are relative to the repository root, not the working dir."""
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else REPO_ROOT / path
+        return settings.database_url(self.database_url, self.data_path)
 
 
 def _format_validation_error(err: ValidationError, path: Path) -> str:

@@ -1,12 +1,12 @@
 """Errors the hub shows to users.
 
 `HubInputError` is for bad input: the message is short, specific and safe to show in the page
-(the UI turns it into `gr.Error`). It is `leaderboards.errors.InputError` under the hub's name, so a
+(the UI turns it into `gr.Error`). It is `core.errors.InputError` under the hub's name, so a
 refusal raised by the database layer (a forged vote, a duplicate submission) is the same class.
 Anything else is a bug or an infrastructure failure.
 """
 
-from leaderboards.errors import InputError as HubInputError
+from core.errors import InputError as HubInputError
 
 __all__ = ["EngineError", "HubInputError", "JobCancelled", "OverBudget"]
 

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 from PIL import Image, UnidentifiedImageError
 
+from core.images import pad_square, to_rgb
 from hub.errors import HubInputError
 
 ProgressCallback = Callable[[int, int, float], None]
@@ -100,23 +101,8 @@ def load_training_images(images: Sequence[Image.Image | str | Path], config: Lor
             raise
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise HubInputError(f"{label} is not an image the trainer can read.") from exc
-        out.append(to_rgb_square(image))
+        out.append(pad_square(to_rgb(image)))  # as taggers and this trainer expect
     return out
-
-
-def to_rgb_square(image: Image.Image) -> Image.Image:
-    """RGBA onto white, padded to a white square (as taggers and this trainer expect)."""
-    if image.mode in ("RGBA", "LA", "P"):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
-    image = image.convert("RGB")
-    side = max(image.size)
-    if image.width != image.height:
-        square = Image.new("RGB", (side, side), (255, 255, 255))
-        square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-        image = square
-    return image
 
 
 def build_captions(images: list[Image.Image], trigger_word: str, tagger: Captioner | None,

@@ -31,23 +31,17 @@ from typing import Any, Callable
 
 import torch
 
+from core.errors import first_line
 from hub.checkpoints import Availability, HashCache
 from hub.config import CheckpointSpec, HubConfig, LoraSpec, RaySettings
+from hub.engine import Engine
 from hub.engine.interface import EngineInterface
 from hub.engine.registry import ModelRegistry
-from hub.engine.requests import (
-    INTERACTIVE,
-    CancelToken,
-    EditRequest,
-    GeneratedImage,
-    GenerationRequest,
-    Job,
-    ProgressCallback,
-)
+from hub.engine.requests import INTERACTIVE, CancelToken, EditRequest, GeneratedImage, GenerationRequest, Job, ProgressCallback
 from hub.errors import EngineError, HubInputError, JobCancelled
 from hub.serving import wire
-from hub.serving.wire import ReplicaLostError
 from hub.serving.cluster import ServingCluster
+from hub.serving.wire import ReplicaLostError
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +54,6 @@ def _retryable_errors() -> tuple[type[BaseException], ...]:
 
     return (ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError, BackPressureError,
             DeploymentUnavailableError, ReplicaUnavailableError)
-
-
-def _short(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 class ClusterRegistry(ModelRegistry):
@@ -144,9 +133,9 @@ class RemoteEngine(EngineInterface):
             except retryable as err:
                 if attempt < REPLICA_RETRIES:
                     self._count("retries")
-                    log.warning("engine replica lost during %s (%s); retrying on another replica", method, _short(err))
+                    log.warning("engine replica lost during %s (%s); retrying on another replica", method, first_line(err))
                     continue
-                raise ReplicaLostError(f"The engine replica was lost ({_short(err)}); try again.") from None
+                raise ReplicaLostError(f"The engine replica was lost ({first_line(err)}); try again.") from None
             except (HubInputError, EngineError):
                 raise
             except Exception as err:  # noqa: BLE001 - RayTaskError and friends: a bug or an infrastructure failure
@@ -154,7 +143,7 @@ class RemoteEngine(EngineInterface):
                     raise JobCancelled(cancel.reason) from None
                 log.error("engine replica call %s failed", method, exc_info=err)
                 cause = getattr(err, "cause", None) or err
-                raise EngineError(f"The engine replica failed: {_short(cause)}") from None
+                raise EngineError(f"The engine replica failed: {first_line(cause)}") from None
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -227,15 +216,13 @@ class RemoteEngine(EngineInterface):
         try:
             return self.cluster.handle.run_task.remote(fn, payload).result()
         except _retryable_errors() as err:
-            raise ReplicaLostError(f"The engine replica was lost ({_short(err)}).") from None
+            raise ReplicaLostError(f"The engine replica was lost ({first_line(err)}).") from None
 
     # -- local work: the weights in this process --------------------------------------------------
     def _local_engine(self) -> Any:
         """A local engine for work that needs the pipeline object here (LoRA training, tools)."""
         with self._local_lock:
             if self._local is None:
-                from hub.engine import Engine
-
                 local = Engine(self.config.model_copy(update={"engine": self.config.engine.model_copy(update={"backend": "local"})}))
                 local.registry.checkpoint_resolver = self.registry.checkpoint_resolver
                 local.registry.revision_store = self.registry.revision_store

@@ -21,6 +21,8 @@ import re
 from pathlib import Path
 from typing import Protocol
 
+from core.errors import first_line
+
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ class HfApiResolver:
         try:
             info = HfApi().model_info(repo, revision=revision)
         except (HfHubHTTPError, OSError, ValueError) as err:
-            raise RevisionError(f"{repo}@{revision or 'main'}: {str(err).splitlines()[0][:160]}") from None
+            raise RevisionError(f"{repo}@{revision or 'main'}: {first_line(err, 160)}") from None
         if not info.sha:
             raise RevisionError(f"{repo}@{revision or 'main'}: the Hub gave no commit")
         return info.sha

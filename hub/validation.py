@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hub.config import ID_PATTERN, Limits
+from core.ids import is_id
+from core.keys import canonical_adapter_pairs, parse_adapters
+from hub.config import Limits
 from hub.errors import HubInputError
 from hub.samplers import SAMPLERS as SAMPLER_TABLE
 from hub.samplers import sampler_from_name
-from leaderboards.keys import canonical_adapter_pairs, parse_adapters
 
 SAMPLERS = tuple(SAMPLER_TABLE)
 MAX_SEED = 2**32 - 1
@@ -90,7 +91,7 @@ def check_id_format(value: Any, what: str) -> str:
     """Ids come from a registry; anything that looks like a path is refused before any lookup."""
     if not isinstance(value, str) or not value:
         raise HubInputError(f"No {what} was given.")
-    if not ID_PATTERN.match(value) or ".." in value:
+    if not is_id(value):
         shown = value if len(value) <= 60 else value[:57] + "..."
         raise HubInputError(f"{what.capitalize()} {shown!r} is not a valid id.")
     return value
@@ -98,7 +99,7 @@ def check_id_format(value: Any, what: str) -> str:
 
 def parse_lora_list(value: Any, limits: Limits) -> tuple[tuple[str, float], ...]:
     """`"id:0.8, other:0.5"` (or a list of [id, weight] pairs) -> ((id, weight), ...) in the canonical
-    order (`leaderboards.keys`), each id and weight checked."""
+    order (`core.keys`), each id and weight checked."""
     if value is None or value == "" or value == []:
         return ()
     pairs: list[tuple[Any, Any]] = []

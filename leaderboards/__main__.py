@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.errors import InputError
 from leaderboards import boards, submissions
 from leaderboards.db import current_revision, head_revision, init_db, resolve_database_url
-from leaderboards.errors import InputError
 
 
 def _print(frame: pd.DataFrame, empty: str) -> None:

@@ -60,7 +60,8 @@ from PIL import Image
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from leaderboards.errors import InputError as HubInputError
+from core.errors import InputError as HubInputError
+from leaderboards import arena_boards
 from leaderboards.arena_samples import sample_seeds, stored_samples, suite_prompts
 from leaderboards.arena_sampling import PairSampler, sampling_rates
 from leaderboards.arena_sessions import (
@@ -74,26 +75,10 @@ from leaderboards.arena_sessions import (
     check_rate,
     load_salt,
 )
-from leaderboards.arena_votes import (
-    TALLIED_KIND,
-    bump_tally,
-    rebuild_tallies,
-    rows_frame,
-    tallies_frame,
-    vote_counts,
-)
+from leaderboards.arena_votes import TALLIED_KIND, bump_tally, rebuild_tallies, rows_frame, tallies_frame, vote_counts
 from leaderboards.db import Database
 from leaderboards.moderation import BanList
-from leaderboards.schema import (
-    CUSTOM_LANGUAGE,
-    VOTE_OUTCOMES,
-    Battle,
-    BattleRequest,
-    Checkpoint,
-    Vote,
-    as_utc,
-    utcnow,
-)
+from leaderboards.schema import CUSTOM_LANGUAGE, VOTE_OUTCOMES, Battle, BattleRequest, Checkpoint, Vote, as_utc, utcnow
 
 __all__ = [
     "RATE_WINDOW",
@@ -533,7 +518,5 @@ class Arena:
 
     def personal_board(self, session_id: str | None, *, num_bootstrap: int = 100) -> pd.DataFrame:
         """Your own ratings beside the community's (see `arena_boards.personal_board`)."""
-        from leaderboards.arena_boards import personal_board  # it imports boards, which imports this module
-
-        return personal_board(self.db, self.hasher.hash(session_id, "session"), min_votes=self.limits.personal_board_min_votes,
+        return arena_boards.personal_board(self.db, self.hasher.hash(session_id, "session"), min_votes=self.limits.personal_board_min_votes,
                               num_bootstrap=num_bootstrap)

@@ -18,7 +18,7 @@ import warnings
 import pandas as pd
 from sqlalchemy import func, select
 
-from leaderboards.errors import InputError as HubInputError
+from core.errors import InputError as HubInputError
 from leaderboards.arena_votes import TALLIED_KIND, counted, grouped_votes, rows_frame, tallies_frame
 from leaderboards.boards import arena_board_from_counts
 from leaderboards.db import Database

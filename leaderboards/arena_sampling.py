@@ -35,7 +35,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from leaderboards.errors import InputError as HubInputError
+from core.errors import InputError as HubInputError
 from leaderboards.arena_votes import TALLIED_KIND, vote_counts
 from leaderboards.ratings import DisconnectedComparisonWarning, bradley_terry_from_counts
 from leaderboards.schema import Battle

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from leaderboards.errors import InputError as HubInputError
+from core.errors import InputError as HubInputError
 
 SALT_ENV = "HUB_SESSION_SALT"
 SALT_FILE = "session_salt"

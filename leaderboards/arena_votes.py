@@ -25,8 +25,8 @@ import pandas as pd
 from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.errors import InputError as HubInputError
 from leaderboards.csv_safe import write_csv
-from leaderboards.errors import InputError as HubInputError
 from leaderboards.db import Database
 from leaderboards.schema import Battle, Vote, VoteTally
 

@@ -23,8 +23,8 @@ from matplotlib.figure import Figure
 from sqlalchemy import select
 
 from leaderboards import plots
-from leaderboards.arena import TALLIED_KIND, sampling_rates, vote_counts
-from leaderboards.arena_votes import counted
+from leaderboards.arena_sampling import sampling_rates
+from leaderboards.arena_votes import TALLIED_KIND, counted, vote_counts
 from leaderboards.csv_safe import write_csv
 from leaderboards.db import Database
 from leaderboards.eval_boards import (
@@ -36,12 +36,7 @@ from leaderboards.eval_boards import (
     build_eval_board,
     display_eval_board,
 )
-from leaderboards.ratings import (
-    DEFAULT_MIN_BATTLES,
-    DisconnectedComparisonWarning,
-    bradley_terry_from_counts,
-    online_elo,
-)
+from leaderboards.ratings import DEFAULT_MIN_BATTLES, DisconnectedComparisonWarning, bradley_terry_from_counts, online_elo
 from leaderboards.schema import Battle, Checkpoint, Vote
 
 ARENA_COLUMNS = [

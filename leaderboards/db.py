@@ -1,7 +1,8 @@
 """Database engine, sessions and migrations.
 
 - Any SQLAlchemy URL works; `postgresql://` / `postgres://` are mapped to the installed psycopg 3 driver.
-- `HUB_DATABASE_URL` overrides the configured URL; the default is `<HUB_DATA_DIR>/hub.sqlite3`.
+- `HUB_DATABASE_URL` overrides the configured URL; the default is `<HUB_DATA_DIR>/hub.sqlite3`, a
+  relative folder being under the repository root (`core.settings`, shared with the app).
 - SQLite: WAL journal (readers never wait for the writer), `busy_timeout` (writers queue instead of
   failing), foreign keys on. SQLAlchemy emits BEGIN itself (the sqlite3 module's own transaction
   handling is switched off, as SQLAlchemy's docs recommend) so that write sessions can start with
@@ -13,7 +14,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,28 +23,16 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
-DATABASE_URL_ENV = "HUB_DATABASE_URL"
-DATA_DIR_ENV = "HUB_DATA_DIR"
-DEFAULT_DATA_DIR = "./hub_data"
-DEFAULT_SQLITE_NAME = "hub.sqlite3"
+from core import settings
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _BEGIN_OPTION = "hub_sqlite_begin"
 
 
-def default_data_dir() -> Path:
-    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
-
-
 def resolve_database_url(configured: str | None = None, data_dir: str | Path | None = None) -> str:
-    """The URL to use: `HUB_DATABASE_URL`, else the configured one, else a SQLite file in the data dir."""
-    env_url = os.environ.get(DATABASE_URL_ENV, "").strip()
-    if env_url:
-        return normalize_url(env_url)
-    if configured:
-        return normalize_url(configured)
-    folder = Path(data_dir) if data_dir is not None else default_data_dir()
-    return f"sqlite:///{(folder / DEFAULT_SQLITE_NAME).as_posix()}"
+    """`core.settings.database_url` (the one resolution the app shares), mapped to our driver."""
+    return normalize_url(settings.database_url(configured, data_dir))
 
 
 def normalize_url(url: str | URL) -> str:

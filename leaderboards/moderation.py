@@ -18,9 +18,9 @@ import pandas as pd
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from core.errors import InputError
 from leaderboards.arena_votes import counted, rebuild_tallies, rows_frame
 from leaderboards.db import Database
-from leaderboards.errors import InputError
 from leaderboards.schema import AuditEntry, Ban, Checkpoint, EvalRun, Sample, Score, Vote, utcnow
 
 HASH_PATTERN = re.compile(r"^[0-9a-f]{64}$")

@@ -35,9 +35,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, update
 
+from core.errors import InputError
+from core.keys import canonical_adapters
 from leaderboards.db import Database
-from leaderboards.errors import InputError
-from leaderboards.keys import canonical_adapters
 from leaderboards.quotas import spend
 from leaderboards.schema import Checkpoint, EvalRun, as_utc, utcnow
 

@@ -15,8 +15,8 @@ import datetime as dt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.errors import InputError
 from leaderboards.arena_sessions import advisory_lock
-from leaderboards.errors import InputError
 from leaderboards.schema import UsageEvent, as_utc, utcnow
 
 QUOTA_WINDOW = dt.timedelta(days=1)

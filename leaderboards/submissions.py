@@ -14,7 +14,6 @@ claimed through `leaderboards.queue`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import struct
@@ -26,15 +25,15 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from core.errors import InputError as HubInputError
+from core.errors import without_paths
+from core.ids import is_hub_repo_id, is_id
+from core.keys import file_sha256
 from leaderboards.db import Database
-from leaderboards.errors import InputError as HubInputError
-from leaderboards.errors import without_paths
 from leaderboards.queue import shown_status
 from leaderboards.quotas import spend
 from leaderboards.schema import Checkpoint, EvalRun, utcnow
 
-CHECKPOINT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}(@[A-Za-z0-9._/-]{1,100})?$")
 UNSAFE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz", ".h5", ".msgpack")
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 
@@ -48,7 +47,7 @@ class CheckedSource:
 
 def check_checkpoint_id(checkpoint_id: str) -> str:
     checkpoint_id = (checkpoint_id or "").strip()
-    if not CHECKPOINT_ID.match(checkpoint_id) or ".." in checkpoint_id:
+    if not is_id(checkpoint_id):
         raise HubInputError(
             f"Checkpoint id {checkpoint_id[:80]!r} must be 1-64 lowercase letters, digits, '.', '_' or '-'."
         )
@@ -85,6 +84,7 @@ def _resolve_inside(raw: str, roots: Sequence[Path]) -> Path:
 DISPLAY_NAME_FORBIDDEN = re.compile(r"[<>\x00-\x1f\x7f`\[\]|\\]")
 FORMULA_START = ("=", "+", "-", "@")
 
+
 def check_display_name(name: str) -> str:
     """A display name: 1-100 characters of plain text (no markup, no spreadsheet formula start)."""
     name = " ".join((name or "").split())
@@ -114,14 +114,6 @@ def check_safetensors_file(path: Path) -> None:
         raise HubInputError(f"{path.name} is not a safetensors file (header is not a mapping).")
 
 
-def sha256_file(path: Path, chunk: int = 8 * 1024 * 1024) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_source(source: str, allowed_roots: Sequence[Path] = ()) -> CheckedSource:
     """Validate a checkpoint source (see module docstring); returns its canonical form."""
     source = (source or "").strip()
@@ -129,7 +121,7 @@ def check_source(source: str, allowed_roots: Sequence[Path] = ()) -> CheckedSour
     if not sep or not value:
         raise HubInputError("Source must be hub:<org>/<name>, folder:<path> or file:<path>.safetensors.")
     if kind == "hub":
-        if not HUB_REPO_ID.match(value) or ".." in value or "--" in value:
+        if not is_hub_repo_id(value):
             raise HubInputError(f"{value[:100]!r} is not a Hugging Face repository id (org/name).")
         return CheckedSource("hub", f"hub:{value}", None)
     if kind == "file":
@@ -139,7 +131,7 @@ def check_source(source: str, allowed_roots: Sequence[Path] = ()) -> CheckedSour
         if not path.is_file() or path.suffix.lower() != ".safetensors":
             raise HubInputError("Single-file checkpoints must be a .safetensors file.")
         check_safetensors_file(path)
-        return CheckedSource("file", f"file:{path}", sha256_file(path))
+        return CheckedSource("file", f"file:{path}", file_sha256(path))
     if kind == "folder":
         path = _resolve_inside(value, allowed_roots)
         if not path.is_dir():

@@ -10,17 +10,16 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from evals.report import build_report
+from core.keys import format_adapters, parse_adapters
 from evals.plan import cache_key, item_seed
+from evals.report import build_report
 from evals.runner import EvalError, EvalRunner, RunOptions
-from leaderboards.keys import format_adapters, parse_adapters
 from evals.worker import EvalWorker
-from tests.tiny_suites import MULTILINGUAL_SUITE, character_suite, write_prompts
 from hub.config import load_config
 from hub.errors import HubInputError
 from leaderboards.db import init_db
 from leaderboards.schema import EvalRun, Prompt, PromptSuite, Sample, Score
-
+from tests.tiny_suites import MULTILINGUAL_SUITE, character_suite, write_prompts
 
 CONFIG = """\
 default_checkpoint: demo-random
@@ -344,10 +343,10 @@ def test_character_scoring_routes_samples_to_tagger_or_reference_judge(tmp_path)
     import numpy as np
     from PIL import Image
 
-    from evals.kinds import character
     from evals.judges.reference import ReferenceJudge
     from evals.judges.tagger import TaggerJudge, build_random_tagger
     from evals.judgeset import JudgeSet
+    from evals.kinds import character
     from evals.samples import SampleView
 
     tagger = TaggerJudge.load(build_random_tagger(tmp_path / "t", [("hatsune_miku", 4)], input_size=16), device="cpu",

@@ -34,13 +34,16 @@ def _fields(text: str) -> set[str]:
 
 
 def test_six_languages_every_key_and_placeholder():
+    """Every language knows only keys English has, keeps their placeholders, and translates at least
+    90% of them (a new key may wait for its translation: it shows in English, marked)."""
     data = catalog()
     assert set(REQUIRED) <= set(LANGUAGE_CODES)
     english = data.english
     assert len(english) > 250
     for code in LANGUAGE_CODES:
         messages = data.messages[code]
-        assert set(messages) == set(english), (code, sorted(set(english) ^ set(messages))[:5])
+        assert set(messages) <= set(english), (code, sorted(set(messages) - set(english))[:5])
+        assert len(messages) >= 0.9 * len(english), (code, len(messages), len(english))
         for key, text in messages.items():
             assert text.strip(), (code, key)
             # A translation may not invent a placeholder, nor drop one the reader needs.
@@ -121,6 +124,31 @@ def test_server_text_is_formatted_and_falls_back_to_english():
     assert tr("xx", "msg.board.runs_done", done=1, total=2) == "**1 of 2 eval runs done**"  # unknown language: English
     with pytest.raises(KeyError, match="msg.no.such.key"):
         tr("en", "msg.no.such.key")
+
+
+def test_a_key_not_yet_translated_shows_in_english_marked_en(tmp_path):
+    """A contributor adds English text only: the other languages show it, marked "(en)", on the page
+    and in server messages, until a translator adds theirs."""
+    import shutil
+
+    import yaml
+
+    from hub.ui.i18n import LOCALES_DIR, UNTRANSLATED_MARK
+
+    for path in LOCALES_DIR.glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    english = yaml.safe_load((tmp_path / "en.yaml").read_text(encoding="utf-8"))
+    english["ui"]["board"]["new_metric_note"] = "Share of {n} scenes drawn"
+    english["msg"]["new_kind_done"] = "Scored {count} samples"
+    (tmp_path / "en.yaml").write_text(yaml.safe_dump(english, allow_unicode=True), encoding="utf-8")
+
+    fresh = Catalog(tmp_path)
+    assert fresh.text("es", "msg.new_kind_done", count=4) == f"Scored 4 samples {UNTRANSLATED_MARK}"
+    assert fresh.text("en", "msg.new_kind_done", count=4) == "Scored 4 samples"
+    page = fresh.ui_translations({"n": 7})
+    assert page["ja"]["ui.board.new_metric_note"] == f"Share of 7 scenes drawn {UNTRANSLATED_MARK}"
+    assert page["en"]["ui.board.new_metric_note"] == "Share of 7 scenes drawn"
+    assert page["es"]["ui.board.download"] == catalog().messages["es"]["ui.board.download"]  # translated keys unchanged
 
 
 def test_english_messages_from_the_engine_and_the_arena_are_recognised():

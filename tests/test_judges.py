@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from evals.judges import DEMO_RANDOM_TAGGER, JudgeLoadError, build_judge
-from evals.judges.base import pad_square_white, to_rgb_on_white
+from core.images import pad_square, to_rgb
+from evals.judges.base import JudgeLoadError
 from evals.judges.reference import ReferenceJudge
-from evals.judges.registry import clear_cache, ensure_demo_random_tagger, suite_tags
+from evals.judges.registry import DEMO_RANDOM_TAGGER, build_judge, clear_cache, ensure_demo_random_tagger, suite_tags
 from evals.judges.tagger import TaggerJudge, build_random_tagger
 from hub.errors import HubInputError
 
@@ -51,16 +51,16 @@ def test_tagger_reads_input_size_from_config(tagger):
 def test_transparency_goes_onto_white():
     rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))  # fully transparent red
     rgba.putpixel((0, 0), (0, 0, 255, 255))  # one opaque blue pixel
-    rgb = np.asarray(to_rgb_on_white(rgba))
+    rgb = np.asarray(to_rgb(rgba))
     assert tuple(rgb[1, 1]) == (255, 255, 255)
     assert tuple(rgb[0, 0]) == (0, 0, 255)
     half = Image.new("RGBA", (1, 1), (0, 0, 0, 128))  # half-transparent black -> mid grey
-    assert abs(int(np.asarray(to_rgb_on_white(half))[0, 0, 0]) - 127) <= 1
+    assert abs(int(np.asarray(to_rgb(half))[0, 0, 0]) - 127) <= 1
 
 
 def test_pad_to_square_with_white_content_centred():
     wide = Image.new("RGB", (8, 4), (0, 0, 0))
-    square = np.asarray(pad_square_white(wide))
+    square = np.asarray(pad_square(wide))
     assert square.shape == (8, 8, 3)
     assert (square[:2] == 255).all() and (square[6:] == 255).all()  # 2 rows of white above and below
     assert (square[2:6] == 0).all()
@@ -210,7 +210,7 @@ def test_siglip_score_is_sigmoid_of_scaled_cosine_plus_bias(siglip_dir):
     texts = ["a red cat", "a girl with an umbrella"]
     scores = judge.scores(images, texts)
     # Reference: the model's own forward pass, diagonal of logits_per_image, through a sigmoid.
-    inputs = judge.processor(text=texts, images=[to_rgb_on_white(im) for im in images], padding="max_length",
+    inputs = judge.processor(text=texts, images=[to_rgb(im) for im in images], padding="max_length",
                              max_length=64, return_tensors="pt")
     with torch.no_grad():
         logits = judge.model(**inputs).logits_per_image

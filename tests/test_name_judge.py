@@ -21,8 +21,9 @@ from evals.calibrate import (
     pick_threshold,
     render_known_truth,
 )
-from evals.judges import JudgeLoadError, build_judge
+from evals.judges.base import JudgeLoadError
 from evals.judges.name import CandidateSet, NameThresholds, SiglipNameJudge
+from evals.judges.registry import build_judge
 from evals.suites import get_suite
 from hub.errors import HubInputError
 from tests import name_world as world

@@ -38,9 +38,9 @@ from hub.errors import EngineError, HubInputError  # noqa: E402
 from hub.serving.cluster import RayClusterError, ServingCluster, parse_address  # noqa: E402
 from hub.serving.replica import LoggedEngine  # noqa: E402
 from leaderboards.db import init_db  # noqa: E402
+from leaderboards.schema import EvalRun, Sample, Score  # noqa: E402
 from tests.ray_local import local_ray  # noqa: E402
 from tests.tiny_suites import character_suite, write_prompts  # noqa: E402
-from leaderboards.schema import EvalRun, Sample, Score  # noqa: E402
 
 # Ray clusters in this process: the second stage of scripts/test.sh (`pytest -m "claims or cluster"`).
 pytestmark = pytest.mark.cluster
@@ -144,7 +144,7 @@ def app(ray_address, world):
 
 @pytest.fixture(scope="module")
 def eval_engine(ray_address, world):
-    from hub.engine import get_engine
+    from hub.engines import get_engine
 
     engine = get_engine(load_config(world["paths"]["eval"]))
     yield engine
@@ -228,7 +228,7 @@ def test_local_backend_never_imports_ray(world):
     import subprocess
 
     code = (
-        "import sys; from hub.config import load_config; from hub.engine import get_engine; import evals.runner, evals.__main__; "
+        "import sys; from hub.config import load_config; from hub.engines import get_engine; import evals.runner, evals.__main__; "
         "import hub.ui, app; engine = get_engine(load_config(sys.argv[1])); "
         "assert type(engine).__name__ == 'Engine'; engine.shutdown(); "
         "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray was imported'"

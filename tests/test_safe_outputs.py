@@ -177,7 +177,7 @@ def test_revision_errors_do_not_name_the_cache_folder(tmp_path):
 
 
 def test_load_error_reasons_keep_only_file_names():
-    from leaderboards.errors import without_paths as hide_paths
+    from core.errors import without_paths as hide_paths
 
     text = "failed to load: no file named model.bin found in directory /srv/data/builtin/x/unet (see https://hf.co/org/m/blob/main)"
     shown = hide_paths(text)

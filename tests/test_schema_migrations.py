@@ -184,6 +184,25 @@ def test_database_url_resolution(monkeypatch, tmp_path):
     assert normalize_url("postgresql+psycopg://h/db") == "postgresql+psycopg://h/db"
 
 
+def test_the_cli_and_the_app_open_the_same_database_from_any_folder(monkeypatch, tmp_path):
+    """One resolution (core.settings): a relative data folder is under the repository root for the
+    storage CLI as for the app's config, whatever the working directory."""
+    from core.settings import REPO_ROOT
+    from hub.config import load_config
+
+    monkeypatch.delenv("HUB_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for data_dir in (None, "elsewhere/data"):
+        if data_dir is None:
+            monkeypatch.delenv("HUB_DATA_DIR", raising=False)
+        else:
+            monkeypatch.setenv("HUB_DATA_DIR", data_dir)
+        app_url = load_config(REPO_ROOT / "spaces_config.yaml").resolved_database_url
+        assert resolve_database_url() == app_url
+        assert app_url.startswith(f"sqlite:///{REPO_ROOT.as_posix()}/")
+        assert str(tmp_path) not in app_url
+
+
 def test_cli_migrate_and_ratings(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

@@ -1,10 +1,7 @@
 """Judges turn images (and sometimes text) into scores. Each loads from a Hub id or a local folder.
 
-Heavy imports (torch, timm, transformers) happen inside the judge modules, so importing this package
-is cheap.
+Heavy imports (torch, timm, transformers) happen inside the judge modules, so importing them is cheap.
+`evals.judges.base` says what a judge is; `evals.judges.registry` finds kinds by name and builds judges
+from config entries (`build_judge`). This file imports neither, so a suite kind can use a judge's types
+without loading the registry, which reads the suites.
 """
-
-from evals.judges.base import JudgeInfo, JudgeLoadError
-from evals.judges.registry import DEMO_RANDOM_TAGGER, build_judge, ensure_demo_random_tagger
-
-__all__ = ["DEMO_RANDOM_TAGGER", "JudgeInfo", "JudgeLoadError", "build_judge", "ensure_demo_random_tagger"]

@@ -37,11 +37,6 @@ class JudgeInfo:
 
 
 @runtime_checkable
-class Judge(Protocol):
-    info: JudgeInfo
-
-
-@runtime_checkable
 class ImageEmbedder(Protocol):
     info: JudgeInfo
 
@@ -160,31 +155,6 @@ def pick_device(device: str | None = None) -> Any:
     if torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
-
-
-def to_rgb_on_white(image: Image.Image) -> Image.Image:
-    """RGB with any transparency composited onto white (palette and LA images included)."""
-    if image.mode == "RGB":
-        return image
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        canvas.alpha_composite(rgba)
-        return canvas.convert("RGB")
-    return image.convert("RGB")
-
-
-def pad_square_white(image: Image.Image) -> Image.Image:
-    """Pad the shorter side with white so the image is square, content centred."""
-    width, height = image.size
-    side = max(width, height)
-    if width == height:
-        return image
-    canvas = Image.new("RGB", (side, side), (255, 255, 255))
-    canvas.paste(image, ((side - width) // 2, (side - height) // 2))
-    return canvas
 
 
 def load_image(image: Image.Image | str | Path) -> Image.Image:

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from core.images import to_rgb
 from evals.judges.base import (
     BuildContext,
     ImageTextJudge,
@@ -28,7 +29,6 @@ from evals.judges.base import (
     pick_device,
     pooled,
     resolve_source,
-    to_rgb_on_white,
 )
 
 
@@ -100,7 +100,7 @@ class ClipJudge:
     def _tensor(image: Any) -> Any:
         import torch
 
-        rgb = to_rgb_on_white(load_image(image))
+        rgb = to_rgb(load_image(image))
         return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
 
     def scores(self, images: Sequence[Image.Image | str | Path], texts: Sequence[str]) -> np.ndarray:
@@ -127,7 +127,7 @@ class ClipJudge:
         out = []
         with torch.inference_mode():
             for chunk in batched(list(images), batch_size or self.batch_size):
-                rgb = [to_rgb_on_white(load_image(im)) for im in chunk]
+                rgb = [to_rgb(load_image(im)) for im in chunk]
                 inputs = self.metric.processor(images=rgb, return_tensors="pt")
                 feats = self.metric.model.get_image_features(inputs["pixel_values"].to(self.device))
                 out.append(feats.float().cpu().numpy())

@@ -21,16 +21,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from evals.judges.base import (
-    BuildContext,
-    GalleryJudge,
-    ImageEmbedder,
-    JudgeInfo,
-    JudgeKind,
-    JudgeLoadError,
-    load_image,
-    to_rgb_on_white,
-)
+from core.images import to_rgb
+from evals.judges.base import BuildContext, GalleryJudge, ImageEmbedder, JudgeInfo, JudgeKind, JudgeLoadError, load_image
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +125,7 @@ class _Ccip:
         self.features([Image.new("RGB", (64, 64), (255, 255, 255))])  # the weights load now, or never
 
     def features(self, images: Sequence[Any]) -> list[np.ndarray]:
-        return [np.asarray(self._extract(to_rgb_on_white(im), **self.model_kwargs)) for im in images]
+        return [np.asarray(self._extract(to_rgb(im), **self.model_kwargs)) for im in images]
 
     def agreeing(self, candidates: list[np.ndarray], references: list[np.ndarray]) -> np.ndarray:
         """(N, R) booleans: candidate i is the same character as reference j."""

@@ -20,7 +20,9 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
+from core.settings import repo_path
 from evals.judges.base import BuildContext, JudgeInfo, JudgeKind, JudgeLoadError
+from evals.suites import list_suites
 
 # kind name -> module declaring its KIND (imported when the kind is first used: torch stays unloaded
 # until a judge is really built).
@@ -32,7 +34,7 @@ _KIND_MODULES = {
     "name": "evals.judges.name",
 }
 DEMO_RANDOM_TAGGER = "demo-random-tagger"
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
 
 _cache: dict[tuple, Any] = {}
 _lock = threading.Lock()
@@ -59,15 +61,12 @@ def _field(spec: Any, name: str, default: Any = None) -> Any:
 
 
 def _local(value: str) -> str:
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else REPO_ROOT / path)
+    return str(repo_path(value))
 
 
 def suite_tags(prompts_dir: str | Path | None = None) -> list[tuple[str, int]]:
     """Every (tag, category) the prompt suites use (general and character tags), sorted, so the
     random tagger is the same on every machine."""
-    from evals.suites import list_suites
-
     general: set[str] = set()
     characters: set[str] = set()
     for suite in list_suites(prompts_dir):

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from core.images import to_rgb
 from evals.judges.base import (
     BuildContext,
     ImageTextJudge,
@@ -33,7 +34,6 @@ from evals.judges.base import (
     pick_device,
     pooled,
     resolve_source,
-    to_rgb_on_white,
 )
 
 TEXT_MAX_LENGTH = 64
@@ -85,7 +85,7 @@ class SiglipJudge:
         )
 
     def _image_inputs(self, images: Sequence[Any]) -> dict[str, Any]:
-        rgb = [to_rgb_on_white(load_image(im)) for im in images]
+        rgb = [to_rgb(load_image(im)) for im in images]
         return self.processor(images=rgb, return_tensors="pt")
 
     # -------------------------------------------------------------------------------- embeddings

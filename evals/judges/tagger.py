@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from core.images import pad_square, to_rgb
 from evals.judges.base import (
     BuildContext,
     JudgeInfo,
@@ -31,10 +32,8 @@ from evals.judges.base import (
     batched,
     l2_normalize,
     load_image,
-    pad_square_white,
     pick_device,
     resolve_source,
-    to_rgb_on_white,
 )
 
 _POOLS: dict[bool, Any] = {}
@@ -191,7 +190,7 @@ class TaggerJudge:
     # ------------------------------------------------------------------------------ preprocessing
     def resized_pixels(self, image: Image.Image | str | Path) -> np.ndarray:
         """One image -> (S, S, 3) uint8 RGB: onto white, padded square with white, resized (bicubic)."""
-        image = pad_square_white(to_rgb_on_white(load_image(image)))
+        image = pad_square(to_rgb(load_image(image)))
         if image.size != (self.input_size, self.input_size):
             image = image.resize((self.input_size, self.input_size), Image.Resampling.BICUBIC)
         return np.asarray(image, dtype=np.uint8)

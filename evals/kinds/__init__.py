@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from evals.kinds.base import SuiteKind
+from evals.kinds.character import CharacterKind
+from evals.kinds.edit import EditKind
+from evals.kinds.multilingual import MultilingualKind
+from evals.kinds.reference import ReferenceKind
 
 
 def _registry() -> dict[str, SuiteKind]:
-    from evals.kinds.character import CharacterKind
-    from evals.kinds.edit import EditKind
-    from evals.kinds.multilingual import MultilingualKind
-    from evals.kinds.reference import ReferenceKind
-
     return {kind.name: kind for kind in (CharacterKind(), MultilingualKind(), EditKind(), ReferenceKind())}
 
 

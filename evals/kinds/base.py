@@ -7,7 +7,7 @@ Adding a kind: one module in `evals/kinds/` with a `SuiteKind` subclass, one lin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,12 +17,95 @@ from PIL import Image
 from evals.kinds.schema import SuiteDocument
 from evals.samples import SampleView, ScoreRow
 from evals.summary import format_summary, summarize
+from hub.errors import HubInputError
 
 if TYPE_CHECKING:
     from evals.judgeset import JudgeSet
-    from evals.suites import PromptRow, Suite
     from hub.config import CheckpointSpec
     from hub.families import Family
+
+
+# ------------------------------------------------------------------------------------------- a suite
+# A suite as loaded (`evals.suites` reads the YAML and picks the kind); defined here, below the kinds,
+# so a kind's module and the loader import it one way.
+
+
+class SuiteError(HubInputError):
+    """A suite file is broken; the message names the file, the item and the problem."""
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    """One prompt to generate: a suite item in one language."""
+
+    item_id: str
+    language: str
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    kind: str
+    path: Path
+    languages: tuple[str, ...]
+    anchor_language: str
+    version_hash: str
+    items: tuple[Any, ...]
+    description: str = ""
+    negative_prompt: str = ""
+    vocabulary_path: Path | None = None
+    settings: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    document: dict[str, Any] = field(default_factory=dict, repr=False, hash=False, compare=False)
+    spec: SuiteKind | None = field(default=None, repr=False, hash=False, compare=False)  # what `kind` names
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [item.id for item in self.items]
+
+    def _items_of(self, kind: str) -> tuple[Any, ...]:
+        return self.items if self.kind == kind else ()
+
+    @property
+    def characters(self) -> tuple[Any, ...]:
+        return self._items_of("character_recognition")
+
+    @property
+    def scenes(self) -> tuple[Any, ...]:
+        return self._items_of("multilingual_fidelity")
+
+    @property
+    def cases(self) -> tuple[Any, ...]:
+        return self.items if self.kind in ("edit", "reference") else ()
+
+    def tags(self) -> tuple[set[str], set[str]]:
+        """(general tags, character tags) the suite's items use."""
+        return self.spec.tags(self)
+
+    def check_languages(self, languages: Iterable[str] | None) -> tuple[str, ...]:
+        """The requested languages in suite order; an unknown one is a `SuiteError`."""
+        if not languages:
+            return self.languages
+        wanted = list(dict.fromkeys(languages))
+        missing = [lang for lang in wanted if lang not in self.languages]
+        if missing:
+            raise SuiteError(
+                f"suite '{self.name}' has no language {', '.join(repr(m) for m in missing)} "
+                f"(it has: {', '.join(self.languages)})"
+            )
+        return tuple(lang for lang in self.languages if lang in wanted)
+
+    def rows(self, languages: Iterable[str] | None = None, limit: int | None = None) -> list[PromptRow]:
+        """Expand into prompt rows: the first `limit` items, each in every requested language."""
+        langs = self.check_languages(languages)
+        if limit is not None and limit < 1:
+            raise SuiteError(f"limit must be at least 1, got {limit}")
+        items = self.items[:limit] if limit else self.items
+        return [self.spec.rows(self, item, lang) for item in items for lang in langs]
+
+
+# --------------------------------------------------------------------------------------------- a kind
 
 
 @dataclass

@@ -24,34 +24,36 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
+from evals.gallery_files import folder_sha256, galleries_of_suite
 from evals.judges.name import CandidateSet
-from evals.judgeset import JudgeSet
-from evals.kinds.base import PlanContext, Planned, SuiteKind
+from evals.kinds.base import PlanContext, Planned, PromptRow, Suite, SuiteKind
 from evals.kinds.schema import (
     TIERS,
     Item,
     SuiteDocument,
     check_character_tag,
-    check_tier,
     check_distinct,
     check_tags,
     check_template,
+    check_tier,
     check_unique_ids,
-    name_candidates,
     languages_of,
+    name_candidates,
     per_language,
     problem,
     resolve_relative,
 )
 from evals.samples import SampleView, ScoreRow
-from evals.suites import PromptRow, Suite
-from leaderboards.eval_boards import CHARACTER_BOARD
 from hub.engine.requests import EVAL, GenerationRequest
 from hub.errors import HubInputError
+from leaderboards.eval_boards import CHARACTER_BOARD
+
+if TYPE_CHECKING:
+    from evals.judgeset import JudgeSet
 
 HIT = "character_hit"
 EVIDENCE = "character_prob"
@@ -224,8 +226,6 @@ def reference_judge_id(reference: Any, gallery: Gallery) -> str:
 def find_galleries(suite: Suite, reference: Any) -> dict[str, Gallery]:
     """Per character with a gallery: the suite's `references` folder, else the author's gallery stored in
     the reference judge's data folder (`evals.galleries`), each with the hash of its images."""
-    from evals.galleries import folder_sha256, galleries_of_suite
-
     if reference is None:
         return {}
     authors = galleries_of_suite(getattr(reference, "data_dir", None), suite.name)

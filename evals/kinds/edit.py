@@ -33,7 +33,7 @@ from pydantic import ValidationInfo, field_validator
 
 from evals.inputs import load_input, prepare_input
 from evals.judges.base import JudgeInfo
-from evals.kinds.base import PlanContext, Planned, SuiteKind
+from evals.kinds.base import PlanContext, Planned, PromptRow, Suite, SuiteKind
 from evals.kinds.schema import (
     InputSpec,
     Item,
@@ -47,10 +47,9 @@ from evals.kinds.schema import (
     texts_by_language,
 )
 from evals.samples import SampleView, ScoreRow
-from evals.suites import PromptRow, Suite
-from leaderboards.eval_boards import EDITING_BOARD
 from hub.engine.requests import EVAL, EditRequest
 from hub.errors import HubInputError
+from leaderboards.eval_boards import EDITING_BOARD
 
 SUCCESS = "edit_success"
 ATTRIBUTE_PROB = "edit_attribute_prob"

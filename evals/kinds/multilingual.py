@@ -20,19 +20,20 @@ directly its value minus 1.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from evals.judgeset import JudgeSet
-from evals.kinds.base import PlanContext, Planned, ScoringContext, SuiteKind
+from evals.kinds.base import PlanContext, Planned, PromptRow, ScoringContext, Suite, SuiteKind
 from evals.kinds.schema import Item, StatusText, SuiteDocument, check_tags, check_unique_ids, problem, texts_by_language
 from evals.metrics import cosine, tag_recall
 from evals.samples import SampleView, ScoreRow
-from evals.suites import PromptRow, Suite
-from leaderboards.eval_boards import MULTILINGUAL_BOARD
 from hub.engine.requests import EVAL, GenerationRequest
+from leaderboards.eval_boards import MULTILINGUAL_BOARD
+
+if TYPE_CHECKING:
+    from evals.judgeset import JudgeSet
 
 TAG_RECALL = "tag_recall"
 SCENE_TAG_RECALL = "scene_tag_recall"

@@ -21,16 +21,9 @@ from typing import Any
 from pydantic import ValidationInfo, field_validator
 
 from evals.inputs import load_input
-from evals.kinds.base import PlanContext, Planned, SuiteKind
+from evals.kinds.base import PlanContext, Planned, PromptRow, Suite, SuiteKind
 from evals.kinds.character import EVIDENCE, HIT, character_scores, judge_for
-from evals.kinds.edit import (
-    REFERENCE_SAME,
-    SUCCESS,
-    SameCharacterJudges,
-    attribute_rows,
-    prepare_inputs,
-    same_character_rows,
-)
+from evals.kinds.edit import REFERENCE_SAME, SUCCESS, SameCharacterJudges, attribute_rows, prepare_inputs, same_character_rows
 from evals.kinds.schema import (
     STATUSES,
     TIERS,
@@ -39,18 +32,17 @@ from evals.kinds.schema import (
     Strict,
     SuiteDocument,
     check_character_tag,
-    check_tier,
     check_distinct,
     check_tags,
+    check_tier,
     check_unique_ids,
     name_candidates,
     per_language,
     problem,
 )
 from evals.samples import SampleView, ScoreRow
-from evals.suites import PromptRow, Suite
-from leaderboards.eval_boards import REFERENCE_BOARD
 from hub.engine.requests import EVAL, GenerationRequest
+from leaderboards.eval_boards import REFERENCE_BOARD
 
 MAX_REFERENCES = 4
 

@@ -44,7 +44,6 @@ from hub.engine.requests import (
 )
 from hub.engine.worker import JobQueue, Worker, execute
 from hub.errors import JobCancelled, OverBudget
-from leaderboards.keys import sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,6 @@ __all__ = [
     "GeneratedImage",
     "GenerationRequest",
     "adapter_name",
-    "get_engine",
     "make_scheduler",
 ]
 
@@ -184,9 +182,6 @@ class Engine(EngineInterface):
                 log.error("watchdog: a %s call ignores its stop (%.0f s); the engine is unhealthy", jobs[0].task, elapsed)
 
     # -- admission and waits ----------------------------------------------------------------------
-    def estimate_seconds(self, job: Job) -> float:
-        return self.costs.estimate(job)
-
     def admit(self, job: Job) -> None:
         """Refuse interactive work estimated over `limits.max_request_seconds` on this device. Until a
         checkpoint's speed here is measured, its estimate is only the device's prior: then no more
@@ -275,31 +270,3 @@ class Engine(EngineInterface):
         self.queue.close()
         self._worker.join(timeout=30)
         self.costs.save()
-
-
-_ENGINES: dict[str, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def _closed(engine: Any) -> bool:
-    return engine.queue.closed if isinstance(engine, Engine) else bool(getattr(engine, "closed", False))
-
-
-def get_engine(config: HubConfig) -> Engine:
-    """The process's engine for this config (one per process owns the accelerator). Keyed by the
-    config's content and data folder, not by object identity, so an equal config reuses the engine.
-
-    `engine.backend: ray` gives a `hub.remote.RemoteEngine` instead: the same methods and errors, the
-    work done by engine replicas on Ray Serve. Only then is Ray imported."""
-    key = sha256_hex({"config": config.model_dump(mode="json"), "data": str(config.data_path)})
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(key)
-        if engine is None or _closed(engine):
-            if config.engine.backend == "ray":
-                from hub.remote import RemoteEngine
-
-                engine = RemoteEngine(config)  # type: ignore[assignment]
-            else:
-                engine = Engine(config)
-            _ENGINES[key] = engine
-        return engine

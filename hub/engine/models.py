@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from core.errors import first_line
 from hub.checkpoints import load_pipeline, lora_weight_file
 from hub.config import CheckpointSpec, HubConfig
 from hub.engine.registry import ModelRegistry
@@ -116,7 +117,7 @@ class ModelCache:
         except HubInputError:
             raise
         except Exception as err:  # noqa: BLE001 - any load failure makes it unavailable, with the reason
-            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            reason = first_line(err)
             self.registry.load_errors[spec.id] = f"failed to load: {reason}"
             raise EngineError(f"Checkpoint {spec.id!r} failed to load: {reason}") from err
         self.stats["checkpoint_loads"] += 1

@@ -22,13 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from core.errors import without_paths
+from core.settings import repo_path as resolve_path
 from hub.checkpoints import Availability, HashCache, checkpoint_availability, local_folder, lora_weight_file
-from hub.config import CheckpointSpec, HubConfig, LoraSpec, resolve_path
+from hub.config import CheckpointSpec, HubConfig, LoraSpec
 from hub.errors import HubInputError
 from hub.families import get_family
 from hub.revisions import RevisionError, RevisionResolver, default_resolver
 from hub.validation import check_id_format
-from leaderboards.errors import without_paths
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from PIL import Image
 
+from core.images import to_rgb
+from core.keys import canonical_adapter_pairs
 from hub.config import CheckpointSpec, HubConfig, Limits
 from hub.errors import HubInputError
 from hub.families import Family, get_family
-from hub.images import to_rgb
 from hub.prompt_syntax import PromptSyntaxError, check_weights, parse_attention, split_lora_tags
 from hub.validation import check_float, check_id_format, check_int, check_prompt, check_sampler, check_seed, check_size
-from leaderboards.keys import canonical_adapter_pairs
 
 if TYPE_CHECKING:
     from hub.engine.registry import ModelRegistry

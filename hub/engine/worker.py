@@ -25,6 +25,7 @@ from concurrent.futures import Future
 
 import torch
 
+from core.errors import first_line
 from hub.engine.models import free_memory
 from hub.engine.requests import EVAL, INTERACTIVE, Job
 from hub.errors import EngineError, HubInputError, JobCancelled
@@ -50,7 +51,7 @@ def engine_error(err: BaseException, job: Job) -> EngineError:
             "try a smaller size or batch."
         )
     log.error("pipeline call failed", exc_info=err)
-    message = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    message = first_line(err)
     return EngineError(f"The {job.task} pipeline failed: {message}")
 
 

@@ -26,8 +26,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import first_line
+from core.keys import sha256_hex
 from hub.config import ConfigError, HubConfig, RaySettings
-from leaderboards.keys import sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def join_ray(address: str) -> bool:
             runtime_env=runtime_env,
         )
     except Exception as err:  # noqa: BLE001 - ConnectionError, timeouts, version mismatch, auth
-        detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        detail = first_line(err, 300)
         raise RayClusterError(f"cannot join the Ray cluster at {address!r}: {detail}; {CONNECT_HINT}") from None
     return True
 

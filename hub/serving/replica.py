@@ -36,6 +36,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable, Iterator
 
+from core import settings
 from hub.config import HubConfig
 from hub.engine import Engine
 from hub.engine.requests import INTERACTIVE, EditRequest, Job
@@ -123,7 +124,7 @@ class EngineReplica:
 
         # The data folder: the front end's, unless this node mounts the shared folder elsewhere.
         data_dir = os.environ.get("HUB_REPLICA_DATA_DIR") or replica["data_dir"]
-        os.environ["HUB_DATA_DIR"] = data_dir
+        os.environ[settings.DATA_DIR_ENV] = data_dir  # code that resolves the data folder itself sees ours
         if replica.get("torch_threads"):
             torch.set_num_threads(int(replica["torch_threads"]))
         config = HubConfig.model_validate({**config_data, "data_dir": data_dir})
@@ -224,11 +225,6 @@ class EngineReplica:
         except (HubInputError, EngineError) as err:
             return wire.error_to_wire(err)
         return {"results": [wire.images_to_wire(images) for images in results], "pid": os.getpid()}
-
-    async def claim_checkpoint(self, checkpoint_id: str) -> None:
-        """Record in the multiplexing LRU that this replica serves `checkpoint_id` (batch tasks call it
-        for the checkpoint they generate with, so the router learns where its weights are)."""
-        await self._claim(checkpoint_id)
 
     async def run_task(self, fn: Callable[[Engine, dict[str, Any], Any], Any], payload: Any) -> Any:
         """Run `fn(engine, state, payload)` in a thread of this replica (eval shards, tools)."""

@@ -12,13 +12,13 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from core.errors import without_paths
 from hub.engine.requests import CancelToken
 from hub.errors import EngineError, HubInputError
 from hub.images import open_upload
 from hub.ui.context import HubContext
-from hub.ui.identity import address_of, session_of
 from hub.ui.i18n import localize_error, page_language, t, tr
-from leaderboards.errors import without_paths
+from hub.ui.identity import address_of, session_of
 
 GPU_CONCURRENCY_ID = "gpu"
 

@@ -14,7 +14,8 @@ from PIL import Image
 
 from hub.config import HubConfig
 from hub.demo_hooks import DemoHooks, load_demo_hooks
-from hub.engine import Engine, GeneratedImage, get_engine
+from hub.engine import Engine, GeneratedImage
+from hub.engines import get_engine
 from hub.recipe import save_png
 from hub.ui.cancel import RunningCalls
 from leaderboards.db import Database
@@ -80,8 +81,8 @@ def queue_bootstrap_evals(ctx: HubContext) -> list[int]:
     the first start; a run a checkpoint cannot do here (e.g. it needs a GPU) is skipped with a log line."""
     from sqlalchemy import func, select
 
+    from core.keys import parse_adapters
     from evals.plan import RunOptions
-    from leaderboards.keys import parse_adapters
     from leaderboards.schema import EvalRun
 
     if not ctx.config.bootstrap_evals:

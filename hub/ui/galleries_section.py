@@ -22,8 +22,8 @@ from hub.errors import HubInputError
 from hub.images import open_upload
 from hub.ui.common import file_path, user_error
 from hub.ui.context import HubContext
-from hub.ui.identity import allowed, quota_spent
 from hub.ui.i18n import GALLERY_MAX_IMAGES, GALLERY_MIN_IMAGES, LocalizedError, page_language, t, tr
+from hub.ui.identity import allowed, quota_spent
 from hub.validation import check_id_format
 
 log = logging.getLogger(__name__)

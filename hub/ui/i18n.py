@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from evals.gallery_files import MAX_IMAGES as GALLERY_MAX_IMAGES
+from evals.gallery_files import MIN_IMAGES as GALLERY_MIN_IMAGES
 from hub.errors import HubInputError
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
@@ -68,6 +70,9 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+UNTRANSLATED_MARK = "(en)"
+
+
 class Catalog:
     """Every language's messages, flat (`ui.generate.prompt`), English as the fallback."""
 
@@ -92,9 +97,17 @@ class Catalog:
         return key in self.english
 
     def raw(self, lang: str, key: str) -> str:
+        """The text of `key` in `lang`; English, marked "(en)", until that language has it."""
         if key not in self.english:
             raise KeyError(f"no English text for {key!r} in {LOCALES_DIR / 'en.yaml'}")
-        return self.messages.get(lang, {}).get(key) or self.english[key]
+        translated = self.messages.get(lang, {}).get(key)
+        if translated:
+            return translated
+        return self.english[key] if lang == DEFAULT_LANGUAGE else self.untranslated(key)
+
+    def untranslated(self, key: str) -> str:
+        # Visible, so a reader knows the English is a stand-in and a translator sees what is missing.
+        return f"{self.english[key]} {UNTRANSLATED_MARK}"
 
     def text(self, lang: str, key: str, **values: Any) -> str:
         template = self.raw(lang if lang in self.messages else DEFAULT_LANGUAGE, key)
@@ -110,7 +123,7 @@ class Catalog:
         `extra` (key -> language -> text) made per app (e.g. the table of checkpoints)."""
         out: dict[str, dict[str, str]] = {}
         for code in LANGUAGE_CODES:
-            merged = {**self.english, **self.messages[code]}
+            merged = {key: self.raw(code, key) for key in self.english}
             table = {key: _fill(text, params) for key, text in merged.items() if key.startswith("ui.")}
             for key, by_language in (extra or {}).items():
                 table[key] = by_language.get(code) or by_language.get(DEFAULT_LANGUAGE, "")
@@ -359,10 +372,6 @@ def ui_params(config: Any) -> dict[str, Any]:
     params = {name: getattr(limits, name) for name in type(limits).model_fields}
     params.update(max_rating=limits.max_rating, gallery_min=GALLERY_MIN_IMAGES, gallery_max=GALLERY_MAX_IMAGES)
     return params
-
-
-GALLERY_MIN_IMAGES = 3
-GALLERY_MAX_IMAGES = 20
 
 
 def i18n_for(config: Any, params: Mapping[str, Any] | None = None, extra: Mapping[str, Mapping[str, str]] | None = None) -> Any:

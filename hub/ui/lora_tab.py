@@ -8,9 +8,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from hub.config import LoraSpec, resolve_path
+from core.settings import repo_path as resolve_path
+from hub.config import LoraSpec
 from hub.engine import GenerationRequest
 from hub.errors import HubInputError, JobCancelled
+from hub.images import open_upload
 from hub.ui.common import (
     checkpoint_choices,
     engine_call,
@@ -22,10 +24,9 @@ from hub.ui.common import (
     wire_stop,
 )
 from hub.ui.context import HubContext
-from hub.ui.identity import allowed, charge_images, quota_spent
-from hub.images import open_upload
 from hub.ui.generate_tab import gallery_items
 from hub.ui.i18n import LocalizedError, page_language, t, tr
+from hub.ui.identity import allowed, charge_images, quota_spent
 from hub.validation import MAX_SEED, check_id_format, check_int
 
 log = logging.getLogger(__name__)
@@ -234,8 +235,11 @@ def make_train_fn(ctx: HubContext):
                 progress((step, total), desc=tr(lang, "msg.lora.training", loss=f"{loss:.3f}"))
 
             pipe = ctx.engine.pipeline(spec.id)
-            return train_character_lora(pipe, images, trigger, out_dir, config=LoraTrainingConfig(steps=steps_int),
-                                        tagger=captioner, progress=step_done)
+            # The trainer checks the count again: with the hub's limits, not its library defaults.
+            training = LoraTrainingConfig(steps=steps_int, min_images=limits.lora_upload_min_images,
+                                          max_images=limits.lora_upload_max_images)
+            return train_character_lora(pipe, images, trigger, out_dir, config=training, tagger=captioner,
+                                        progress=step_done)
 
         progress(0, desc=tr(lang, "msg.lora.waiting"))
         with quota_spent(ctx, who, "lora_training", 1, ctx.config.quotas.lora_trainings_per_day), \

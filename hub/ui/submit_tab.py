@@ -19,19 +19,19 @@ from typing import Any
 
 import gradio as gr
 
+from core.errors import without_paths
+from core.keys import parse_adapters
 from evals.plan import RunOptions
+from evals.registration import register_checkpoint
 from hub.errors import HubInputError
 from hub.families import FAMILIES
-from hub.revisions import RevisionError
 from hub.ui.common import translated_tab, user_error
 from hub.ui.context import HubContext, make_runner
-from hub.ui.identity import allowed, quota_for
 from hub.ui.galleries_section import galleries_section
 from hub.ui.i18n import LocalizedError, page_language, t, tr
+from hub.ui.identity import allowed, quota_for
 from hub.validation import check_int
 from leaderboards import submissions
-from leaderboards.errors import without_paths
-from leaderboards.keys import parse_adapters
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +69,12 @@ def build_tab(ctx: HubContext) -> None:
         source = f"{kind}:{(location or '').strip()}"
         try:
             who = allowed(ctx, request, "register_checkpoint")
-            submissions.check_checkpoint_id(checkpoint_id)
-            submissions.check_family(family, families)
-            checked = submissions.check_source(source, upload_roots(ctx))
-            revision = None
-            if checked.kind == "hub":  # pinned now: new weights pushed later are a new version
-                repo, _, pinned = checked.source.removeprefix("hub:").partition("@")
-                try:
-                    revision = ctx.engine.registry.revision_resolver.resolve(repo, pinned or None)
-                except RevisionError as err:
-                    raise HubInputError(f"Cannot pin {repo}: {err}") from None
             # A maintainer's own registration (or any, with auth.auto_approve off a Space) is approved at once;
             # the rest wait: nothing is downloaded or run before a maintainer approves.
             approved = who.is_maintainer or ctx.config.auth.authors_approve_own
-            row = submissions.register_checkpoint(
-                ctx.db, checkpoint_id, source, family, families=families, display_name=name,
-                allowed_roots=upload_roots(ctx), revision=revision, checked=checked, owner=who.user, approved=approved,
+            row = register_checkpoint(
+                ctx.db, checkpoint_id, source, family, resolver=ctx.engine.registry.revision_resolver, display_name=name,
+                allowed_roots=upload_roots(ctx), owner=who.user, approved=approved,
                 quota=quota_for(who, ctx.config.quotas.registrations_per_day),
             )
         except HubInputError as err:

@@ -4,7 +4,8 @@ Samples are cached and boards grouped by these strings, so the UI, the CLI, the 
 submission checks must all write them the same way; they are defined here, once.
 
 - `canonical_json(obj)`: sorted keys, no spaces, UTF-8 kept, so equal content gives equal text.
-- `sha256_hex(obj)`: sha256 of that text (strings and bytes are hashed as they are).
+- `sha256_hex(obj)`: sha256 of that text (strings and bytes are hashed as they are); `file_sha256(path)`
+  of a file's bytes.
 - Adapters (LoRAs with weights) are written `id:weight,id:weight`, sorted by id, weights in `%g` form:
   the order LoRAs are listed in does not change the image (their deltas add), so it must not change
   the cache key either. `parse_adapters` reads the forms users type ("a:0.8, b", "a:1.0,b:1") and
@@ -16,13 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
+import os
 from collections.abc import Iterable
 from typing import Any
 
-from leaderboards.errors import InputError
-
-ADAPTER_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+from core.errors import InputError
+from core.ids import is_id
 
 
 def canonical_json(obj: Any) -> str:
@@ -38,6 +38,15 @@ def sha256_hex(obj: Any) -> str:
     else:
         data = canonical_json(obj).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, read in chunks (weights are gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _weight(value: Any, lora_id: str) -> float:
@@ -60,7 +69,7 @@ def parse_adapters(text: str | None) -> tuple[tuple[str, float], ...]:
         if not sep:
             name, weight = part, "1"
         name = name.strip()
-        if not ADAPTER_ID.match(name) or ".." in name:
+        if not is_id(name):
             shown = name if len(name) <= 60 else name[:57] + "..."
             raise InputError(f"LoRA {shown!r} is not a valid id (lowercase letters, digits, '.', '_' or '-').")
         pairs.append((name, _weight(weight.strip(), name)))

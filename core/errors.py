@@ -17,6 +17,13 @@ class InputError(ValueError):
 _ABSOLUTE_PATH = re.compile(r"(?<![\w/.~])(?:~|[A-Za-z]:)?[\\/](?:[^\s'\"`()\[\]{}<>,;:\\/]+[\\/])+(?=[^\\/]|$)")
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """An error as one short line for a message: its first line, cut to `limit`, else its class name
+    (library errors can carry pages of traceback text)."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else type(err).__name__
+
+
 def without_paths(text: str) -> str:
     """`text` with every absolute path cut to its base name ('/srv/data/x/unet/a.bin' -> 'a.bin'): no
     page, table or message shows where the server keeps its files."""
