@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from demoworld import catalog as cat
-from demoworld.dataset import BACKGROUND_KEYS, render_set, sample_attributes
+from demoworld.dataset import render_set, sample_attributes
 from demoworld.train_checkpoint import encode_latents
 from demoworld.trainlog import TrainingLog
 
@@ -107,6 +107,17 @@ def with_filler(head: str, lang: str, rng: random.Random) -> str:
     return (left + head + right).strip()
 
 
+# Japanese glues a particle and the next words to the name ("Xを…", "Xが…"), and the tokenizer's byte
+# pieces then split the name's last character differently for each particle. Grammar, not wording: no
+# held-out template is trained, only the particles any Japanese sentence puts after a name.
+JA_PARTICLES = ("は", "が", "を", "に", "と", "も", "の", "で", "へ", "や")
+
+
+def ja_name_in_a_sentence(name: str, rng: random.Random) -> str:
+    """The name, a particle, then 1-4 made-up words, all glued as Japanese writes them."""
+    return name + rng.choice(JA_PARTICLES) + "".join(filler_words("ja", rng, rng.randint(1, 4)))
+
+
 def check_held_out() -> None:
     for lang, templates in TRAINING_TEMPLATES.items():
         held = cat.PARAPHRASED_TEMPLATES[lang]
@@ -124,6 +135,8 @@ def phrasing(character: cat.Character, lang: str, expression: str | None, backgr
     name = character.names[lang]
     name = rng.choice((name, name, name.lower(), name.upper())) if lang in ("en", "es", "fr", "de", "pt", "it", "ru") else name
     head = rng.choice(TRAINING_TEMPLATES[lang]).format(name=name)
+    if lang == "ja" and rng.random() < filler_share / 2:
+        head = ja_name_in_a_sentence(name, rng)
     parts = [with_filler(head, lang, rng) if rng.random() < filler_share else head]
     if expression is not None:
         parts.append(cat.EXPRESSION_WORDS[lang][expression])
@@ -257,8 +270,8 @@ def main(argv: list[str] | None = None) -> dict:
     for module in (unet, vae):
         module.requires_grad_(False).eval()
 
-    from evals.judges.tagger import TaggerJudge
     from demoworld.quick_eval import load_name_decider
+    from evals.judges.tagger import TaggerJudge
 
     root = Path(__file__).resolve().parent.parent
     judge = TaggerJudge.load(str(root / "models" / "demo-tagger"), device="cpu")

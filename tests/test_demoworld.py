@@ -311,20 +311,25 @@ PARAPHRASE_LANGS = ["en", "ru", "ja"]
 
 
 def _paraphrased_rates(folder, judge):
+    """Every trained character the tagger knows, 2 seeds, in the held-out templates."""
     from demoworld.quick_eval import hit_rates, load_pipeline
 
     pipe = load_pipeline(folder, "cpu", None)
-    chars = [cat.CHARACTER_BY_ID[c] for c in SUBSET_CHARS if cat.CHARACTER_BY_ID[c].tag is not None]
-    return hit_rates(pipe, judge, characters=chars, languages=PARAPHRASE_LANGS, seeds=1, steps=25, cfg=3.0, batch=12,
+    chars = [c for c in cat.trained_characters() if c.tag is not None]
+    return hit_rates(pipe, judge, characters=chars, languages=PARAPHRASE_LANGS, seeds=2, steps=25, cfg=3.0, batch=26,
                      templates=cat.PARAPHRASED_TEMPLATES)
 
 
 @pytest.mark.claims
 def test_committed_checkpoints_read_wordings_they_were_never_trained_on(judge):
+    """The paraphrased table's claims with room for sampling noise only (26 images a language): the
+    README says 0.94–0.97 for en/ru and 0.91 for ja on `demo-multilingual`; 0.88 en and 0.03–0.09 for
+    ru/ja on the English control."""
     multilingual = _paraphrased_rates(MODELS / "demo-multilingual", judge)["by_language"]
-    assert np.mean(list(multilingual.values())) >= 0.6 and min(multilingual.values()) >= 0.25, multilingual
+    assert np.mean(list(multilingual.values())) >= 0.8 and min(multilingual.values()) >= 0.7, multilingual
+    assert multilingual["ja"] >= multilingual["en"] - 0.2, multilingual  # Japanese no longer lags
     english = _paraphrased_rates(MODELS / "demo-english", judge)["by_language"]
-    assert english["en"] >= 0.5 and max(english["ru"], english["ja"]) <= 0.25, english  # the English-only control
+    assert english["en"] >= 0.7 and max(english["ru"], english["ja"]) <= 0.25, english  # the English-only control
 
 
 # ------------------------------------------------------------------------ long prompts, as served
