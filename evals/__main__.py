@@ -30,6 +30,9 @@ from pathlib import Path
 from core.keys import parse_adapters
 from hub.errors import HubInputError
 
+# Each command imports what it needs inside its function: `--help` and a refused argument answer in
+# about 50 ms, where importing the engine side (torch, diffusers) first would take 2.6 s.
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evals", description="Sakuga Hub evals")

@@ -38,7 +38,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from evals.gallery_files import folder_images, galleries_of_suite
+from evals.judges.base import load_image
 from evals.judges.name import CandidateSet, NameThresholds
+from evals.judgeset import load_judges
+from evals.suites import get_suite
 from hub.errors import HubInputError
 
 DEFAULT_MAX_FALSE_HITS = 0.05
@@ -216,9 +220,6 @@ def render_known_truth(render_input: Callable[[dict[str, Any]], Image.Image] | N
 
 def gallery_known_truth(data_dir: str | Path, suite: Any) -> dict[str, list[Image.Image]]:
     """The images of the suite's galleries: its own `references` folders, else the authors' galleries."""
-    from evals.gallery_files import folder_images, galleries_of_suite
-    from evals.judges.base import load_image
-
     authors = galleries_of_suite(data_dir, suite.name)
     images: dict[str, list[Image.Image]] = {}
     for item in suite.items:
@@ -318,9 +319,6 @@ def run_calibration(config: Any, judge_id: str, suite_name: str, *, data_dir: st
                     prompts_dir: str | Path | None = None, device: Any = None,
                     variants: Sequence[Mapping[str, Any]] = ({},)) -> CalibrationResult:
     """Load the judge from the config, gather known-truth images, calibrate (bad input: HubInputError)."""
-    from evals.judgeset import load_judges
-    from evals.suites import get_suite
-
     if not 0.0 <= max_false_hits < 1.0:
         raise HubInputError(f"max false hits must be in [0, 1), got {max_false_hits}")
     if seeds < 1:

@@ -53,7 +53,12 @@ from evals.generate import sample_path, sample_record
 from evals.plan import EvalError, PlannedSample, RunOptions, RunPlan, build_plan
 from evals.samples import SampleView, ScoreRow
 from evals.store import existing_samples, insert_samples
+from evals.suites import get_registry
+from hub.demo_hooks import load_demo_hooks
 from hub.errors import EngineError, HubInputError
+from hub.recipe import png_info
+from hub.serving import wire
+from hub.serving.wire import ReplicaLostError
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +71,6 @@ RETRY_BACKOFF_S = 0.5  # plans (with their judges) a replica keeps, for runs who
 
 def _cached_plan(engine: Any, state: dict[str, Any], payload: dict[str, Any]) -> RunPlan:
     """The run's plan on this replica, built once (judges loaded once) and checked against the driver's."""
-    from hub.demo_hooks import load_demo_hooks
-
     plans: OrderedDict[str, RunPlan] = state.setdefault("eval_plans", OrderedDict())
     lock: threading.Lock = state.setdefault("eval_plans_lock", threading.Lock())
     key = payload["plan_key"]
@@ -98,9 +101,6 @@ def _cached_plan(engine: Any, state: dict[str, Any], payload: dict[str, Any]) ->
 
 def run_shard(engine: Any, state: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     """Generate and judge one shard in a replica (`EngineReplica.run_task`); never writes the database."""
-    from hub.recipe import png_info
-    from hub.serving import wire
-
     try:
         wire.apply_registry(engine.registry, payload["registry"])
         plan = _cached_plan(engine, state, payload)
@@ -152,9 +152,6 @@ class DistributedGenerate:
 
     def __call__(self, plan: RunPlan, *, engine: Any, db: Any, data_dir: Path, on_batch: Callable[[int, int], None],
                  progress: Callable[[int, str], Any]) -> tuple[int, int, int]:
-        from hub.serving import wire
-        from hub.serving.wire import ReplicaLostError
-
         existing = existing_samples(db, [p.cache_key for p in plan.samples])
         todo: dict[str, tuple[int, PlannedSample]] = {}
         for index, planned in enumerate(plan.samples):
@@ -211,7 +208,6 @@ class DistributedGenerate:
         options["adapters"] = [list(item) for item in plan.options.adapters]
         options["languages"] = list(plan.options.languages) if plan.options.languages else None
         options["judges"] = list(plan.options.judges)
-        from evals.suites import get_registry
 
         # The driver's prompts folder, resolved here (HUB_PROMPTS_DIR included): replicas read the same one.
         prompts_dir = str(Path(get_registry(self.prompts_dir).prompts_dir).resolve())

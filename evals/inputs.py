@@ -15,6 +15,7 @@ from typing import Any
 from PIL import Image
 
 from core.keys import file_sha256, sha256_hex
+from hub.engine import GenerationRequest
 from hub.errors import HubInputError
 
 
@@ -54,8 +55,6 @@ def prepare_input(
             assert render_input is not None
             image = render_input(spec)
         else:
-            from hub.engine import GenerationRequest
-
             fields = {k: spec[k] for k in ("negative_prompt", "width", "height", "steps", "cfg") if spec.get(k) is not None}
             request = GenerationRequest(prompt=spec["prompt"], checkpoint=spec["checkpoint"], seed=int(spec["seed"]), **fields)
             image = engine.generate(request)[0].image

@@ -24,7 +24,7 @@ from hub.errors import HubInputError
 from leaderboards.eval_boards import decided_rows, unjudged_warning
 from leaderboards.intervals import format_estimate
 from leaderboards.results import current_rows, current_runs, sampled_items
-
+from leaderboards.schema import Checkpoint, EvalRun, PromptSuite
 
 AGREEMENT_KEY = "tagger_name_agreement"  # the character kind's report key for tagger / name judge agreement
 
@@ -41,7 +41,6 @@ def build_report(
     """{'checkpoint': id, 'suites': {name: summary}}; an unknown checkpoint or no results is an error."""
     from sqlalchemy import select
 
-    from leaderboards.schema import Checkpoint, EvalRun, PromptSuite
 
     with db.session() as session:
         if session.get(Checkpoint, checkpoint) is None:

@@ -23,14 +23,21 @@ from typing import Any
 from PIL import Image
 
 from core.settings import repo_path as resolve_path
+from evals.distributed import DistributedGenerate
 from evals.generate import generate_missing
 from evals.plan import EvalError, RunOptions, RunPlan, build_plan, check_options
 from evals.score import score_missing
 from evals.suites import Suite, get_suite
+from hub.checkpoints import native_size
+from hub.config import CheckpointSpec, GenerationDefaults, load_config
+from hub.demo_hooks import load_demo_hooks
+from hub.engine import Engine
 from hub.errors import HubInputError
+from hub.families import FAMILIES
 from leaderboards import queue
-from leaderboards.results import get_or_create_suite, upsert_checkpoint
-from leaderboards.schema import Checkpoint
+from leaderboards.db import init_db
+from leaderboards.results import DatabaseRevisionStore, get_or_create_suite, upsert_checkpoint
+from leaderboards.schema import Checkpoint, Prompt
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +196,6 @@ class EvalRunner:
         if self.generate_step is not None:
             return self.generate_step
         if getattr(self.engine, "backend", "local") == "ray":
-            from evals.distributed import DistributedGenerate
-
             return DistributedGenerate(prompts_dir=self.prompts_dir, judge_device=self.judge_device)
         return generate_missing
 
@@ -226,7 +231,6 @@ class EvalRunner:
             plan.suite_id = int(suite_row.id)
             from sqlalchemy import select
 
-            from leaderboards.schema import Prompt
 
             prompt_ids = {(item, lang): pid for pid, item, lang in session.execute(
                 select(Prompt.id, Prompt.item_id, Prompt.language).where(Prompt.suite_id == plan.suite_id))}
@@ -261,10 +265,6 @@ def _stored_meta(meta: dict[str, Any]) -> dict[str, Any]:
 def attach_registered_checkpoints(engine: Any, db: Any) -> None:
     """Let the engine load checkpoints that model authors registered (Submit tab or CLI), and pin
     `hub:` checkpoints through the database (the revision lives on the checkpoint's row)."""
-    from hub.checkpoints import native_size
-    from hub.config import CheckpointSpec, GenerationDefaults
-    from hub.families import FAMILIES
-
     def resolve(checkpoint_id: str) -> CheckpointSpec | None:
         with db.session() as session:
             row = session.get(Checkpoint, checkpoint_id)
@@ -289,8 +289,6 @@ def attach_registered_checkpoints(engine: Any, db: Any) -> None:
     engine.checkpoint_resolver = resolve
     registry = getattr(engine, "registry", None)
     if registry is not None:
-        from leaderboards.results import DatabaseRevisionStore
-
         registry.revision_store = DatabaseRevisionStore(db)
     with db.session() as session:
         registered = [row.id for row in session.query(Checkpoint.id).all()]
@@ -303,15 +301,9 @@ def attach_registered_checkpoints(engine: Any, db: Any) -> None:
 def build_runner(config_path: str | None = None, db_url: str | None = None, engine: Any = None, **kwargs: Any) -> EvalRunner:
     """A runner wired to the hub config, the database (migrated), an engine (created if not given) and
     the demo world's renderer when the config names one."""
-    from hub.config import load_config
-    from hub.demo_hooks import load_demo_hooks
-    from leaderboards.db import init_db
-
     config = load_config(config_path)
     db = init_db(db_url or config.resolved_database_url)
     if engine is None:
-        from hub.engine import Engine
-
         engine = Engine(config)
     attach_registered_checkpoints(engine, db)
     kwargs.setdefault("render_input", load_demo_hooks(config).render_input)

@@ -24,6 +24,7 @@ from core.settings import repo_path as resolve_path
 from hub.builtin import BUILTIN_SEEDS, ensure_builtin_checkpoint
 from hub.config import CheckpointSpec, HubConfig, LoraSpec
 from hub.families import get_family
+from hub.revisions import cache_dir_from_env
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,6 @@ def load_pipeline(spec: CheckpointSpec, config: HubConfig, dtype: torch.dtype, r
     elif kind == "file":
         pipe = family.load(resolve_path(value), dtype=dtype, single_file=True, local_files_only=True)
     else:
-        from hub.revisions import cache_dir_from_env
-
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         pipe = family.load(
             spec.hub_repo, dtype=dtype, revision=revision or spec.pinned_revision, cache_dir=str(cache_dir_from_env()),

@@ -15,6 +15,7 @@ from typing import Any
 from hub.checkpoints import local_folder
 from hub.config import CheckpointSpec, HubConfig
 from hub.families import get_family
+from hub.families.clip_text import chunk_prompt, token_count
 from hub.prompt_syntax import PromptSyntaxError, plain_text, split_lora_tags
 
 
@@ -64,8 +65,6 @@ def count_tokens(prompt: str, spec: CheckpointSpec, config: HubConfig) -> TokenC
     family = get_family(spec.family)
     try:
         if family.prompt_weights:
-            from hub.families.clip_text import chunk_prompt, token_count
-
             chunks = chunk_prompt(prompt, tokenizer)
             return TokenCount(tokens=token_count(chunks), chunks=len(chunks), limit=None)
         text = plain_text(prompt)

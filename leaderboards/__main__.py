@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import InputError
-from leaderboards import boards, submissions
+from leaderboards import arena_votes, boards, submissions
 from leaderboards.db import current_revision, head_revision, init_db, resolve_database_url
 
 
@@ -87,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(boards.export_csv(spec.table(source), args.directory, spec.id))
             print(boards.export_csv(boards.sampling_table(db), args.directory, "sampling"))
         elif args.command == "export-votes":
-            from leaderboards.arena_votes import export_votes
-
-            print(export_votes(db, args.out, args.format, kind=args.kind))
+            print(arena_votes.export_votes(db, args.out, args.format, kind=args.kind))
         elif args.command == "runs":
             _print(submissions.runs_table(db), "No eval runs yet.")
         elif args.command == "checkpoints":

@@ -246,7 +246,7 @@ ARENA_NOTE = (
     "is shown for reference only."
 )
 
-BOARDS: tuple[BoardSpec, ...] = (
+BOARDS: list[BoardSpec] = [
     BoardSpec(
         "arena", "Arena ratings", ARENA_NOTE, "No arena votes yet: cast some in the Arena tab.",
         build=lambda source: source.arena.table(), display=_arena_display,
@@ -292,7 +292,15 @@ BOARDS: tuple[BoardSpec, ...] = (
         "No character-reference results yet: they appear as the eval runs finish.",
         REFERENCE_BOARD, lambda long: plots.group_bars(long, "hit_rate", "tier"), ("checkpoint", "metric", "language"),
     ),
-)
+]
+
+
+def register_board(spec: BoardSpec) -> BoardSpec:
+    """Add a board: the Leaderboard tab built after this, the CLI and the report cards show it."""
+    if any(existing.id == spec.id for existing in BOARDS):
+        raise ValueError(f"board {spec.id!r} is already registered")
+    BOARDS.append(spec)
+    return spec
 
 
 def board(board_id: str) -> BoardSpec:

@@ -19,6 +19,7 @@ import pandas as pd
 from leaderboards.db import Database
 from leaderboards.intervals import cluster_bootstrap, format_estimate, paired_gap
 from leaderboards.results import CurrentRun, checkpoint_label, current_rows, current_runs, sampled_items
+from leaderboards.schema import Prompt, PromptSuite
 
 ALL = "all"
 LONG_COLUMNS = ["checkpoint", "version", "suite", "group", "language", "metric", "value", "lower", "upper",
@@ -127,7 +128,6 @@ def _unjudged_by_group(session: Any, run: CurrentRun, records: list[dict[str, An
     """Items a run sampled that no judge could score, per group (and `all`)."""
     from sqlalchemy import select
 
-    from leaderboards.schema import Prompt, PromptSuite
 
     judged = {r["item_id"] for r in records}
     missing = sampled_items(session, run) - judged

@@ -44,6 +44,13 @@ def kind_names() -> list[str]:
     return sorted(_KIND_MODULES)
 
 
+def register_judge_kind(name: str, module: str) -> None:
+    """Make a judge kind known: `module` (imported when a judge of the kind is first built) has `KIND`."""
+    if name in _KIND_MODULES:
+        raise ValueError(f"judge kind {name!r} is already registered")
+    _KIND_MODULES[name] = module
+
+
 def judge_kind(name: str) -> JudgeKind:
     if name not in _KIND_MODULES:
         raise JudgeLoadError(f"unknown judge kind '{name}' (expected one of: {', '.join(kind_names())})")

@@ -1,4 +1,5 @@
-"""Suite kinds, found by name. Adding one: a module in this package, one line below."""
+"""Suite kinds, found by name. Adding one: a module in this package and its entry in `KINDS` below (or,
+from elsewhere, `register_kind(MyKind())`)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,23 @@ from evals.kinds.edit import EditKind
 from evals.kinds.multilingual import MultilingualKind
 from evals.kinds.reference import ReferenceKind
 
-
-def _registry() -> dict[str, SuiteKind]:
-    return {kind.name: kind for kind in (CharacterKind(), MultilingualKind(), EditKind(), ReferenceKind())}
+KINDS: dict[str, SuiteKind] = {kind.name: kind for kind in (CharacterKind(), MultilingualKind(), EditKind(), ReferenceKind())}
 
 
-_KINDS: dict[str, SuiteKind] | None = None
+def register_kind(kind: SuiteKind) -> SuiteKind:
+    """Make a suite kind known by its name: suites with `kind: <name>` load through it from now on."""
+    if kind.name in KINDS:
+        raise ValueError(f"suite kind {kind.name!r} is already registered")
+    KINDS[kind.name] = kind
+    return kind
 
 
 def kinds() -> dict[str, SuiteKind]:
-    global _KINDS
-    if _KINDS is None:
-        _KINDS = _registry()
-    return _KINDS
+    return KINDS
 
 
 def get_kind(name: str) -> SuiteKind:
     try:
-        return kinds()[name]
+        return KINDS[name]
     except KeyError:
         raise KeyError(name) from None

@@ -13,6 +13,7 @@ from hub.engine.models import LoadedModel, ModelCache
 from hub.engine.requests import GeneratedImage, Job, PipelineCall, image_hash
 from hub.prompt_syntax import has_attention_syntax
 from hub.recipe import Recipe
+from hub.samplers import SAMPLERS
 
 
 def make_scheduler(sampler: str, base_scheduler: Any, seeds: list[int] | None = None) -> Any:
@@ -21,7 +22,6 @@ def make_scheduler(sampler: str, base_scheduler: Any, seeds: list[int] | None = 
     which draws it outside the pipeline's generators."""
     import diffusers
 
-    from hub.samplers import SAMPLERS
 
     config = base_scheduler.config
     if sampler == "default":

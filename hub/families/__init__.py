@@ -1,4 +1,5 @@
-"""Model families, found by name. Adding one: a new file in this package, one line below."""
+"""Model families, found by name. Adding one: a new file in this package, one line below (or, from
+elsewhere, `register_family(MY_FAMILY)`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+def register_family(family: Family) -> Family:
+    """Make a family known by its name (the config, the Submit tab and the registry look it up here)."""
+    if family.name in FAMILIES:
+        raise ValueError(f"model family {family.name!r} is already registered")
+    FAMILIES[family.name] = family
+    return family
+
+
 def get_family(name: str) -> Family:
     try:
         return FAMILIES[name]
@@ -32,4 +41,4 @@ def get_family(name: str) -> Family:
         raise KeyError(f"unknown model family {name!r}; known: {', '.join(sorted(FAMILIES))}") from None
 
 
-__all__ = ["EDIT_TASKS", "FAMILIES", "TASKS", "Family", "get_family"]
+__all__ = ["EDIT_TASKS", "FAMILIES", "TASKS", "Family", "get_family", "register_family"]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from hub.errors import HubInputError
 from hub.families.base import Family
 
 if TYPE_CHECKING:
@@ -71,7 +72,6 @@ class AnimaFamily(Family):
         import diffusers
         import torch
 
-        from hub.errors import HubInputError
 
         if single_file:
             raise HubInputError("Anima loads from a diffusers folder or Hub repo, not from a single file.")

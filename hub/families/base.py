@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hub.prompt_syntax import plain_text
+
 if TYPE_CHECKING:
     import torch
 
@@ -72,8 +74,6 @@ class Family:
     def encoder_text(self, prompt: str) -> str:
         """What the pipeline gets as its prompt: as written where the family applies the syntax, else
         the plain text (A1111 brackets and weights would reach an LLM encoder as literal characters)."""
-        from hub.prompt_syntax import plain_text
-
         return prompt if self.prompt_weights else plain_text(prompt)
 
     @property

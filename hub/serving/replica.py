@@ -39,6 +39,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 from core import settings
 from hub.config import HubConfig
 from hub.engine import Engine
+from hub.engine.models import free_memory
 from hub.engine.requests import INTERACTIVE, EditRequest, Job
 from hub.errors import EngineError, HubInputError
 from hub.serving import wire
@@ -102,8 +103,6 @@ class CheckpointSlot:
 
 def drop_checkpoint(engine: Engine, checkpoint_id: str) -> bool:
     """Forget a loaded checkpoint (runs on the engine's worker thread, between pipeline calls)."""
-    from hub.engine.models import free_memory
-
     models = engine.models
     loaded = models.loaded.pop(checkpoint_id, None)
     if loaded is None:

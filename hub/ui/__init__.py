@@ -37,6 +37,8 @@ from hub.ui.i18n import (
     tr,
     ui_params,
 )
+from hub.ui.identity import middleware_for, trust_only_our_proxies
+from leaderboards.arena_boards import NO_TIER
 
 
 def build_app(ctx: HubContext) -> gr.Blocks:
@@ -156,15 +158,12 @@ def build_app(ctx: HubContext) -> gr.Blocks:
 
 def launch_kwargs(ctx: HubContext) -> dict[str, Any]:
     """Arguments for `demo.launch` that the hub needs wherever it runs (app, tests, benchmarks)."""
-    from leaderboards.arena_boards import NO_TIER
-
     # Returned images are copied into Gradio's cache under new names. The database, the session
     # salt and the weights in the data folder are never served, whatever path a client asks for.
     data = ctx.data_dir
     secrets = [data / name for name in ("hub.sqlite3", "hub.sqlite3-wal", "hub.sqlite3-shm", "session_salt", "builtin", "hash_cache.json")]
     limits = ctx.config.limits
     params = {"undo_seconds": limits.undo_seconds, "personal_board_min_votes": limits.personal_board_min_votes, "no_tier": NO_TIER}
-    from hub.ui.identity import middleware_for, trust_only_our_proxies
 
     trust_only_our_proxies(ctx.config.server.proxies)
     return {

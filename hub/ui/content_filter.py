@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from evals.judgeset import load_judges
 from hub.config import RATINGS, HubConfig
-from hub.ui.i18n import LocalizedError
+from hub.ui.i18n import LocalizedError, tr
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,6 @@ class Verdict:
     @property
     def reason(self) -> str:
         """The English reason (logs, the arena's hook); the tabs translate `message_key`."""
-        from hub.ui.i18n import tr
-
         return tr("en", self.message_key, **self.values)
 
 
@@ -69,8 +68,6 @@ def _fold(text: str) -> str:
 
 
 def _default_loader(config: HubConfig, data_dir: Path) -> Any:
-    from evals.judgeset import load_judges
-
     return load_judges(config, ["tagger"], data_dir=data_dir).tagger
 
 

@@ -12,13 +12,21 @@ from typing import Any
 
 from PIL import Image
 
+from core.keys import parse_adapters
+from evals.plan import RunOptions
+from evals.runner import EvalRunner, attach_registered_checkpoints
+from evals.worker import EvalWorker
 from hub.config import HubConfig
 from hub.demo_hooks import DemoHooks, load_demo_hooks
 from hub.engine import Engine, GeneratedImage
 from hub.engines import get_engine
 from hub.recipe import save_png
 from hub.ui.cancel import RunningCalls
+from hub.ui.content_filter import ContentFilter
+from leaderboards.arena_cleanup import start_cleanup_thread
 from leaderboards.db import Database
+from leaderboards.results import upsert_checkpoint
+from leaderboards.schema import EvalRun
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +67,6 @@ class HubContext:
 
 def sync_checkpoints(ctx: HubContext) -> None:
     """Every configured checkpoint is on record in the database (never deleted)."""
-    from leaderboards.results import upsert_checkpoint
-
     status = ctx.engine.availability()
     with ctx.db.write_session() as session:
         for spec in ctx.config.checkpoints:  # authors' registrations are already on record
@@ -71,8 +77,6 @@ def sync_checkpoints(ctx: HubContext) -> None:
 
 
 def make_runner(ctx: HubContext) -> Any:
-    from evals.runner import EvalRunner
-
     return EvalRunner(ctx.engine, ctx.db, ctx.config, render_input=ctx.demo.render_input)
 
 
@@ -81,9 +85,6 @@ def queue_bootstrap_evals(ctx: HubContext) -> list[int]:
     the first start; a run a checkpoint cannot do here (e.g. it needs a GPU) is skipped with a log line."""
     from sqlalchemy import func, select
 
-    from core.keys import parse_adapters
-    from evals.plan import RunOptions
-    from leaderboards.schema import EvalRun
 
     if not ctx.config.bootstrap_evals:
         return []
@@ -104,8 +105,6 @@ def queue_bootstrap_evals(ctx: HubContext) -> list[int]:
 
 def start_eval_worker(ctx: HubContext) -> None:
     """One eval worker per process; queued runs live in the database and survive restarts."""
-    from evals.worker import EvalWorker
-
     ctx.eval_worker = EvalWorker(make_runner(ctx)).start()
 
 
@@ -121,14 +120,12 @@ def create_context(
         db=db or Database(config.resolved_database_url, migrate=True),
         demo=load_demo_hooks(config),
     )
-    from hub.ui.content_filter import ContentFilter
 
     ctx.content_filter = ContentFilter(config, ctx.data_dir)
     ctx.is_withheld = ctx.content_filter.is_withheld  # None for every image while the filter is off
     if ctx.demo.random_portrait is not None:
         hook = ctx.demo.random_portrait
         ctx.demo_portrait = lambda: hook(None)
-    from evals.runner import attach_registered_checkpoints
 
     attach_registered_checkpoints(ctx.engine, ctx.db)
     try:
@@ -138,7 +135,6 @@ def create_context(
     if start_worker:
         queue_bootstrap_evals(ctx)
         start_eval_worker(ctx)
-    from leaderboards.arena_cleanup import start_cleanup_thread
 
     ctx.cleanup_thread = start_cleanup_thread(ctx.db, ctx.data_dir, interval_s=600)
     return ctx

@@ -9,10 +9,12 @@ from pathlib import Path
 import gradio as gr
 
 from core.settings import repo_path as resolve_path
+from evals.judgeset import load_judges
 from hub.config import LoraSpec
 from hub.engine import GenerationRequest
 from hub.errors import HubInputError, JobCancelled
 from hub.images import open_upload
+from hub.lora_training import LoraTrainingConfig, train_character_lora, validate_trigger_word
 from hub.ui.common import (
     checkpoint_choices,
     engine_call,
@@ -179,8 +181,6 @@ def _slug(name: str) -> str:
 
 def _captioner(ctx: HubContext):
     """Tags for captions from the hub's tagger judge; None (trigger word only) if none loads."""
-    from evals.judgeset import load_judges
-
     try:
         tagger = load_judges(ctx.config, ["tagger"], data_dir=ctx.data_dir).tagger
     except Exception:  # noqa: BLE001 - captions are a nicety; the trigger word still trains
@@ -198,7 +198,6 @@ def make_train_fn(ctx: HubContext):
     @user_errors
     def train(files: list[str] | None, name: str, trigger: str, checkpoint: str, steps: float,
               request: gr.Request = None, progress: gr.Progress = gr.Progress()):  # type: ignore[assignment]
-        from hub.lora_training import LoraTrainingConfig, train_character_lora, validate_trigger_word
 
         who = allowed(ctx, request, "train_lora")  # GPU time: signed-in users only, within their quota
         files = [f for f in (files or []) if f]

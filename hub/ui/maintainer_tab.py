@@ -23,13 +23,14 @@ import gradio as gr
 import pandas as pd
 import yaml
 
+from evals.galleries import accept_gallery, pending_galleries, reject_gallery
 from evals.probe import check_name, promotion_entry
 from evals.suites import get_suite
 from hub.errors import HubInputError
 from hub.ui.common import user_error
 from hub.ui.context import HubContext
 from hub.ui.i18n import LocalizedError, page_language, t, tr
-from hub.ui.identity import allowed
+from hub.ui.identity import allowed, identify
 from leaderboards import moderation, probes, submissions
 from leaderboards.csv_safe import write_csv
 
@@ -41,8 +42,6 @@ GALLERY_COLUMNS = ["stage_id", "suite", "character_id", "owner", "n_images", "sh
 
 
 def _pending_galleries(ctx: HubContext) -> pd.DataFrame:
-    from evals.galleries import pending_galleries
-
     rows = [(g.stage_id, g.suite, g.character_id, g.owner, g.n_images, g.sha256[:12]) for g in pending_galleries(ctx.data_dir)]
     return pd.DataFrame(rows, columns=GALLERY_COLUMNS)
 
@@ -115,8 +114,6 @@ def build_tab(ctx: HubContext) -> gr.Tab:
         return tr(page_language(request), f"msg.maintainer.checkpoint_{action}", id=checkpoint)
 
     def moderate_gallery(stage_id: str, action: str, request: gr.Request) -> str:
-        from evals.galleries import accept_gallery, reject_gallery
-
         try:
             who = allowed(ctx, request, "moderate")
             action = _choice(action, GALLERY_ACTIONS)
@@ -225,8 +222,6 @@ def build_tab(ctx: HubContext) -> gr.Tab:
 
 def visibility(ctx: HubContext, request: Any) -> Any:
     """The tab for maintainers only (the endpoints check the role again)."""
-    from hub.ui.identity import identify
-
     try:
         return gr.update(visible=identify(ctx, request).is_maintainer)
     except HubInputError:

@@ -23,6 +23,7 @@ from core.errors import without_paths
 from core.keys import parse_adapters
 from evals.plan import RunOptions
 from evals.registration import register_checkpoint
+from evals.suites import list_suites
 from hub.errors import HubInputError
 from hub.families import FAMILIES
 from hub.ui.common import translated_tab, user_error
@@ -47,8 +48,6 @@ def upload_roots(ctx: HubContext) -> list[Path]:
 
 def suite_names() -> list[str]:
     try:
-        from evals.suites import list_suites
-
         return sorted(s.name for s in list_suites())
     except Exception:  # noqa: BLE001 - the tab still works with a typed suite name
         log.exception("could not list the eval suites")
