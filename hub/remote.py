@@ -37,7 +37,7 @@ from hub.config import CheckpointSpec, HubConfig, LoraSpec, RaySettings
 from hub.engine import Engine
 from hub.engine.interface import EngineInterface
 from hub.engine.registry import ModelRegistry
-from hub.engine.requests import INTERACTIVE, CancelToken, EditRequest, GeneratedImage, GenerationRequest, Job, ProgressCallback
+from hub.engine.requests import INTERACTIVE, CancelToken, GeneratedImage, Job, ProgressCallback
 from hub.errors import EngineError, HubInputError, JobCancelled
 from hub.serving import wire
 from hub.serving.cluster import ServingCluster
@@ -179,6 +179,7 @@ class RemoteEngine(EngineInterface):
         return reply
 
     def _run_job(self, job: Job, progress: ProgressCallback | None, cancel: CancelToken | None = None) -> list[GeneratedImage]:
+        """One checked job on a replica (the reply streams its progress when asked for)."""
         assert job.spec is not None
         reply = self._remote("generate", self._payload(job), checkpoint_id=job.spec.id, progress=progress, cancel=cancel)
         return wire.images_from_wire(reply["images"])
@@ -188,22 +189,8 @@ class RemoteEngine(EngineInterface):
             return self._local_engine().submit(job)
         return self._calls.submit(self._run_job, job, job.progress)
 
-    def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None,
-                 cancel: CancelToken | None = None) -> list[GeneratedImage]:
-        return self._run_job(self.resolve_generation(request), progress, cancel)
-
-    def edit(self, request: EditRequest, progress: ProgressCallback | None = None,
-             cancel: CancelToken | None = None) -> list[GeneratedImage]:
-        return self._run_job(self.resolve_edit(request), progress, cancel)
-
-    def generate_many(self, requests: list[GenerationRequest]) -> list[list[GeneratedImage]]:
-        return self.run_many(list(requests))
-
-    def run_many(self, requests: list[GenerationRequest | EditRequest], cancel: CancelToken | None = None) -> list[list[GeneratedImage]]:
+    def _run_jobs(self, jobs: list[Job], cancel: CancelToken | None) -> list[list[GeneratedImage]]:
         """Sent together to one replica, whose engine batches the compatible ones; results in order."""
-        jobs = [self.resolve_edit(r) if isinstance(r, EditRequest) else self.resolve_generation(r) for r in requests]
-        if not jobs:
-            return []
         reply = self._remote("run_many", [self._payload(job) for job in jobs], checkpoint_id=jobs[0].spec.id, cancel=cancel)
         return [wire.images_from_wire(items) for items in reply["results"]]
 

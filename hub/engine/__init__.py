@@ -219,31 +219,16 @@ class Engine(EngineInterface):
             return job.future
         return self.queue.put(job)
 
-    def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None,
-                 cancel: CancelToken | None = None) -> list[GeneratedImage]:
-        job = self.resolve_generation(request)
+    def _run_job(self, job: Job, progress: ProgressCallback | None, cancel: CancelToken | None) -> list[GeneratedImage]:
         job.progress = progress
         job.cancel = cancel or job.cancel
         return self.submit(job).result()
 
-    def generate_many(self, requests: list[GenerationRequest]) -> list[list[GeneratedImage]]:
-        """Submit all at once so compatible requests share pipeline calls."""
-        return self.run_many(list(requests))
-
-    def run_many(self, requests: list[GenerationRequest | EditRequest], cancel: CancelToken | None = None) -> list[list[GeneratedImage]]:
-        """Generation and edit requests submitted together (compatible ones share calls), in order."""
-        jobs = [self.resolve_edit(r) if isinstance(r, EditRequest) else self.resolve_generation(r) for r in requests]
+    def _run_jobs(self, jobs: list[Job], cancel: CancelToken | None) -> list[list[GeneratedImage]]:
         for job in jobs:
             job.cancel = cancel or job.cancel
-        futures = [self.submit(job) for job in jobs]
+        futures = [self.submit(job) for job in jobs]  # all queued before the first runs: they batch
         return [future.result() for future in futures]
-
-    def edit(self, request: EditRequest, progress: ProgressCallback | None = None,
-             cancel: CancelToken | None = None) -> list[GeneratedImage]:
-        job = self.resolve_edit(request)
-        job.progress = progress
-        job.cancel = cancel or job.cancel
-        return self.submit(job).result()
 
     def run_exclusive(self, fn: Callable[[], Any], priority: int = INTERACTIVE, cancel: CancelToken | None = None) -> Any:
         """Run `fn` on the engine's worker, between pipeline calls (e.g. LoRA training). `fn` checks

@@ -1,8 +1,10 @@
-"""What every engine offers beyond running jobs: the registry's answers and the request checks.
+"""What every engine offers: the registry's answers, the request checks and the calls themselves.
 
 `Engine` (this process owns the device) and `hub.remote.RemoteEngine` (replicas on Ray Serve) both
 derive from `EngineInterface`, so the UI, the arena and the evals call one interface whatever the
-backend, and a bad request gets the same message before anything reaches a device.
+backend, and a bad request gets the same message before anything reaches a device. `generate`,
+`edit`, `generate_many` and `run_many` are written once, here; a backend says only how it runs one
+checked job (`_run_job`) and several together (`_run_jobs`, where compatible ones share calls).
 """
 
 from __future__ import annotations
@@ -12,7 +14,17 @@ from typing import Any, Callable
 from hub.checkpoints import Availability
 from hub.config import CheckpointSpec, HubConfig, LoraSpec
 from hub.engine.registry import ModelRegistry
-from hub.engine.requests import EditRequest, GenerationRequest, Job, job_settings, resolve_edit, resolve_generation
+from hub.engine.requests import (
+    CancelToken,
+    EditRequest,
+    GeneratedImage,
+    GenerationRequest,
+    Job,
+    ProgressCallback,
+    job_settings,
+    resolve_edit,
+    resolve_generation,
+)
 
 
 class EngineInterface:
@@ -76,5 +88,32 @@ class EngineInterface:
 
     def resolve_settings(self, request: GenerationRequest | EditRequest) -> dict[str, Any]:
         """The effective settings of a request (defaults filled in), e.g. for cache keys."""
-        job = self.resolve_edit(request) if isinstance(request, EditRequest) else self.resolve_generation(request)
-        return job_settings(job)
+        return job_settings(self.resolve(request))
+
+    def resolve(self, request: GenerationRequest | EditRequest) -> Job:
+        return self.resolve_edit(request) if isinstance(request, EditRequest) else self.resolve_generation(request)
+
+    # -- calls --------------------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest, progress: ProgressCallback | None = None,
+                 cancel: CancelToken | None = None) -> list[GeneratedImage]:
+        return self._run_job(self.resolve_generation(request), progress, cancel)
+
+    def edit(self, request: EditRequest, progress: ProgressCallback | None = None,
+             cancel: CancelToken | None = None) -> list[GeneratedImage]:
+        return self._run_job(self.resolve_edit(request), progress, cancel)
+
+    def generate_many(self, requests: list[GenerationRequest]) -> list[list[GeneratedImage]]:
+        """Submitted all at once, so compatible requests share pipeline calls."""
+        return self.run_many(list(requests))
+
+    def run_many(self, requests: list[GenerationRequest | EditRequest],
+                 cancel: CancelToken | None = None) -> list[list[GeneratedImage]]:
+        """Generation and edit requests together (compatible ones share calls), results in order."""
+        jobs = [self.resolve(request) for request in requests]
+        return self._run_jobs(jobs, cancel) if jobs else []
+
+    def _run_job(self, job: Job, progress: ProgressCallback | None, cancel: CancelToken | None) -> list[GeneratedImage]:
+        raise NotImplementedError
+
+    def _run_jobs(self, jobs: list[Job], cancel: CancelToken | None) -> list[list[GeneratedImage]]:
+        raise NotImplementedError
