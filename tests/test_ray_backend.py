@@ -321,18 +321,42 @@ def test_engine_failure_in_a_replica_reaches_the_user_and_the_replica_serves_on(
     assert ctx.engine.cluster.replica_pids() == before_pid
 
 
-def test_compatible_requests_from_several_users_share_pipeline_calls(app):
+def _hold_the_device(engine, state, payload) -> None:
+    """Runs in the replica: hold its device with an exclusive job until the test writes `release`."""
+    held, release = Path(payload["held"]), Path(payload["release"])
+
+    def wait() -> None:
+        held.write_text("held")
+        deadline = time.monotonic() + 120
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    engine.run_exclusive(wait)
+
+
+def test_compatible_requests_from_several_users_share_pipeline_calls(app, tmp_path):
+    """The replica's device is held until all 4 requests wait in its queue, so the batch they form does
+    not depend on how fast the threads start (no timing window): exactly one pipeline call serves them."""
     _, ctx = app
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the holder runs in the replica
     before = ctx.engine.replica_stats()["engine"]["pipeline_calls"]
+    signals = {"held": str(tmp_path / "held"), "release": str(tmp_path / "release")}
+    holder = threading.Thread(target=ctx.engine.call_task, args=(_hold_the_device, signals))
+    holder.start()
+    _wait_for(lambda: Path(signals["held"]).exists(), "the replica's device to be held")
     results: list = [None] * 4
     threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, ctx.engine.generate(GenerationRequest(f"user {i}", seed=i))))
                for i in range(4)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        _wait_for(lambda: sum(ctx.engine.replica_stats()["pending"].values()) >= 4, "all four requests to wait in the replica's queue")
+    finally:
+        Path(signals["release"]).write_text("go")
+    for thread in (holder, *threads):
+        thread.join(120)
     assert all(len(images) == 1 for images in results)
-    assert ctx.engine.replica_stats()["engine"]["pipeline_calls"] - before < 4
+    assert ctx.engine.replica_stats()["engine"]["pipeline_calls"] - before == 1
 
 
 def test_multiplexing_routes_by_checkpoint_and_keeps_an_lru(app):
