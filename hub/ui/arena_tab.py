@@ -37,6 +37,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -73,62 +74,68 @@ from leaderboards.schema import VOTE_OUTCOMES
 log = logging.getLogger(__name__)
 
 
-def build_tab(ctx: HubContext) -> None:
-    arena = make_arena(ctx)
-    limits = ctx.config.limits
-    demo_portrait = getattr(ctx, "demo_portrait", None)
-    export_dir = Path(tempfile.mkdtemp(prefix="hub-arena-votes-"))  # served: outside the data dir
-    content_filter = ctx.content_filter
+class ArenaHandlers:
+    """What the tab's events call, one method each (API names are given where they are wired)."""
 
-    def caller(request: gr.Request, action: str) -> tuple[str | None, str | None]:
+    def __init__(self, ctx: HubContext) -> None:
+        self.ctx = ctx
+        self.arena = make_arena(ctx)
+        self.limits = ctx.config.limits
+        self.demo_portrait = getattr(ctx, "demo_portrait", None)
+        self.export_dir = Path(tempfile.mkdtemp(prefix="hub-arena-votes-"))  # served: outside the data dir
+        self.content_filter = ctx.content_filter
+        self._category_cache: dict[str, Any] = {"at": -1e9, "choices": ([ALL], [ALL])}
+
+    def caller(self, request: gr.Request, action: str) -> tuple[str | None, str | None]:
         # The server-issued session and the trusted client address (never the client's session_hash
         # or a forwarded-for header from an untrusted peer); refused when the role may not `action`.
-        who = allowed(ctx, request, action)
+        who = allowed(self.ctx, request, action)
         return who.session_id, who.client_ip
 
     @gpu_function
-    def battle(prompt: str, request: gr.Request) -> tuple[str, Image.Image, Image.Image]:
+    def battle(self, prompt: str, request: gr.Request) -> tuple[str, Image.Image, Image.Image]:
         try:
-            if content_filter is not None:
-                content_filter.check_prompt(prompt)
-            served = arena.create_battle(prompt, *caller(request, "generate"))
+            if self.content_filter is not None:
+                self.content_filter.check_prompt(prompt)
+            served = self.arena.create_battle(prompt, *self.caller(request, "generate"))
         except (HubInputError, EngineError) as err:
             raise user_error(err, request) from None
         # Returned as pixels: Gradio stores them under content-hash names (the data dir is not served).
         return served.battle_id, _load(served.image_a), _load(served.image_b)
 
     @gpu_function
-    def edit_battle(image: str | None, instruction: str, request: gr.Request) -> tuple[str, Image.Image, Image.Image]:
+    def edit_battle(self, image: str | None, instruction: str, request: gr.Request) -> tuple[str, Image.Image, Image.Image]:
         try:
             if not image:
                 raise LocalizedError("err.upload_first")
-            if content_filter is not None:
-                content_filter.check_prompt(instruction)
+            if self.content_filter is not None:
+                self.content_filter.check_prompt(instruction)
             # Our own reader checks size and format before decoding a pixel.
-            source = open_upload(image, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels)
-            served = arena.create_edit_battle(source, instruction, *caller(request, "generate"))
+            source = open_upload(image, max_bytes=self.limits.max_upload_bytes, max_pixels=self.limits.max_upload_pixels)
+            served = self.arena.create_edit_battle(source, instruction, *self.caller(request, "generate"))
         except (HubInputError, EngineError) as err:
             raise user_error(err, request) from None
         return served.battle_id, _load(served.image_a), _load(served.image_b)
 
-    def edit_battle_from_page(image: str | None, instruction: str, request: gr.Request) -> tuple[str, Image.Image, Image.Image]:
+    def edit_battle_from_page(self, image: str | None, instruction: str,
+                              request: gr.Request) -> tuple[str, Image.Image, Image.Image]:
         # Its own function (edit_battle holds the GPU): an event reusing `edit_battle` would take the
         # "edit_battle" API name first.
-        return edit_battle(image, instruction, request)
+        return self.edit_battle(image, instruction, request)
 
-    def vote(battle_id: str, outcome: str, request: gr.Request) -> tuple[str, str]:
+    def vote(self, battle_id: str, outcome: str, request: gr.Request) -> tuple[str, str]:
         try:
-            result = arena.record_vote(battle_id, outcome, *caller(request, "vote"))
+            result = self.arena.record_vote(battle_id, outcome, *self.caller(request, "vote"))
         except HubInputError as err:
             raise user_error(err, request) from None
         return result.name_a, result.name_b
 
-    def vote_from_button(battle_id: str, outcome: str, request: gr.Request) -> tuple[Any, ...]:
+    def vote_from_button(self, battle_id: str, outcome: str, request: gr.Request) -> tuple[Any, ...]:
         lang = page_language(request)
         try:
             if not battle_id:
                 raise LocalizedError("err.start_battle_first")
-            result = arena.record_vote(battle_id, outcome, *caller(request, "vote"))
+            result = self.arena.record_vote(battle_id, outcome, *self.caller(request, "vote"))
         except HubInputError as err:
             raise user_error(err, request) from None
         label = tr(lang, dict((o, k) for k, o in VOTE_BUTTONS)[outcome].replace("ui.", "msg.", 1))
@@ -138,54 +145,52 @@ def build_tab(ctx: HubContext) -> None:
         disabled = [gr.update(interactive=False) for _ in VOTE_BUTTONS]
         return (message, result.name_a, result.name_b, *disabled)
 
-    def undo_vote_api(battle_id: str, request: gr.Request) -> str:
+    def undo_vote_api(self, battle_id: str, request: gr.Request) -> str:
         """Undo this session's last vote (within 30 s, once per battle). Returns a short message."""
         try:
-            arena.undo_vote(battle_id, *caller(request, "vote"))
+            self.arena.undo_vote(battle_id, *self.caller(request, "vote"))
         except HubInputError as err:
             raise user_error(err, request) from None
         return tr(page_language(request), "msg.arena.undone")
 
-    def undo_from_button(battle_id: str, request: gr.Request) -> tuple[Any, ...]:
-        message = undo_vote_api(battle_id, request)
+    def undo_from_button(self, battle_id: str, request: gr.Request) -> tuple[Any, ...]:
+        message = self.undo_vote_api(battle_id, request)
         enabled = [gr.update(interactive=True) for _ in VOTE_BUTTONS]
         return (message, "", "", *enabled, gr.update(visible=False), gr.Timer(active=False))
 
-    def personal_board(request: gr.Request) -> tuple[str, pd.DataFrame]:
+    def personal_board(self, request: gr.Request) -> tuple[str, pd.DataFrame]:
         lang = page_language(request)
         try:
-            table = arena.personal_board(caller(request, "vote")[0])
+            table = self.arena.personal_board(self.caller(request, "vote")[0])
         except HubInputError as err:
             return user_error(err, request).message, pd.DataFrame(columns=PERSONAL_COLUMNS)
         return tr(lang, "msg.arena.personal", votes=table.attrs["votes"]), table
 
-    category_cache: dict[str, Any] = {"at": -1e9, "choices": ([ALL], [ALL])}
-
-    def category_options() -> tuple[Any, Any]:
+    def category_options(self) -> tuple[Any, Any]:
         # Every page load asks; the categories change slowly and counting them scans the votes.
-        if time.monotonic() - category_cache["at"] > CATEGORY_REFRESH_S:
-            categories = arena_categories(ctx.db)
+        if time.monotonic() - self._category_cache["at"] > CATEGORY_REFRESH_S:
+            categories = arena_categories(self.ctx.db)
             languages = [ALL, *sorted(set(categories["language"]))] if not categories.empty else [ALL]
             tiers = [ALL, *sorted(set(categories["tier"]))] if not categories.empty else [ALL]
-            category_cache.update(at=time.monotonic(), choices=(languages, tiers))
-        languages, tiers = category_cache["choices"]
+            self._category_cache.update(at=time.monotonic(), choices=(languages, tiers))
+        languages, tiers = self._category_cache["choices"]
         return gr.update(choices=languages), gr.update(choices=tiers)
 
-    def category_view(language: str | None, tier: str | None, request: gr.Request) -> tuple[pd.DataFrame, str]:
+    def category_view(self, language: str | None, tier: str | None, request: gr.Request) -> tuple[pd.DataFrame, str]:
         lang = page_language(request)
         language = (language or ALL).strip()
         tier = (tier or ALL).strip()
         if len(language) > 16 or len(tier) > 32:
             raise user_error(LocalizedError("err.unknown_category"), request)
         board = category_board(
-            ctx.db, language=None if language == ALL else language, tier=None if tier == ALL else tier
+            self.ctx.db, language=None if language == ALL else language, tier=None if tier == ALL else tier
         )
         if board.empty:
             return pd.DataFrame(columns=CATEGORY_COLUMNS), tr(lang, "msg.arena.category_empty", language=language, tier=tier)
         return board[CATEGORY_COLUMNS], tr(lang, "msg.arena.category", language=language, tier=tier)
 
-    def rates() -> tuple[Any, Any]:
-        pairs = arena.pair_rates()
+    def rates(self) -> tuple[Any, Any]:
+        pairs = self.arena.pair_rates()
         if not pairs.empty:
             pairs = pairs.assign(
                 probability=[f"{p:.1%}" for p in pairs["probability"]],
@@ -193,25 +198,68 @@ def build_tab(ctx: HubContext) -> None:
                 width_a=pairs["width_a"].round(),
                 width_b=pairs["width_b"].round(),
             )
-        return sampling_table(ctx.db), pairs
+        return sampling_table(self.ctx.db), pairs
 
-    def suite_prompt(request: gr.Request) -> str:
+    def suite_prompt(self, request: gr.Request) -> str:
         try:
-            return arena.random_suite_prompt()
+            return self.arena.random_suite_prompt()
         except HubInputError as err:
             raise user_error(err, request) from None
 
-    def export(fmt: str, request: gr.Request) -> str:
+    def export(self, fmt: str, request: gr.Request) -> str:
         try:
-            return _write_export(export_dir, fmt, ctx.db)
+            return _write_export(self.export_dir, fmt, self.ctx.db)
         except HubInputError as err:
             raise user_error(err, request) from None
 
-    def portrait(request: gr.Request = None) -> tuple[Image.Image, str]:  # type: ignore[assignment]
-        if demo_portrait is None:
+    def portrait(self, request: gr.Request = None) -> tuple[Image.Image, str]:  # type: ignore[assignment]
+        if self.demo_portrait is None:
             raise user_error(LocalizedError("err.no_portraits"), request)
-        return demo_portrait()
+        return self.demo_portrait()
 
+
+PRIVATE = {"api_visibility": "private", "concurrency_limit": None}
+
+
+def clear_panel() -> tuple[Any, ...]:
+    # Until the new pair arrives: no vote buttons, no undo, no old result.
+    return ("", "", "", *[gr.update(interactive=False) for _ in VOTE_BUTTONS], gr.update(visible=False), gr.Timer(active=False))
+
+
+def ready_panel() -> tuple[Any, ...]:
+    return tuple(gr.update(interactive=True) for _ in VOTE_BUTTONS)
+
+
+def show_undo(message: str) -> tuple[Any, Any]:
+    if SECOND_VOTE_MARK in (message or ""):  # a battle's vote is undone at most once
+        return gr.update(visible=False), gr.Timer(active=False)
+    return gr.update(visible=True, interactive=True), gr.Timer(active=True)
+
+
+def hide_undo() -> tuple[Any, Any]:
+    return gr.update(visible=False), gr.Timer(active=False)
+
+
+def _wire_panel(handlers: ArenaHandlers, bid: Any, buttons: list[Any], result: Any, name_a: Any, name_b: Any,
+                undo: Any, timer: Any) -> None:
+    """Vote buttons, undo and its timer for one panel (the events are private: the API has /vote)."""
+
+    def button_handler(outcome: str):  # noqa: ANN202
+        def handler(battle: str, request: gr.Request) -> tuple[Any, ...]:
+            return handlers.vote_from_button(battle, outcome, request)
+
+        return handler
+
+    for button, (_, outcome) in zip(buttons, VOTE_BUTTONS, strict=True):
+        button.click(
+            button_handler(outcome), inputs=[bid], outputs=[result, name_a, name_b, *buttons], **PRIVATE
+        ).success(show_undo, inputs=[result], outputs=[undo, timer], **PRIVATE)
+    undo.click(handlers.undo_from_button, inputs=[bid], outputs=[result, name_a, name_b, *buttons, undo, timer], **PRIVATE)
+    timer.tick(hide_undo, outputs=[undo, timer], **PRIVATE)
+
+
+def _blind_tab(ctx: HubContext) -> SimpleNamespace:
+    """The blind arena's components (wired in `build_tab`)."""
     with translated_tab("ui.arena.blind_tab", id="arena-blind"):
         gr.Markdown(t("ui.arena.blind_intro"))
         with gr.Row():
@@ -252,6 +300,41 @@ def build_tab(ctx: HubContext) -> None:
         # Hidden trigger behind the public /vote endpoint (the buttons use their own private events).
         vote_trigger = gr.Button(visible=False)
 
+    return SimpleNamespace(
+        prompt=prompt,
+        start=start,
+        random_prompt=random_prompt,
+        battle_id=battle_id,
+        outcome_box=outcome_box,
+        image_a=image_a,
+        image_b=image_b,
+        buttons=buttons,
+        result=result,
+        name_a=name_a,
+        name_b=name_b,
+        undo=undo,
+        undo_timer=undo_timer,
+        show_personal=show_personal,
+        personal_note=personal_note,
+        personal_table=personal_table,
+        language_choice=language_choice,
+        tier_choice=tier_choice,
+        show_category=show_category,
+        category_note=category_note,
+        category_table=category_table,
+        rates_table=rates_table,
+        pair_table=pair_table,
+        refresh_rates=refresh_rates,
+        export_format=export_format,
+        export_button=export_button,
+        export_file=export_file,
+        vote_trigger=vote_trigger,
+    )
+
+
+def _edit_tab(ctx: HubContext, handlers: ArenaHandlers) -> SimpleNamespace:
+    """The edit arena's components (wired in `build_tab`)."""
+    limits = ctx.config.limits
     with translated_tab("ui.arena.edit_tab", id="arena-edit"):
         gr.Markdown(t("ui.arena.edit_intro"))
         with gr.Row():
@@ -259,7 +342,7 @@ def build_tab(ctx: HubContext) -> None:
                 edit_input = gr.Image(
                     label=t("ui.arena.input_image"), type="filepath", format="png", sources=["upload", "clipboard"], height=256
                 )
-                portrait_button = gr.Button(t("ui.arena.random_portrait"), size="sm", visible=demo_portrait is not None,
+                portrait_button = gr.Button(t("ui.arena.random_portrait"), size="sm", visible=handlers.demo_portrait is not None,
                                             elem_id="edit-arena-portrait")
             with gr.Column(scale=2):
                 instruction = gr.Textbox(
@@ -274,95 +357,91 @@ def build_tab(ctx: HubContext) -> None:
             api_image = gr.File(type="filepath", label="image")
             api_edit_trigger = gr.Button("edit battle (API)")
 
-    private = {"api_visibility": "private", "concurrency_limit": None}
+    return SimpleNamespace(
+        edit_input=edit_input,
+        portrait_button=portrait_button,
+        instruction=instruction,
+        edit_start=edit_start,
+        edit_battle_id=edit_battle_id,
+        edit_a=edit_a,
+        edit_b=edit_b,
+        edit_buttons=edit_buttons,
+        edit_result=edit_result,
+        edit_name_a=edit_name_a,
+        edit_name_b=edit_name_b,
+        edit_undo=edit_undo,
+        edit_undo_timer=edit_undo_timer,
+        api_image=api_image,
+        api_edit_trigger=api_edit_trigger,
+    )
 
-    def clear_panel() -> tuple[Any, ...]:
-        # Until the new pair arrives: no vote buttons, no undo, no old result.
-        return ("", "", "", *[gr.update(interactive=False) for _ in VOTE_BUTTONS], gr.update(visible=False), gr.Timer(active=False))
 
-    def ready_panel() -> tuple[Any, ...]:
-        return tuple(gr.update(interactive=True) for _ in VOTE_BUTTONS)
-
-    def show_undo(message: str) -> tuple[Any, Any]:
-        if SECOND_VOTE_MARK in (message or ""):  # a battle's vote is undone at most once
-            return gr.update(visible=False), gr.Timer(active=False)
-        return gr.update(visible=True, interactive=True), gr.Timer(active=True)
-
-    def hide_undo() -> tuple[Any, Any]:
-        return gr.update(visible=False), gr.Timer(active=False)
-
-    def wire_panel(bid: Any, buttons: list[Any], result: Any, name_a: Any, name_b: Any, undo: Any, timer: Any) -> None:
-        """Vote buttons, undo and its timer for one panel (the events are private: the API has /vote)."""
-
-        def button_handler(outcome: str):  # noqa: ANN202
-            def handler(battle: str, request: gr.Request) -> tuple[Any, ...]:
-                return vote_from_button(battle, outcome, request)
-
-            return handler
-
-        for button, (_, outcome) in zip(buttons, VOTE_BUTTONS, strict=True):
-            button.click(
-                button_handler(outcome), inputs=[bid], outputs=[result, name_a, name_b, *buttons], **private
-            ).success(show_undo, inputs=[result], outputs=[undo, timer], **private)
-        undo.click(undo_from_button, inputs=[bid], outputs=[result, name_a, name_b, *buttons, undo, timer], **private)
-        timer.tick(hide_undo, outputs=[undo, timer], **private)
+def build_tab(ctx: HubContext) -> None:
+    handlers = ArenaHandlers(ctx)
+    blind = _blind_tab(ctx)
+    edit = _edit_tab(ctx, handlers)
 
     # ---------------------------------------------------------------- blind arena
-    panel_outputs = [result, name_a, name_b, *buttons, undo, undo_timer]
-    start.click(clear_panel, outputs=panel_outputs, api_visibility="private", queue=False).then(
-        battle,
-        inputs=[prompt],
-        outputs=[battle_id, image_a, image_b],
+    panel_outputs = [blind.result, blind.name_a, blind.name_b, *blind.buttons, blind.undo, blind.undo_timer]
+    blind.start.click(clear_panel, outputs=panel_outputs, api_visibility="private", queue=False).then(
+        handlers.battle,
+        inputs=[blind.prompt],
+        outputs=[blind.battle_id, blind.image_a, blind.image_b],
         api_name="battle",
         **gpu_event_options(ctx),
-    ).success(ready_panel, outputs=buttons, api_visibility="private", queue=False)
-    wire_panel(battle_id, buttons, result, name_a, name_b, undo, undo_timer)
-    vote_trigger.click(
-        vote,
-        inputs=[battle_id, outcome_box],
-        outputs=[name_a, name_b],
+    ).success(ready_panel, outputs=blind.buttons, api_visibility="private", queue=False)
+    _wire_panel(handlers, blind.battle_id, blind.buttons, blind.result, blind.name_a, blind.name_b, blind.undo,
+                blind.undo_timer)
+    blind.vote_trigger.click(
+        handlers.vote,
+        inputs=[blind.battle_id, blind.outcome_box],
+        outputs=[blind.name_a, blind.name_b],
         api_name="vote",
         api_description=f"Vote on a served battle. outcome: one of {', '.join(VOTE_OUTCOMES)}. Returns (model_a, model_b).",
         concurrency_limit=None,
     )
-    gr.api(undo_vote_api, api_name="undo_vote", concurrency_limit=None)
-    random_prompt.click(suite_prompt, outputs=[prompt], **private)
-    show_personal.click(
-        personal_board, outputs=[personal_note, personal_table], api_name="personal_board",
+    gr.api(handlers.undo_vote_api, api_name="undo_vote", concurrency_limit=None)
+    blind.random_prompt.click(handlers.suite_prompt, outputs=[blind.prompt], **PRIVATE)
+    blind.show_personal.click(
+        handlers.personal_board, outputs=[blind.personal_note, blind.personal_table], api_name="personal_board",
         api_description="Your own arena board (after 20 votes in this session) beside the community's.",
         concurrency_limit=None,
     )
-    show_category.click(
-        category_view, inputs=[language_choice, tier_choice], outputs=[category_table, category_note],
+    blind.show_category.click(
+        handlers.category_view, inputs=[blind.language_choice, blind.tier_choice],
+        outputs=[blind.category_table, blind.category_note],
         api_name="category_board", api_description="The arena board of one category: language and tier ('all' for any).",
         concurrency_limit=4,
     )
-    refresh_rates.click(rates, outputs=[rates_table, pair_table], **private)
-    export_button.click(
-        export, inputs=[export_format], outputs=[export_file], api_name="export_votes",
+    blind.refresh_rates.click(handlers.rates, outputs=[blind.rates_table, blind.pair_table], **PRIVATE)
+    blind.export_button.click(
+        handlers.export, inputs=[blind.export_format], outputs=[blind.export_file], api_name="export_votes",
         api_description="The anonymised votes as a file: format csv or parquet.", concurrency_limit=2,
     )
 
     # ---------------------------------------------------------------- edit arena
-    edit_panel_outputs = [edit_result, edit_name_a, edit_name_b, *edit_buttons, edit_undo, edit_undo_timer]
-    edit_start.click(clear_panel, outputs=edit_panel_outputs, api_visibility="private", queue=False).then(
-        edit_battle_from_page, inputs=[edit_input, instruction], outputs=[edit_battle_id, edit_a, edit_b],
+    edit_panel_outputs = [edit.edit_result, edit.edit_name_a, edit.edit_name_b, *edit.edit_buttons, edit.edit_undo,
+                          edit.edit_undo_timer]
+    edit.edit_start.click(clear_panel, outputs=edit_panel_outputs, api_visibility="private", queue=False).then(
+        handlers.edit_battle_from_page, inputs=[edit.edit_input, edit.instruction],
+        outputs=[edit.edit_battle_id, edit.edit_a, edit.edit_b],
         api_visibility="private", **gpu_event_options(ctx),
-    ).success(ready_panel, outputs=edit_buttons, api_visibility="private", queue=False)
-    api_edit_trigger.click(
-        edit_battle,
-        inputs=[api_image, instruction],
-        outputs=[edit_battle_id, edit_a, edit_b],
+    ).success(ready_panel, outputs=edit.edit_buttons, api_visibility="private", queue=False)
+    edit.api_edit_trigger.click(
+        handlers.edit_battle,
+        inputs=[edit.api_image, edit.instruction],
+        outputs=[edit.edit_battle_id, edit.edit_a, edit.edit_b],
         api_name="edit_battle",
         api_description="Blind edit battle: two anonymous edit-capable checkpoints edit `image` (a file) with "
         "`instruction`. Returns (battle_id, image_a, image_b); vote with /vote.",
         **gpu_event_options(ctx),
     )
-    wire_panel(edit_battle_id, edit_buttons, edit_result, edit_name_a, edit_name_b, edit_undo, edit_undo_timer)
-    portrait_button.click(portrait, outputs=[edit_input, instruction], **private)
+    _wire_panel(handlers, edit.edit_battle_id, edit.edit_buttons, edit.edit_result, edit.edit_name_a, edit.edit_name_b,
+                edit.edit_undo, edit.edit_undo_timer)
+    edit.portrait_button.click(handlers.portrait, outputs=[edit.edit_input, edit.instruction], **PRIVATE)
 
     root = gr.context.Context.root_block
     if root is not None:
         root.load(None, js=PAGE_JS)
-        root.load(rates, outputs=[rates_table, pair_table], **private)
-        root.load(category_options, outputs=[language_choice, tier_choice], **private)
+        root.load(handlers.rates, outputs=[blind.rates_table, blind.pair_table], **PRIVATE)
+        root.load(handlers.category_options, outputs=[blind.language_choice, blind.tier_choice], **PRIVATE)
