@@ -332,6 +332,27 @@ def test_committed_checkpoints_read_wordings_they_were_never_trained_on(judge):
     assert english["en"] >= 0.7 and max(english["ru"], english["ja"]) <= 0.25, english  # the English-only control
 
 
+# Phrasings in no training template and not in the paraphrased suite either.
+NEW_PHRASINGS = {"en": "a sketch of {name}", "es": "un boceto de {name}", "ja": "{name}が描かれた絵"}
+
+
+@pytest.mark.claims
+def test_every_trained_character_is_drawn_from_a_phrasing_no_template_has(judge, name_decider):
+    """Issue 20's test: all trained characters (the tagger decides the anime ones, the name judge the
+    rest), 2 seeds, in English, Spanish and Japanese phrasings nobody trained on: `demo-multilingual`
+    draws them at >= 0.8 (measured 0.88 / 0.91 / 0.79); the English control only in English."""
+    from demoworld.quick_eval import hit_rates, load_pipeline
+
+    for folder, check in (("demo-multilingual", lambda r: r["mean"] >= 0.8 and min(r["by_language"].values()) >= 0.7),
+                          ("demo-english", lambda r: r["by_language"]["en"] >= 0.8
+                           and max(r["by_language"]["es"], r["by_language"]["ja"]) <= 0.3)):
+        pipe = load_pipeline(MODELS / folder, "cpu", None)
+        result = hit_rates(pipe, judge, characters=cat.trained_characters(), languages=list(NEW_PHRASINGS), seeds=2,
+                           steps=25, cfg=3.0, batch=34, name_decider=name_decider, templates=NEW_PHRASINGS)
+        assert not result.get("not_judged"), result
+        assert check(result), (folder, result["by_language"])
+
+
 # ------------------------------------------------------------------------ long prompts, as served
 QUALITY_TAGS = ["masterpiece", "best quality", "high quality", "highres", "absurdres", "very aesthetic", "newest", "safe",
                 "solo", "looking at viewer", "upper body", "detailed", "official art", "4k", "sharp focus", "colorful",
